@@ -1,0 +1,1 @@
+//! The atProtocol engine shared by every atfleet binary.
