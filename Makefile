@@ -1,0 +1,38 @@
+# atfleet — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Builds share one target directory outside the clone, so CI and fresh clones do not rebuild from zero.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/atfleet-target
+CARGO ?= cargo
+
+.PHONY: help test fmt-check clippy test-rust python-env fuzz fmt
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+test: fmt-check clippy test-rust ## Everything CI checks: formatting, clippy (warnings denied), all tests
+
+fmt-check: ## Check formatting
+	$(CARGO) fmt --all -- --check
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clippy: ## Lint every crate and target with warnings denied
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+python-env: ## Create the Python virtualenv with Atsign's SDK (atsdk) used by interop tests
+	@scripts/python-env >/dev/null
+
+# Tests run inside a throwaway PostgreSQL (scripts/with-postgres) and with the atsdk virtualenv ready.
+test-rust: python-env
+	scripts/with-postgres -- bash -c '\
+	  psql -Atc "select 1" >/dev/null && echo "throwaway postgres: select 1 ok ($$DATABASE_URL)"; \
+	  export ATFLEET_PYTHON=$$(scripts/python-env); \
+	  $(CARGO) nextest run --workspace --locked --no-fail-fast && \
+	  $(CARGO) test --workspace --locked --doc'
+
+fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
+	$(MAKE) -C fuzz run
