@@ -1,0 +1,256 @@
+//! `from`, `cram`, `pkam`, `pol` (atprotocol.md §3.4, §6).
+
+use crate::atsign;
+use crate::commands::strip_verb;
+use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
+use crate::crypto::{self, HashingAlgo, SigningAlgo};
+use crate::error::{AtError, ErrorCode};
+use crate::reply::{CmdResult, Reply};
+use crate::session::{Auth, AuthMethod, Challenge, Enrollment, Session};
+use crate::util::constant_time_eq;
+
+/// Challenges are valid this long (§6.2).
+const CHALLENGE_TTL_MS: i64 = 60_000;
+
+pub async fn from(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "from:").ok_or_else(|| AtError::syntax("invalid from"))?;
+    let (who, client_config) = match rest.split_once(":clientConfig:") {
+        Some((w, c)) => (w, Some(c)),
+        None => (rest, None),
+    };
+    if who.is_empty() || who.contains(':') || who.chars().any(char::is_whitespace) {
+        return Err(AtError::syntax("invalid from"));
+    }
+    let who = atsign::normalize(who).map_err(|e| AtError::internal(e.to_string()).closing())?;
+    if let Some(cc) = client_config {
+        let v: serde_json::Value =
+            serde_json::from_str(cc).map_err(|_| AtError::syntax("invalid clientConfig"))?;
+        s.json_errors = v
+            .get("version")
+            .and_then(|v| v.as_str())
+            .is_some_and(version_above_3_0_37);
+    }
+    if super::config_verb::is_blocked(s, &who).await? {
+        return Err(AtError::new(ErrorCode::AT0013, format!("{who} is blocked")).closing());
+    }
+    if who != s.atsign() {
+        // Server-to-server (from:@peer + pol) is the next issue; refuse honestly until then.
+        return Err(AtError::unauthenticated(
+            "Certificate Verification Failed: peer authentication is not enabled on this server",
+        ));
+    }
+    s.shared
+        .store
+        .call({
+            let who = who.clone();
+            let now = s.shared.clock.now_millis();
+            move |db| db.log_access(Some(&who), None, "from", now)
+        })
+        .await?;
+    let text = format!("{}{}:{}", s.session_id, who, uuid::Uuid::new_v4());
+    s.challenge = Some(Challenge {
+        atsign: who,
+        text: text.clone(),
+        created_at: s.shared.clock.now_millis(),
+    });
+    Ok(Reply::Data(text))
+}
+
+fn version_above_3_0_37(v: &str) -> bool {
+    let parts: Vec<u64> = v
+        .split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect();
+    let get = |i: usize| parts.get(i).copied().unwrap_or(0);
+    (get(0), get(1), get(2)) > (3, 0, 37)
+}
+
+/// The pending challenge, if fresh.
+fn take_challenge(s: &Session) -> Result<String, AtError> {
+    let c = s
+        .challenge
+        .as_ref()
+        .ok_or_else(|| AtError::new(ErrorCode::AT0015, "no from: challenge on this connection"))?;
+    if s.shared.clock.now_millis() - c.created_at > CHALLENGE_TTL_MS {
+        return Err(AtError::unauthenticated(
+            "challenge expired; send from: again",
+        ));
+    }
+    Ok(c.text.clone())
+}
+
+fn throttle_check(s: &Session) -> Result<(), AtError> {
+    if !s.shared.throttle.allowed(s.peer_addr.ip()) {
+        return Err(AtError::new(
+            ErrorCode::AT0028,
+            "too many failed authentication attempts; try again later",
+        ));
+    }
+    Ok(())
+}
+
+fn failed(s: &mut Session, msg: &str) -> AtError {
+    s.auth_failures += 1;
+    s.shared.throttle.record_failure(s.peer_addr.ip());
+    s.shared.metrics.auth_failures.inc();
+    tracing::info!(peer = %s.peer_addr, "authentication failed");
+    let e = AtError::unauthenticated(msg.to_string());
+    if s.auth_failures >= s.shared.config.limits.auth_failures_per_connection {
+        e.closing()
+    } else {
+        e
+    }
+}
+
+pub async fn cram(s: &mut Session, cmd: &str) -> CmdResult {
+    let digest = strip_verb(cmd, "cram:")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| AtError::syntax("invalid cram"))?;
+    throttle_check(s)?;
+    let challenge = take_challenge(s)?;
+    let secret = match read(&s.shared, AT_SECRET).await? {
+        Read::Active(r) => r.value.unwrap_or_default(),
+        _ => return Err(AtError::not_found(AT_SECRET)),
+    };
+    let expected = crypto::cram_digest(&secret, &challenge);
+    if !constant_time_eq(
+        expected.as_bytes(),
+        digest.trim().to_ascii_lowercase().as_bytes(),
+    ) {
+        return Err(failed(s, "Authentication Failed"));
+    }
+    s.challenge = None;
+    s.set_auth(Auth::Owner {
+        method: AuthMethod::Cram,
+        enrollment: None,
+    });
+    Ok(Reply::data("success"))
+}
+
+/// Parsed `pkam:` arguments.
+struct PkamArgs<'a> {
+    signing: SigningAlgo,
+    hashing: HashingAlgo,
+    enrollment: Option<&'a str>,
+    signature: &'a str,
+}
+
+fn parse_pkam(cmd: &str) -> Result<PkamArgs<'_>, AtError> {
+    let mut rest = strip_verb(cmd, "pkam:").ok_or_else(|| AtError::syntax("invalid pkam"))?;
+    let mut args = PkamArgs {
+        signing: SigningAlgo::Rsa2048,
+        hashing: HashingAlgo::Sha256,
+        enrollment: None,
+        signature: "",
+    };
+    if let Some(r) = strip_verb(rest, "signingAlgo:") {
+        let (algo, r) = r
+            .split_once(':')
+            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
+        args.signing = match algo.to_ascii_lowercase().as_str() {
+            "rsa2048" => SigningAlgo::Rsa2048,
+            "ecc_secp256r1" => SigningAlgo::EccSecp256r1,
+            _ => return Err(AtError::syntax("unsupported signingAlgo")),
+        };
+        rest = r;
+    }
+    if let Some(r) = strip_verb(rest, "hashingAlgo:") {
+        let (algo, r) = r
+            .split_once(':')
+            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
+        args.hashing = match algo.to_ascii_lowercase().as_str() {
+            "sha256" => HashingAlgo::Sha256,
+            "sha512" => HashingAlgo::Sha512,
+            _ => return Err(AtError::syntax("unsupported hashingAlgo")),
+        };
+        rest = r;
+    }
+    if let Some(r) = strip_verb(rest, "enrollmentId:") {
+        let (id, r) = r
+            .split_once(':')
+            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
+        args.enrollment = Some(id);
+        rest = r;
+    }
+    if rest.is_empty() {
+        return Err(AtError::syntax("invalid pkam"));
+    }
+    args.signature = rest;
+    Ok(args)
+}
+
+pub async fn pkam(s: &mut Session, cmd: &str) -> CmdResult {
+    let args = parse_pkam(cmd)?;
+    throttle_check(s)?;
+    let challenge = take_challenge(s)?;
+    let (public_key, enrollment) = match args.enrollment {
+        Some(id) => {
+            let (key, namespaces) = super::enroll::approved_key(s, id).await?;
+            (
+                key,
+                Some(Enrollment {
+                    id: id.to_string(),
+                    namespaces,
+                }),
+            )
+        }
+        None => match read(&s.shared, PKAM_PUBLIC_KEY).await? {
+            Read::Active(r) => (r.value.unwrap_or_default(), None),
+            _ => return Err(AtError::not_found(PKAM_PUBLIC_KEY)),
+        },
+    };
+    let sig = args.signature.to_string();
+    let verified = tokio::task::spawn_blocking(move || {
+        crypto::verify_pkam(&public_key, &challenge, &sig, args.signing, args.hashing)
+    })
+    .await
+    .map_err(|_| AtError::internal("verification task failed"))?;
+    if verified.is_err() {
+        return Err(failed(s, "pkam authentication failed"));
+    }
+    s.challenge = None;
+    let now = s.shared.clock.now_millis();
+    s.shared
+        .store
+        .call(move |db| db.log_access(None, None, "pkam", now))
+        .await?;
+    s.set_auth(Auth::Owner {
+        method: AuthMethod::Pkam,
+        enrollment,
+    });
+    Ok(Reply::data("success"))
+}
+
+pub async fn pol(s: &mut Session) -> CmdResult {
+    match &s.challenge {
+        Some(c) if c.atsign != s.atsign() => {
+            Err(AtError::unauthenticated("Pol Authentication Failed"))
+        }
+        _ => Err(AtError::internal("pol without a from:@peer challenge").closing()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(version_above_3_0_37("3.0.38"));
+        assert!(version_above_3_0_37("3.1.0"));
+        assert!(!version_above_3_0_37("3.0.37"));
+        assert!(!version_above_3_0_37("2.9"));
+    }
+
+    #[test]
+    fn pkam_args() {
+        let a =
+            parse_pkam("pkam:signingAlgo:ecc_secp256r1:hashingAlgo:sha512:enrollmentId:abc:c2ln")
+                .unwrap();
+        assert_eq!(a.signing, SigningAlgo::EccSecp256r1);
+        assert_eq!(a.hashing, HashingAlgo::Sha512);
+        assert_eq!(a.enrollment, Some("abc"));
+        assert_eq!(a.signature, "c2ln");
+        assert!(parse_pkam("pkam:").is_err());
+    }
+}

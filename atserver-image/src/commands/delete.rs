@@ -1,0 +1,74 @@
+//! `delete` (atprotocol.md §3.5).
+
+use crate::commands::strip_verb;
+use crate::commands::write::{self, AT_SECRET, AT_SECRET_DELETED};
+use crate::error::AtError;
+use crate::keys::{self, KeyKind};
+use crate::metadata::MetaUpdate;
+use crate::reply::{CmdResult, Reply};
+use crate::session::{Access, Session};
+
+pub async fn delete(s: &mut Session, cmd: &str) -> CmdResult {
+    let mut rest = strip_verb(cmd, "delete:").ok_or_else(|| AtError::syntax("invalid delete"))?;
+    // Optional flags in grammar order; `force`/`nc`/`dAt` of newer clients are accepted.
+    loop {
+        if let Some(r) = strip_verb(rest, "priority:") {
+            rest = r
+                .split_once(':')
+                .map(|(_, r)| r)
+                .ok_or_else(|| AtError::syntax("invalid delete"))?;
+        } else if let Some(r) = strip_verb(rest, "force:").or_else(|| strip_verb(rest, "nc:")) {
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    let cached = strip_verb(rest, "cached:").is_some();
+    let key = keys::normalize_key(rest);
+    if key.is_empty() {
+        return Err(AtError::syntax("delete needs a key"));
+    }
+    if key == AT_SECRET {
+        write::put(
+            &s.shared,
+            AT_SECRET_DELETED,
+            Some("true".into()),
+            &MetaUpdate::default(),
+            true,
+        )
+        .await?;
+        let id = write::delete(&s.shared, AT_SECRET).await?;
+        return Ok(Reply::Data(id.to_string()));
+    }
+    match keys::classify(&key) {
+        KeyKind::Invalid | KeyKind::Private => {
+            return Err(AtError::invalid_key(format!("invalid key {key}")))
+        }
+        KeyKind::Reserved if !key.starts_with("privatekey:") => {
+            return Err(AtError::invalid_key(format!("invalid key {key}")))
+        }
+        _ => {}
+    }
+    if !cached && is_protected(&key, s.atsign()) {
+        return Err(AtError::unauthorized(format!(
+            "Cannot delete protected key {key}"
+        )));
+    }
+    s.authorize(&key, Access::Write)?;
+    let id = write::delete(&s.shared, &key).await?;
+    Ok(Reply::Data(id.to_string()))
+}
+
+/// Keys the owner may not delete (§3.5).
+fn is_protected(key: &str, me: &str) -> bool {
+    let bare = key.strip_prefix("public:").unwrap_or(key);
+    let bare = match bare.strip_prefix('@') {
+        Some(r) => r.split_once(':').map_or(bare, |(_, e)| e),
+        None => bare,
+    };
+    bare == format!("signing_publickey{me}")
+        || bare == format!("signing_privatekey{me}")
+        || bare == format!("publickey{me}")
+        || key == write::PKAM_PUBLIC_KEY
+        || key == "privatekey:signing_keypair_generated"
+}

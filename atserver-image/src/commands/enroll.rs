@@ -1,0 +1,746 @@
+//! APKAM: `enroll:*`, `otp:get|put`, `keys:*`, and the enrollment checks used by pkam and dispatch
+//! (atprotocol.md §6.3–6.4).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+use crate::commands::strip_verb;
+use crate::commands::write::{self, Read};
+use crate::error::{AtError, ErrorCode};
+use crate::metadata::MetaUpdate;
+use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::reply::{CmdResult, Reply};
+use crate::session::{Auth, AuthMethod, Enrollment, Session};
+
+const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
+const OTP_TTL_MS: i64 = 5 * 60 * 1000;
+const ENROLLMENT_SUFFIX: &str = ".new.enrollments.__manage";
+
+fn record_key(id: &str, me: &str) -> String {
+    format!("{id}{ENROLLMENT_SUFFIX}{me}")
+}
+
+fn valid_enrollment_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A stored enrollment record and its state.
+struct Stored {
+    value: Map<String, Value>,
+}
+
+impl Stored {
+    fn state(&self) -> &str {
+        self.value
+            .get("approval")
+            .and_then(|a| a.get("state"))
+            .and_then(Value::as_str)
+            .unwrap_or("pending")
+    }
+    fn str(&self, k: &str) -> Option<&str> {
+        self.value.get(k).and_then(Value::as_str)
+    }
+    fn namespaces(&self) -> BTreeMap<String, String> {
+        self.value
+            .get("namespaces")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn set_state(&mut self, state: &str) {
+        self.value
+            .insert("approval".into(), json!({"state": state}));
+    }
+}
+
+async fn load(s: &Session, id: &str) -> Result<Option<Stored>, AtError> {
+    if !valid_enrollment_id(id) {
+        return Ok(None);
+    }
+    Ok(
+        match write::read(&s.shared, &record_key(id, s.atsign())).await? {
+            Read::Active(r) => r
+                .value
+                .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                .and_then(|v| v.as_object().cloned())
+                .map(|value| Stored { value }),
+            _ => None,
+        },
+    )
+}
+
+async fn save(s: &Session, id: &str, st: &Stored, ttl: Option<i64>) -> Result<(), AtError> {
+    let meta = MetaUpdate {
+        ttl,
+        ..Default::default()
+    };
+    let value = Value::Object(st.value.clone()).to_string();
+    write::put(
+        &s.shared,
+        &record_key(id, s.atsign()),
+        Some(value),
+        &meta,
+        true,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The APKAM public key and namespaces of an approved enrollment, or the error pkam answers.
+pub async fn approved_key(
+    s: &Session,
+    id: &str,
+) -> Result<(String, BTreeMap<String, String>), AtError> {
+    let st = load(s, id).await?.ok_or_else(|| {
+        AtError::handler(
+            ErrorCode::AT0028,
+            format!("enrollment_id: {id} is expired or invalid"),
+        )
+    })?;
+    match st.state() {
+        "approved" => Ok((
+            st.str("apkamPublicKey").unwrap_or_default().to_string(),
+            st.namespaces(),
+        )),
+        "pending" => Err(AtError::handler(
+            ErrorCode::AT0026,
+            format!("enrollment_id: {id} is pending"),
+        )),
+        "denied" => Err(AtError::handler(
+            ErrorCode::AT0025,
+            format!("enrollment_id: {id} is denied"),
+        )),
+        "revoked" => Err(AtError::handler(
+            ErrorCode::AT0027,
+            format!("enrollment_id: {id} is revoked"),
+        )),
+        _ => Err(AtError::handler(
+            ErrorCode::AT0028,
+            format!("enrollment_id: {id} is expired or invalid"),
+        )),
+    }
+}
+
+/// Closes APKAM connections whose enrollment is no longer approved.
+pub async fn check_enrollment_active(s: &Session, id: &str) -> Result<(), AtError> {
+    match load(s, id).await? {
+        Some(st) if st.state() == "approved" => Ok(()),
+        _ => Err(AtError::handler(
+            ErrorCode::AT0028,
+            format!("The enrollment id: {id} is expired. Closing the connection"),
+        )
+        .closing()),
+    }
+}
+
+/// Whether this connection may manage enrollments covering `target` namespaces.
+fn may_manage(s: &Session, target: &BTreeMap<String, String>) -> Result<(), AtError> {
+    let Some(en) = s.enrollment() else {
+        return Ok(());
+    };
+    if en.namespaces.get("__manage").map(String::as_str) != Some("rw")
+        && !en.namespaces.contains_key("__manage")
+    {
+        return Err(AtError::internal(format!(
+            "enrollment {} has no __manage access",
+            en.id
+        )));
+    }
+    for (ns, want) in target {
+        let have = en
+            .namespaces
+            .get(ns)
+            .or_else(|| en.namespaces.get("*"))
+            .map(String::as_str);
+        let covered = matches!((have, want.as_str()), (Some("rw"), _) | (Some("r"), "r"));
+        if !covered {
+            return Err(AtError::internal(format!(
+                "enrollment {} may not grant access to namespace {ns}",
+                en.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn params(rest: &str) -> Result<Map<String, Value>, AtError> {
+    let rest = rest.trim_start_matches(':');
+    if rest.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(rest) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(AtError::syntax("enroll parameters must be a JSON object")),
+    }
+}
+
+fn param<'a>(p: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    p.get(k).and_then(Value::as_str).filter(|v| !v.is_empty())
+}
+
+fn namespaces_param(p: &Map<String, Value>) -> Result<BTreeMap<String, String>, AtError> {
+    let Some(v) = p.get("namespaces") else {
+        return Ok(BTreeMap::new());
+    };
+    let m = v
+        .as_object()
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "namespaces must be an object"))?;
+    m.iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(a @ ("r" | "rw")) => Ok((k.to_lowercase(), a.to_string())),
+            _ => Err(AtError::new(
+                ErrorCode::AT0022,
+                format!("invalid access for namespace {k}"),
+            )),
+        })
+        .collect()
+}
+
+pub async fn enroll(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "enroll:").ok_or_else(|| AtError::syntax("invalid enroll"))?;
+    let op_end = rest.find(':').unwrap_or(rest.len());
+    let op = rest[..op_end].to_ascii_lowercase();
+    let mut rest = &rest[op_end..];
+    let mut force = false;
+    if let Some(r) = strip_verb(rest, ":force") {
+        force = true;
+        rest = r;
+    }
+    let p = params(rest)?;
+    if op != "request" && !s.is_owner() {
+        return Err(AtError::unauthenticated(
+            "Command cannot be executed without auth",
+        ));
+    }
+    match op.as_str() {
+        "request" => request(s, &p).await,
+        "approve" | "deny" | "revoke" | "unrevoke" | "delete" => {
+            transition(s, &op, &p, force).await
+        }
+        "list" => list(s, &p).await,
+        "fetch" => fetch(s, &p).await,
+        _ => Err(AtError::syntax("invalid enroll operation")),
+    }
+}
+
+async fn consume_otp(s: &Session, otp: &str) -> Result<bool, AtError> {
+    let me = s.atsign();
+    let otp_key = format!("private:{}.__otp{me}", otp.to_lowercase());
+    if let Read::Active(_) = write::read(&s.shared, &otp_key).await? {
+        write::delete(&s.shared, &otp_key).await?;
+        return Ok(true);
+    }
+    if let Read::Active(r) = write::read(&s.shared, &format!("private:spp.__otp{me}")).await? {
+        return Ok(r.value.is_some_and(|v| v.eq_ignore_ascii_case(otp)));
+    }
+    Ok(false)
+}
+
+async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
+    let app = param(p, "appName")
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "appName is mandatory"))?;
+    let device = param(p, "deviceName")
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "deviceName is mandatory"))?;
+    let apkam_key = param(p, "apkamPublicKey")
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "apkamPublicKey is mandatory"))?;
+    let mut namespaces = namespaces_param(p)?;
+    let cram_session = matches!(
+        s.auth,
+        Auth::Owner {
+            method: AuthMethod::Cram,
+            ..
+        }
+    );
+    if !s.is_owner() {
+        if !s.shared.throttle.allowed(s.peer_addr.ip()) {
+            return Err(AtError::new(
+                ErrorCode::AT0028,
+                "too many failed attempts; try again later",
+            ));
+        }
+        if param(p, "encryptedAPKAMSymmetricKey").is_none() || namespaces.is_empty() {
+            return Err(AtError::new(
+                ErrorCode::AT0022,
+                "encryptedAPKAMSymmetricKey and at least one namespace are mandatory",
+            ));
+        }
+        let otp = param(p, "otp").unwrap_or_default();
+        if otp.is_empty() || !consume_otp(s, otp).await? {
+            s.shared.throttle.record_failure(s.peer_addr.ip());
+            return Err(AtError::internal(
+                "invalid otp. Cannot process enroll request",
+            ));
+        }
+    }
+    // One live enrollment per (app, device).
+    for (_, st) in all_enrollments(s).await? {
+        let same = st.str("appName") == Some(app) && st.str("deviceName") == Some(device);
+        if same && matches!(st.state(), "pending" | "approved") {
+            return Err(AtError::internal(format!(
+                "an enrollment for {app}/{device} already exists"
+            )));
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let me = s.atsign().to_string();
+    if cram_session {
+        namespaces.insert("__manage".into(), "rw".into());
+        namespaces.insert("*".into(), "rw".into());
+    }
+    let mut st = Stored { value: Map::new() };
+    st.value.insert("sessionId".into(), json!(s.session_id));
+    st.value.insert("appName".into(), json!(app));
+    st.value.insert("deviceName".into(), json!(device));
+    st.value.insert("namespaces".into(), json!(namespaces));
+    st.value.insert("apkamPublicKey".into(), json!(apkam_key));
+    st.value
+        .insert("requestType".into(), json!("newEnrollment"));
+    st.value.insert(
+        "encryptedAPKAMSymmetricKey".into(),
+        json!(param(p, "encryptedAPKAMSymmetricKey")),
+    );
+    let expiry = p
+        .get("apkamKeysExpiryInMillis")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    st.value
+        .insert("apkamKeysExpiryInMillis".into(), json!(expiry));
+    if cram_session {
+        st.set_state("approved");
+        save(s, &id, &st, Some(expiry)).await?;
+        let none = MetaUpdate::default();
+        write::put(
+            &s.shared,
+            write::PKAM_PUBLIC_KEY,
+            Some(apkam_key.to_string()),
+            &none,
+            true,
+        )
+        .await?;
+        store_default_keys(s, &id, p).await?;
+        let enrollment = Enrollment {
+            id: id.clone(),
+            namespaces,
+        };
+        s.set_auth(Auth::Owner {
+            method: AuthMethod::Cram,
+            enrollment: Some(enrollment),
+        });
+        return Ok(Reply::Data(
+            json!({"enrollmentId": id, "status": "approved"}).to_string(),
+        ));
+    }
+    st.set_state("pending");
+    save(s, &id, &st, Some(PENDING_TTL_MS)).await?;
+    let now = s.shared.clock.now_millis();
+    let ttl = 24 * 3600 * 1000;
+    let sym = param(p, "encryptedAPKAMSymmetricKey");
+    let n = Notification {
+        id: uuid::Uuid::new_v4().to_string(),
+        from: me.clone(),
+        to: me.clone(),
+        key: format!("{id}{ENROLLMENT_SUFFIX}"),
+        value: Some(
+            json!({"encryptedApkamSymmetricKey": sym, "encryptedAPKAMSymmetricKey": sym,
+                   "appName": app, "deviceName": device, "namespace": namespaces})
+            .to_string(),
+        ),
+        operation: Operation::Update,
+        message_type: MessageType::Key,
+        kind: Kind::SelfKind,
+        status: Status::Delivered,
+        priority: Priority::Low,
+        strategy: "all".into(),
+        latest_n: 1,
+        notifier: "SYSTEM".into(),
+        retry_count: 0,
+        created_at: now,
+        ttl,
+        expires_at: now + ttl,
+        is_encrypted: false,
+        metadata: None,
+    };
+    write::store_notification(&s.shared, n).await?;
+    Ok(Reply::Data(
+        json!({"enrollmentId": id, "status": "pending"}).to_string(),
+    ))
+}
+
+async fn store_default_keys(s: &Session, id: &str, p: &Map<String, Value>) -> Result<(), AtError> {
+    let me = s.atsign().to_string();
+    let none = MetaUpdate::default();
+    for (param_name, suffix) in [
+        (
+            "encryptedDefaultEncryptionPrivateKey",
+            "default_enc_private_key",
+        ),
+        ("encryptedDefaultSelfEncryptionKey", "default_self_enc_key"),
+    ] {
+        if let Some(v) = param(p, param_name) {
+            let key = format!("{id}.{suffix}.__manage{me}");
+            write::put(
+                &s.shared,
+                &key,
+                Some(json!({"value": v}).to_string()),
+                &none,
+                true,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn transition(s: &mut Session, op: &str, p: &Map<String, Value>, force: bool) -> CmdResult {
+    let id = param(p, "enrollmentId")
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "enrollmentId is mandatory"))?;
+    let mut st = load(s, id).await?.ok_or_else(|| {
+        AtError::handler(
+            ErrorCode::AT0028,
+            format!("enrollment_id: {id} is expired or invalid"),
+        )
+    })?;
+    may_manage(s, &st.namespaces())?;
+    let state = st.state().to_string();
+    let allowed = match op {
+        "approve" => state == "pending",
+        "deny" => state == "pending",
+        "revoke" => state == "approved",
+        "unrevoke" => state == "revoked",
+        _ => state == "denied" || state == "revoked",
+    };
+    if !allowed {
+        return Err(AtError::handler(
+            ErrorCode::AT0030,
+            format!("Cannot {op} a {state} enrollment. Only the allowed transitions are permitted"),
+        ));
+    }
+    let own = s.enrollment().is_some_and(|e| e.id == id);
+    if op == "revoke" && own && !force {
+        return Err(AtError::handler(
+            ErrorCode::AT0031,
+            "Current client cannot revoke its own enrollment",
+        ));
+    }
+    let me = s.atsign().to_string();
+    let new_state = match op {
+        "approve" => "approved",
+        "deny" => "denied",
+        "revoke" => "revoked",
+        "unrevoke" => "approved",
+        _ => {
+            write::delete(&s.shared, &record_key(id, &me)).await?;
+            return Ok(Reply::Data(
+                json!({"enrollmentId": id, "status": "deleted"}).to_string(),
+            ));
+        }
+    };
+    st.set_state(new_state);
+    let expiry = st
+        .value
+        .get("apkamKeysExpiryInMillis")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let ttl = if new_state == "approved" {
+        Some(expiry.max(0))
+    } else {
+        None
+    };
+    save(s, id, &st, ttl).await?;
+    if op == "approve" {
+        let app = st.str("appName").unwrap_or_default().to_lowercase();
+        let device = st.str("deviceName").unwrap_or_default().to_lowercase();
+        let key = format!("public:{app}.{device}.pkam.__pkams.__public_keys{me}");
+        let value = json!({"apkamPublicKey": st.str("apkamPublicKey")}).to_string();
+        write::put(&s.shared, &key, Some(value), &MetaUpdate::default(), true).await?;
+        store_default_keys(s, id, p).await?;
+    }
+    if op == "revoke" && !own {
+        s.shared.registry.drop_enrollment(id);
+    }
+    Ok(Reply::Data(
+        json!({"status": new_state, "enrollmentId": id}).to_string(),
+    ))
+}
+
+async fn all_enrollments(s: &Session) -> Result<Vec<(String, Stored)>, AtError> {
+    let now = s.shared.clock.now_millis();
+    let suffix = format!("{ENROLLMENT_SUFFIX}{}", s.atsign());
+    let keys: Vec<String> = s.shared.store.call(move |db| db.active_keys(now)).await?;
+    let mut out = Vec::new();
+    for k in keys.into_iter().filter(|k| k.ends_with(&suffix)) {
+        let id = k[..k.len() - suffix.len()].to_string();
+        if let Some(st) = load(s, &id).await? {
+            out.push((k, st));
+        }
+    }
+    Ok(out)
+}
+
+fn summary(st: &Stored) -> Value {
+    json!({
+        "appName": st.str("appName"),
+        "deviceName": st.str("deviceName"),
+        "namespace": st.namespaces(),
+        "encryptedAPKAMSymmetricKey": st.str("encryptedAPKAMSymmetricKey"),
+        "status": st.state(),
+    })
+}
+
+async fn list(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
+    may_manage(s, &BTreeMap::new())?;
+    let filter: Option<Vec<String>> = p
+        .get("enrollmentStatusFilter")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        });
+    let mut out = Map::new();
+    for (key, st) in all_enrollments(s).await? {
+        if filter
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|x| x == st.state()))
+        {
+            out.insert(key, summary(&st));
+        }
+    }
+    Ok(Reply::Data(Value::Object(out).to_string()))
+}
+
+async fn fetch(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
+    let id = param(p, "enrollmentId")
+        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "enrollmentId is mandatory"))?;
+    if s.enrollment().is_some_and(|e| e.id != id) {
+        may_manage(s, &BTreeMap::new())?;
+    }
+    let st = load(s, id).await?.ok_or_else(|| {
+        AtError::handler(
+            ErrorCode::AT0028,
+            format!("enrollment_id: {id} is expired or invalid"),
+        )
+    })?;
+    Ok(Reply::Data(summary(&st).to_string()))
+}
+
+/// An OTP: six upper-case letters and digits, at least one digit, never `0` or `O`.
+fn generate_otp() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNPQRSTUVWXYZ123456789";
+    let mut rng = rand::thread_rng();
+    loop {
+        let otp: String = (0..6)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+            .collect();
+        if otp.bytes().any(|b| b.is_ascii_digit()) {
+            return otp;
+        }
+    }
+}
+
+pub async fn otp(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "otp:").ok_or_else(|| AtError::syntax("invalid otp"))?;
+    if s.enrollment().is_some() {
+        may_manage(s, &BTreeMap::new())
+            .map_err(|_| AtError::unauthorized("otp needs __manage access"))?;
+    }
+    let me = s.atsign().to_string();
+    let (rest, ttl) = match rest.find(":ttl:") {
+        Some(i) => {
+            let ttl: i64 = rest[i + 5..]
+                .parse()
+                .map_err(|_| AtError::syntax("invalid otp ttl"))?;
+            (&rest[..i], Some(ttl))
+        }
+        None => (rest, None),
+    };
+    if rest.eq_ignore_ascii_case("get") {
+        let code = generate_otp();
+        let meta = MetaUpdate {
+            ttl: Some(ttl.unwrap_or(OTP_TTL_MS)),
+            ..Default::default()
+        };
+        let key = format!("private:{}.__otp{me}", code.to_lowercase());
+        write::put(&s.shared, &key, Some(code.clone()), &meta, true).await?;
+        return Ok(Reply::Data(code));
+    }
+    if let Some(spp) = strip_verb(rest, "put:") {
+        if spp.chars().count() < 6 || !spp.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(AtError::syntax("a passcode has at least 6 word characters"));
+        }
+        let meta = MetaUpdate {
+            ttl,
+            ..Default::default()
+        };
+        write::put(
+            &s.shared,
+            &format!("private:spp.__otp{me}"),
+            Some(spp.to_string()),
+            &meta,
+            true,
+        )
+        .await?;
+        return Ok(Reply::data("ok"));
+    }
+    Err(AtError::syntax("invalid otp"))
+}
+
+/// `keys:put|get|delete` for APKAM connections.
+pub async fn keys(s: &mut Session, cmd: &str) -> CmdResult {
+    let en = s
+        .enrollment()
+        .cloned()
+        .ok_or_else(|| AtError::internal("Keys verb cannot be accessed without an enrollmentId"))?;
+    let rest = strip_verb(cmd, "keys:").ok_or_else(|| AtError::syntax("invalid keys"))?;
+    let (op, mut rest) = rest.split_once(':').unwrap_or((rest, ""));
+    let op = op.to_ascii_lowercase();
+    let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+    let mut visibility = None;
+    for v in ["public", "private", "self"] {
+        if let Some(r) = strip_verb(rest, v) {
+            visibility = Some(v);
+            rest = r.trim_start_matches(':');
+            break;
+        }
+    }
+    for name in [
+        "namespace",
+        "appName",
+        "deviceName",
+        "keyType",
+        "encryptionKeyName",
+    ] {
+        if let Some(r) = strip_verb(rest, &format!("{name}:")) {
+            let end = r.find(':').unwrap_or(r.len());
+            fields.insert(name, r[..end].to_string());
+            rest = r[end..].trim_start_matches(':');
+        }
+    }
+    let (key_name, value) = match strip_verb(rest, "keyName:") {
+        Some(r) => match r.split_once(' ') {
+            Some((k, v)) => (Some(k.to_lowercase()), v.to_string()),
+            None => (Some(r.to_lowercase()), String::new()),
+        },
+        None => (None, rest.to_string()),
+    };
+    let me = s.atsign().to_string();
+    match op.as_str() {
+        "get" => match (key_name, visibility) {
+            (Some(k), _) => {
+                if k.contains(".__manage@") && !k.starts_with(&format!("{}.", en.id)) {
+                    return Err(AtError::unauthorized("keys of another enrollment"));
+                }
+                match write::read(&s.shared, &k).await? {
+                    Read::Active(r) => Ok(Reply::Data(r.value.unwrap_or_else(|| "null".into()))),
+                    _ => Err(AtError::not_found(&k)),
+                }
+            }
+            (None, Some(vis)) => {
+                let now = s.shared.clock.now_millis();
+                let marker = match vis {
+                    "public" => ".__public_keys.",
+                    "private" => ".__private_keys.",
+                    _ => ".__self_keys.",
+                };
+                let all: Vec<String> = s.shared.store.call(move |db| db.active_keys(now)).await?;
+                let mut out = Vec::new();
+                for k in all.into_iter().filter(|k| k.contains(marker)) {
+                    if let Read::Active(r) = write::read(&s.shared, &k).await? {
+                        let by_me = r
+                            .value
+                            .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                            .and_then(|v| {
+                                v.get("enrollmentId")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                            })
+                            .is_some_and(|e| e == en.id);
+                        if by_me {
+                            out.push(k);
+                        }
+                    }
+                }
+                match vis {
+                    "private" => {
+                        out.push(format!("{}.default_enc_private_key.__manage{me}", en.id))
+                    }
+                    "self" => out.push(format!("{}.default_self_enc_key.__manage{me}", en.id)),
+                    _ => {}
+                }
+                Ok(Reply::Data(json!(out).to_string()))
+            }
+            _ => Err(AtError::syntax("keys:get needs keyName or a visibility")),
+        },
+        "put" => {
+            let vis = visibility.ok_or_else(|| AtError::syntax("keys:put needs a visibility"))?;
+            let name = key_name.ok_or_else(|| AtError::syntax("keys:put needs keyName"))?;
+            let ns = fields
+                .get("namespace")
+                .cloned()
+                .unwrap_or_else(|| "__global".into())
+                .to_lowercase();
+            let app = fields
+                .get("appName")
+                .cloned()
+                .unwrap_or_default()
+                .to_lowercase();
+            let device = fields
+                .get("deviceName")
+                .cloned()
+                .unwrap_or_default()
+                .to_lowercase();
+            let key = match vis {
+                "public" => format!("public:{name}.__public_keys.{ns}{me}"),
+                "private" => format!("private:{app}.{device}.{name}.__private_keys.{ns}{me}"),
+                _ => format!("{app}.{device}.{name}.__self_keys.{ns}{me}"),
+            };
+            let stored = json!({
+                "value": value.trim(),
+                "keyType": fields.get("keyType"),
+                "enrollmentId": en.id,
+                "encryptionKeyName": fields.get("encryptionKeyName"),
+            });
+            write::put(
+                &s.shared,
+                &key,
+                Some(stored.to_string()),
+                &MetaUpdate::default(),
+                true,
+            )
+            .await?;
+            Ok(Reply::data("-1"))
+        }
+        "delete" => {
+            let k = key_name.ok_or_else(|| AtError::syntax("keys:delete needs keyName"))?;
+            write::delete(&s.shared, &k).await?;
+            Ok(Reply::data("-1"))
+        }
+        _ => Err(AtError::syntax("invalid keys operation")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otp_shape() {
+        for _ in 0..50 {
+            let o = generate_otp();
+            assert_eq!(o.len(), 6);
+            assert!(o.bytes().any(|b| b.is_ascii_digit()));
+            assert!(!o.contains('0') && !o.contains('O'));
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `llookup`, `lookup`, `plookup` (atprotocol.md §3.5) with ttb/ttl checked on every read.
+
+use serde_json::json;
+
+use crate::commands::strip_verb;
+use crate::commands::write::{self, Read};
+use crate::error::{AtError, ErrorCode};
+use crate::keys;
+use crate::reply::{CmdResult, Reply};
+use crate::session::{Access, Auth, Session};
+use crate::store::Record;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Value,
+    Meta,
+    All,
+}
+
+fn split_op(rest: &str) -> (Op, &str) {
+    if let Some(r) = strip_verb(rest, "meta:") {
+        (Op::Meta, r)
+    } else if let Some(r) = strip_verb(rest, "all:") {
+        (Op::All, r)
+    } else {
+        (Op::Value, rest)
+    }
+}
+
+fn render(op: Op, record: &Record) -> Reply {
+    match op {
+        Op::Value => Reply::Data(record.value.clone().unwrap_or_else(|| "null".into())),
+        Op::Meta => Reply::Data(record.meta.to_lookup_json().to_string()),
+        Op::All => Reply::Data(
+            json!({"key": record.key, "data": record.value, "metaData": record.meta.to_lookup_json()}).to_string(),
+        ),
+    }
+}
+
+/// Reads `key` and answers per op: missing/expired → AT0015, unborn → `data:null`.
+async fn answer(s: &Session, key: &str, op: Op) -> CmdResult {
+    match write::read(&s.shared, key).await? {
+        Read::Missing => Err(AtError::not_found(key)),
+        Read::Unborn(_) => Ok(Reply::null()),
+        Read::Active(r) => Ok(render(op, &r)),
+    }
+}
+
+async fn log_lookup(s: &Session, key: &str) -> Result<(), AtError> {
+    if keys::entity_of(key).starts_with('_') {
+        return Ok(());
+    }
+    let now = s.shared.clock.now_millis();
+    let (k, who) = (key.to_string(), keys::owner_of(key).map(str::to_string));
+    s.shared
+        .store
+        .call(move |db| db.log_access(who.as_deref(), Some(&k), "lookup", now))
+        .await?;
+    Ok(())
+}
+
+pub async fn llookup(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "llookup:").ok_or_else(|| AtError::syntax("invalid llookup"))?;
+    let (op, rest) = split_op(rest);
+    let key = keys::normalize_key(rest);
+    if key.len() < 2 || !key.contains('@') && !key.starts_with("privatekey:") {
+        return Err(AtError::syntax("llookup needs key@atSign"));
+    }
+    if key == write::AT_SECRET {
+        return Err(AtError::unauthorized("the CRAM secret cannot be read"));
+    }
+    s.authorize(&key, Access::Read)?;
+    log_lookup(s, &key).await?;
+    answer(s, &key, op).await
+}
+
+/// Splits `[bypassCache:b:][meta:|all:]<atKey>@<atSign>`.
+fn parse_lookup(rest: &str) -> Result<(Op, String, String), AtError> {
+    let rest = match strip_verb(rest, "bypassCache:") {
+        Some(r) => r
+            .split_once(':')
+            .map(|(_, r)| r)
+            .ok_or_else(|| AtError::syntax("invalid bypassCache"))?,
+        None => rest,
+    };
+    let (op, rest) = split_op(rest);
+    let at = rest
+        .rfind('@')
+        .filter(|i| *i > 0)
+        .ok_or_else(|| AtError::syntax("lookup needs key@atSign"))?;
+    let (name, owner) = (&rest[..at], &rest[at..]);
+    if owner.len() < 2 || owner.contains(':') || owner.chars().any(char::is_whitespace) {
+        return Err(AtError::syntax("invalid atSign in lookup"));
+    }
+    let owner = crate::atsign::normalize(owner).map_err(|e| AtError::syntax(e.to_string()))?;
+    Ok((op, keys::normalize_key(name), owner))
+}
+
+pub async fn lookup(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "lookup:").ok_or_else(|| AtError::syntax("invalid lookup"))?;
+    let (op, name, owner) = parse_lookup(rest)?;
+    let me = s.atsign().to_string();
+    let key = match &s.auth {
+        Auth::Anonymous => format!("public:{name}{owner}"),
+        Auth::Peer(peer) => format!("{peer}:{name}{owner}"),
+        Auth::Owner { .. } if owner == me => format!("{me}:{name}{owner}"),
+        Auth::Owner { .. } => {
+            let cached = format!("cached:{me}:{name}{owner}");
+            s.authorize(&cached, Access::Read)?;
+            return cached_or_remote(s, &cached, op).await;
+        }
+    };
+    if s.is_owner() {
+        s.authorize(&key, Access::Read)?;
+    }
+    log_lookup(s, &key).await?;
+    answer(s, &key, op).await
+}
+
+/// Serves a fresh cached copy; fetching from the owner's atServer is the server-to-server issue.
+async fn cached_or_remote(s: &Session, cached: &str, op: Op) -> CmdResult {
+    let now = s.shared.clock.now_millis();
+    if let Read::Active(r) = write::read(&s.shared, cached).await? {
+        let fresh = r.meta.ttr == Some(-1) || r.meta.refresh_at.is_some_and(|at| now <= at);
+        if fresh {
+            return Ok(render(op, &r));
+        }
+    }
+    Err(AtError::new(
+        ErrorCode::AT0007,
+        "remote lookups to other atServers are not available on this server yet",
+    ))
+}
+
+pub async fn plookup(s: &mut Session, cmd: &str) -> CmdResult {
+    let rest = strip_verb(cmd, "plookup:").ok_or_else(|| AtError::syntax("invalid plookup"))?;
+    let (op, name, owner) = parse_lookup(rest)?;
+    if name.contains(':') {
+        return Err(AtError::syntax("invalid key in plookup"));
+    }
+    if owner == s.atsign() {
+        let key = format!("public:{name}{owner}");
+        log_lookup(s, &key).await?;
+        return answer(s, &key, op).await;
+    }
+    let cached = format!("cached:public:{name}{owner}");
+    cached_or_remote(s, &cached, op).await
+}

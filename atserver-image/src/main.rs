@@ -1,0 +1,143 @@
+//! The `atserver` binary: flags (with `ATSERVER_*` environment fallbacks) → `Config` → server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use atserver::{Config, Limits, Server, SystemClock};
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A wire-compatible, durable, single-tenant atServer.
+#[derive(Parser, Debug)]
+#[command(name = "atserver", version, about)]
+struct Args {
+    /// The atSign this server serves, e.g. @alice.
+    #[arg(long, env = "ATSERVER_ATSIGN")]
+    atsign: String,
+    /// TLS listen address for the atProtocol.
+    #[arg(long, env = "ATSERVER_LISTEN", default_value = "0.0.0.0:6464")]
+    listen: SocketAddr,
+    /// HTTP listen address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "ATSERVER_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    http_listen: SocketAddr,
+    /// Directory holding the SQLite store (the pod's volume).
+    #[arg(long, env = "ATSERVER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// PEM certificate chain served to clients; reloaded when the file changes.
+    #[arg(long, env = "ATSERVER_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// PEM private key of the certificate; reloaded when the file changes.
+    #[arg(long, env = "ATSERVER_TLS_KEY")]
+    tls_key: PathBuf,
+    /// PEM bundle of CAs trusted for peers' client certificates.
+    #[arg(long, env = "ATSERVER_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+    /// atDirectory address, host:port.
+    #[arg(long, env = "ATSERVER_ROOT_SERVER")]
+    root_server: Option<String>,
+    /// File holding the CRAM secret (seeded at start unless onboarding disabled CRAM).
+    #[arg(long, env = "ATSERVER_CRAM_SECRET_FILE")]
+    cram_secret_file: Option<PathBuf>,
+    /// Log output format.
+    #[arg(long, env = "ATSERVER_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Maximum concurrent connections; more are refused with AT0012.
+    #[arg(long, env = "ATSERVER_MAX_CONNECTIONS", default_value_t = 200)]
+    max_connections: usize,
+    /// Seconds before an idle unauthenticated connection is closed.
+    #[arg(long, env = "ATSERVER_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    idle_timeout_secs: u64,
+    /// Seconds before an idle authenticated connection is closed.
+    #[arg(long, env = "ATSERVER_AUTH_IDLE_TIMEOUT_SECS", default_value_t = 3600)]
+    auth_idle_timeout_secs: u64,
+    /// Longest accepted command line in bytes (AT0005 beyond).
+    #[arg(long, env = "ATSERVER_MAX_LINE_BYTES", default_value_t = 10_240_000)]
+    max_line_bytes: usize,
+    /// Seconds allowed for a TLS handshake.
+    #[arg(long, env = "ATSERVER_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    handshake_timeout_secs: u64,
+    /// Seconds between expiry sweeps.
+    #[arg(long, env = "ATSERVER_SWEEP_INTERVAL_SECS", default_value_t = 60)]
+    sweep_interval_secs: u64,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ATSERVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn config(args: Args) -> Result<Config> {
+    let mut c = Config::new(&args.atsign, args.data_dir, args.tls_cert, args.tls_key)
+        .with_context(|| format!("--atsign: invalid atSign {:?}", args.atsign))?;
+    c.listen = args.listen;
+    c.http_listen = Some(args.http_listen);
+    c.ca_bundle = args.ca_bundle;
+    c.root_server = args.root_server;
+    if let Some(path) = args.cram_secret_file {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("--cram-secret-file: cannot read {}", path.display()))?;
+        let secret = secret.trim().to_string();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "--cram-secret-file: {} is empty",
+            path.display()
+        );
+        c.cram_secret = Some(secret);
+    }
+    let secs = std::time::Duration::from_secs;
+    anyhow::ensure!(
+        args.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
+    anyhow::ensure!(
+        args.max_line_bytes >= 1024,
+        "--max-line-bytes must be at least 1024"
+    );
+    c.limits = Limits {
+        max_connections: args.max_connections,
+        idle_unauthenticated: secs(args.idle_timeout_secs),
+        idle_authenticated: secs(args.auth_idle_timeout_secs),
+        max_line_len: args.max_line_bytes,
+        handshake_timeout: secs(args.handshake_timeout_secs.max(1)),
+        ..Limits::default()
+    };
+    c.sweep_interval = secs(args.sweep_interval_secs.max(1));
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let config = config(args)?;
+    let handle = Server::start(config, Arc::new(SystemClock))
+        .await
+        .context("starting the atserver")?;
+    // Print the bound addresses so supervisors and tests using port 0 can find them.
+    println!(
+        "listening tls={} http={}",
+        handle.tls_addr,
+        handle.http_addr.map(|a| a.to_string()).unwrap_or_default()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+    handle.shutdown().await;
+    Ok(())
+}

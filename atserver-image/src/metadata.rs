@@ -1,0 +1,399 @@
+//! Record metadata (atprotocol.md §5): the stored form, the wire fragment, merge rules and the
+//! JSON shapes of lookup (`meta`/`all`) and sync.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::AtError;
+use crate::util::format_millis;
+
+/// Opaque string fields: stored, returned and forwarded verbatim.
+pub const STRING_FIELDS: &[&str] = &[
+    "dataSignature",
+    "sharedKeyStatus",
+    "sharedKeyEnc",
+    "pubKeyCS",
+    "pubKeyHash",
+    "hashingAlgo",
+    "encoding",
+    "encKeyName",
+    "encAlgo",
+    "ivNonce",
+    "skeEncKeyName",
+    "skeEncAlgo",
+    "appMetadata",
+];
+
+/// Stored metadata of one record. Times are epoch milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+    pub available_at: Option<i64>,
+    pub refresh_at: Option<i64>,
+    pub version: i64,
+    pub ttl: Option<i64>,
+    pub ttb: Option<i64>,
+    pub ttr: Option<i64>,
+    pub ccd: Option<bool>,
+    pub is_binary: bool,
+    pub is_encrypted: bool,
+    pub immutable: bool,
+    /// The opaque fields of [`STRING_FIELDS`], by wire name.
+    pub strings: std::collections::BTreeMap<String, String>,
+}
+
+/// Metadata as given in a command. `None` = not mentioned; for strings `Some(None)` = literal `null`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaUpdate {
+    pub ttl: Option<i64>,
+    pub ttb: Option<i64>,
+    pub ttr: Option<i64>,
+    pub ccd: Option<bool>,
+    pub is_binary: Option<bool>,
+    pub is_encrypted: Option<bool>,
+    pub immutable: Option<bool>,
+    pub strings: Vec<(String, Option<String>)>,
+}
+
+impl MetaUpdate {
+    pub fn is_empty(&self) -> bool {
+        *self == MetaUpdate::default()
+    }
+
+    /// Sets one named attribute; returns `Ok(false)` if the name is not a metadata attribute.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<bool, AtError> {
+        let lname = name.to_ascii_lowercase();
+        let int = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| AtError::syntax(format!("{name} must be an integer")))
+        };
+        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(AtError::syntax(format!("{name} must be true or false"))),
+        };
+        match lname.as_str() {
+            "ttl" => {
+                let v = int(value)?;
+                if v < 0 {
+                    return Err(AtError::syntax(
+                        "Valid value for TTL should be greater than or equal to 0",
+                    ));
+                }
+                self.ttl = Some(v);
+            }
+            "ttb" => {
+                let v = int(value)?;
+                if v < 0 {
+                    return Err(AtError::syntax(
+                        "Valid value for TTB should be greater than or equal to 0",
+                    ));
+                }
+                self.ttb = Some(v);
+            }
+            "ttr" => {
+                let v = int(value)?;
+                if v < -1 {
+                    return Err(AtError::syntax(
+                        "Valid values for TTR are -1 and greater than or equal to 0",
+                    ));
+                }
+                self.ttr = Some(v);
+            }
+            "ccd" => self.ccd = Some(boolean(value)?),
+            "isbinary" => self.is_binary = Some(boolean(value)?),
+            "isencrypted" => self.is_encrypted = Some(boolean(value)?),
+            "immutable" => self.immutable = Some(boolean(value)?),
+            _ => {
+                let Some(canonical) = STRING_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name))
+                else {
+                    return Ok(false);
+                };
+                if value.is_empty() || value.contains('@') || value.chars().any(char::is_whitespace)
+                {
+                    return Err(AtError::syntax(format!("invalid value for {name}")));
+                }
+                let v = (value != "null").then(|| value.to_string());
+                self.strings.push((canonical.to_string(), v));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Names of caller-asserted timestamps (3.16.3); accepted and ignored (their values contain `:`).
+pub fn is_timestamp_attr(name: &str) -> bool {
+    ["cat", "uat", "eat", "aat"].contains(&name.to_ascii_lowercase().as_str())
+}
+
+/// Splits a `:name:value:name:value…` token stream into metadata and returns how many tokens it used.
+/// Stops at the first token that is not a metadata attribute.
+pub fn parse_leading(tokens: &[&str], meta: &mut MetaUpdate) -> Result<usize, AtError> {
+    let mut i = 0;
+    while i + 1 < tokens.len() {
+        let name = tokens[i];
+        if is_timestamp_attr(name) {
+            // ISO timestamp `YYYY-MM-DDTHH:MM:SS(.f)Z` spans three tokens.
+            if i + 3 < tokens.len() {
+                i += 4;
+                continue;
+            }
+            break;
+        }
+        let value = tokens[i + 1];
+        let looks_numeric = ["ttl", "ttb", "ttr"].contains(&name.to_ascii_lowercase().as_str());
+        if looks_numeric && value.parse::<i64>().is_err() {
+            break; // a key named like an attribute, e.g. `update:ttl@alice`
+        }
+        if !meta.set(name, value)? {
+            break;
+        }
+        i += 2;
+    }
+    Ok(i)
+}
+
+impl Metadata {
+    /// A fresh record's metadata, written at `now` by `atsign`.
+    pub fn new_record(atsign: &str, now: i64) -> Self {
+        Metadata {
+            created_by: atsign.to_string(),
+            updated_by: atsign.to_string(),
+            created_at: now,
+            updated_at: now,
+            ..Default::default()
+        }
+    }
+
+    /// Applies a command's metadata on an update of this record (§5.2 merge rules).
+    pub fn apply(&mut self, update: &MetaUpdate, now: i64, atsign: &str, existed: bool) {
+        if existed {
+            self.version += 1;
+        }
+        self.updated_at = now;
+        self.updated_by = atsign.to_string();
+        if let Some(ttl) = update.ttl {
+            self.ttl = (ttl > 0).then_some(ttl);
+        }
+        if let Some(ttb) = update.ttb {
+            self.ttb = (ttb > 0).then_some(ttb);
+        }
+        if let Some(ttr) = update.ttr {
+            self.ttr = (ttr != 0).then_some(ttr);
+        }
+        if let Some(ccd) = update.ccd {
+            self.ccd = Some(ccd);
+        }
+        // ccd is only meaningful with a ttr; it defaults to false when a ttr is set.
+        if self.ttr.is_none() {
+            self.ccd = None;
+        } else if self.ccd.is_none() {
+            self.ccd = Some(false);
+        }
+        self.is_binary = update.is_binary.unwrap_or(false);
+        self.is_encrypted = update.is_encrypted.unwrap_or(false);
+        if let Some(imm) = update.immutable {
+            self.immutable = imm;
+        }
+        for (name, value) in &update.strings {
+            match value {
+                Some(v) => {
+                    self.strings.insert(name.clone(), v.clone());
+                }
+                None => {
+                    self.strings.remove(name);
+                }
+            }
+        }
+        // Timers restart from this write when given; ttl counts from birth when a ttb is set.
+        if update.ttb.is_some() {
+            self.available_at = self.ttb.map(|ttb| now + ttb);
+        }
+        if update.ttl.is_some() || update.ttb.is_some() {
+            self.expires_at = self.ttl.map(|ttl| now + ttl + self.ttb.unwrap_or(0));
+        }
+        if update.ttr.is_some() {
+            self.refresh_at = self.ttr.filter(|t| *t > 0).map(|ttr| now + ttr * 1000);
+        }
+    }
+
+    /// True when `now` is before birth.
+    pub fn unborn(&self, now: i64) -> bool {
+        self.available_at.is_some_and(|a| now < a)
+    }
+
+    /// True when `now` is at or past expiry.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// The metadata JSON of `llookup:meta` / `lookup:meta` (nulls removed, numbers as numbers).
+    pub fn to_lookup_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("createdBy".into(), self.created_by.clone().into());
+        m.insert("updatedBy".into(), self.updated_by.clone().into());
+        m.insert("createdAt".into(), format_millis(self.created_at).into());
+        m.insert("updatedAt".into(), format_millis(self.updated_at).into());
+        if let Some(v) = self.expires_at {
+            m.insert("expiresAt".into(), format_millis(v).into());
+        }
+        if let Some(v) = self.available_at {
+            m.insert("availableAt".into(), format_millis(v).into());
+        }
+        if let Some(v) = self.refresh_at {
+            m.insert("refreshAt".into(), format_millis(v).into());
+        }
+        m.insert("status".into(), "active".into());
+        m.insert("version".into(), self.version.into());
+        for (name, v) in [("ttl", self.ttl), ("ttb", self.ttb), ("ttr", self.ttr)] {
+            if let Some(v) = v {
+                m.insert(name.into(), v.into());
+            }
+        }
+        if let Some(ccd) = self.ccd {
+            m.insert("ccd".into(), ccd.into());
+        }
+        m.insert("isBinary".into(), self.is_binary.into());
+        m.insert("isEncrypted".into(), self.is_encrypted.into());
+        if self.immutable {
+            m.insert("immutable".into(), true.into());
+        }
+        for (name, v) in &self.strings {
+            m.insert(name.clone(), v.clone().into());
+        }
+        Value::Object(m)
+    }
+
+    /// The sync form: the same fields, every value a string (§9.2).
+    pub fn to_sync_json(&self) -> Value {
+        let Value::Object(m) = self.to_lookup_json() else {
+            return Value::Null;
+        };
+        let m = m
+            .into_iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, Value::String(s))
+            })
+            .collect();
+        Value::Object(m)
+    }
+
+    /// The metadata object of notification JSON (§8.5).
+    pub fn to_notification_json(&self) -> Value {
+        let mut m = Map::new();
+        for name in [
+            "encKeyName",
+            "encAlgo",
+            "ivNonce",
+            "skeEncKeyName",
+            "skeEncAlgo",
+            "sharedKeyEnc",
+            "pubKeyCS",
+        ] {
+            m.insert(
+                name.into(),
+                self.strings
+                    .get(name)
+                    .cloned()
+                    .map_or(Value::Null, Value::String),
+            );
+        }
+        for (name, v) in [("ttl", self.ttl), ("ttb", self.ttb), ("ttr", self.ttr)] {
+            if let Some(v) = v {
+                m.insert(name.into(), v.into());
+            }
+        }
+        if let Some(ccd) = self.ccd {
+            m.insert("ccd".into(), ccd.into());
+        }
+        if let Some(sig) = self.strings.get("dataSignature") {
+            m.insert("dataSignature".into(), sig.clone().into());
+        }
+        m.insert("isEncrypted".into(), self.is_encrypted.into());
+        Value::Object(m)
+    }
+
+    /// Applies a Metadata JSON object (as sent by `update:json:`) on top of this record.
+    pub fn update_from_json(obj: &Map<String, Value>) -> Result<MetaUpdate, AtError> {
+        let mut u = MetaUpdate::default();
+        for (k, v) in obj {
+            let text = match v {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(AtError::syntax(format!("invalid metadata field {k}"))),
+            };
+            // Unknown fields (createdAt, status, …) are server-owned; ignore them.
+            let _ = u.set(k, &text)?;
+        }
+        Ok(u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_leading_metadata() {
+        let tokens: Vec<&str> = "ttl:1000:isEncrypted:true:ivNonce:AbC=:public:k@alice"
+            .split(':')
+            .collect();
+        let mut m = MetaUpdate::default();
+        let used = parse_leading(&tokens, &mut m).unwrap();
+        assert_eq!(used, 6);
+        assert_eq!(m.ttl, Some(1000));
+        assert_eq!(m.is_encrypted, Some(true));
+        assert_eq!(
+            m.strings,
+            vec![("ivNonce".to_string(), Some("AbC=".to_string()))]
+        );
+    }
+
+    #[test]
+    fn merges_and_times() {
+        let mut md = Metadata::new_record("@alice", 1000);
+        let u = MetaUpdate {
+            ttl: Some(500),
+            ttb: Some(100),
+            ttr: Some(10),
+            ..Default::default()
+        };
+        md.apply(&u, 1000, "@alice", false);
+        assert_eq!(md.available_at, Some(1100));
+        assert_eq!(md.expires_at, Some(1600));
+        assert_eq!(md.refresh_at, Some(11_000));
+        assert_eq!(md.ccd, Some(false));
+        assert!(md.unborn(1099));
+        assert!(!md.unborn(1100));
+        assert!(md.expired(1600));
+        md.apply(
+            &MetaUpdate {
+                ttl: Some(0),
+                ..Default::default()
+            },
+            2000,
+            "@alice",
+            true,
+        );
+        assert_eq!(md.expires_at, None);
+        assert_eq!(md.version, 1);
+    }
+
+    #[test]
+    fn rejects_negative_ttl() {
+        let mut m = MetaUpdate::default();
+        assert!(m.set("ttl", "-5").is_err());
+        assert!(m.set("ttr", "-2").is_err());
+        assert!(m.set("ttr", "-1").is_ok());
+    }
+}

@@ -1,0 +1,334 @@
+//! The listener: accepts TCP, enforces the connection limit and handshake timeout, runs sessions;
+//! plus the background jobs (expiry sweep, idle reaper, certificate reload, stats notifications).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::commands::write;
+use crate::config::Config;
+use crate::limits::{AuthThrottle, Registry};
+use crate::metrics::Metrics;
+use crate::notifications::Hub;
+use crate::session::{self, Session};
+use crate::store::{Store, StoreError};
+use crate::tls::{self, CertReloader, TlsError};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("initialising the keystore: {0}")]
+    Init(String),
+}
+
+/// Queued notifications to other atSigns are handed here. Delivery to peer atServers is the
+/// server-to-server issue; until then they stay persisted with status `queued`.
+pub trait PeerDelivery: Send + Sync {
+    fn enqueue(&self, notification_id: &str, recipient: &str);
+}
+
+/// Keeps notifications queued in the store for the future delivery engine to pick up.
+pub struct StoreQueue;
+
+impl PeerDelivery for StoreQueue {
+    fn enqueue(&self, notification_id: &str, recipient: &str) {
+        tracing::debug!(
+            id = notification_id,
+            recipient,
+            "notification queued for peer delivery"
+        );
+    }
+}
+
+/// Everything sessions share.
+pub struct Shared {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub store: Store,
+    pub hub: Hub,
+    pub registry: Registry,
+    pub throttle: AuthThrottle,
+    pub metrics: Metrics,
+    pub started_at: i64,
+    pub delivery: Box<dyn PeerDelivery>,
+    pub shutdown: CancellationToken,
+    pub tls_up: std::sync::atomic::AtomicBool,
+}
+
+/// A running server.
+pub struct Handle {
+    pub tls_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+    store_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Handle {
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Runs one expiry sweep now (the periodic job does the same).
+    pub async fn sweep_now(&self) -> Result<usize, StoreError> {
+        write::sweep(&self.shared).await
+    }
+
+    /// Stops listening, closes every connection and waits for the background jobs.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let thread = self.store_thread.take();
+        drop(self);
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+
+    /// Resolves when shutdown was requested.
+    pub async fn stopped(&self) {
+        self.shared.shutdown.cancelled().await
+    }
+}
+
+pub struct Server;
+
+impl Server {
+    /// Opens the store, seeds keys, binds the listeners and starts serving.
+    pub async fn start(config: Config, clock: SharedClock) -> Result<Handle, StartError> {
+        let (store, store_thread) = Store::open(&config.data_dir)?;
+        let now = clock.now_millis();
+        let throttle = AuthThrottle::new(
+            clock.clone(),
+            config.limits.auth_failures_per_address,
+            i64::try_from(config.limits.auth_failure_window.as_millis()).unwrap_or(i64::MAX),
+        );
+        let shared = Arc::new(Shared {
+            throttle,
+            clock,
+            store,
+            hub: Hub::new(),
+            registry: Registry::default(),
+            metrics: Metrics::new(),
+            started_at: now,
+            delivery: Box::new(StoreQueue),
+            shutdown: CancellationToken::new(),
+            tls_up: std::sync::atomic::AtomicBool::new(false),
+            config,
+        });
+        write::initialise(&shared)
+            .await
+            .map_err(|e| StartError::Init(e.to_string()))?;
+
+        let reloader = CertReloader::new(&shared.config.tls_cert, &shared.config.tls_key)?;
+        let tls_config = tls::server_config(reloader.clone(), shared.config.ca_bundle.as_deref())?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+        let listen = shared.config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let tls_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+
+        let mut tasks = JoinSet::new();
+        let http_addr = match shared.config.http_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                tasks.spawn(crate::http::serve(l, shared.clone()));
+                Some(bound)
+            }
+            None => None,
+        };
+        shared
+            .tls_up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tasks.spawn(accept_loop(listener, acceptor, shared.clone()));
+        tasks.spawn(jobs::sweeper(shared.clone()));
+        tasks.spawn(jobs::reaper(shared.clone()));
+        tasks.spawn(jobs::cert_reload(shared.clone(), reloader));
+        tasks.spawn(jobs::stats_notifications(shared.clone()));
+        tracing::info!(atsign = %shared.config.atsign, %tls_addr, ?http_addr, "atserver listening");
+        Ok(Handle {
+            tls_addr,
+            http_addr,
+            shared,
+            tasks,
+            store_thread: Some(store_thread),
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(shared.config.limits.max_connections));
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and similar: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let permit = permits.clone().try_acquire_owned().ok();
+        conns.spawn(serve_connection(
+            tcp,
+            addr,
+            acceptor.clone(),
+            shared.clone(),
+            permit,
+        ));
+    }
+    shared
+        .tls_up
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // Sessions watch the shutdown token through their connection tokens; wait for them to finish.
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let handshake =
+        tokio::time::timeout(shared.config.limits.handshake_timeout, acceptor.accept(tcp));
+    let mut tls = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                shared.metrics.handshake_failures.inc();
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "TLS handshake timed out");
+                shared.metrics.handshake_failures.inc();
+                return;
+            }
+        },
+    };
+    let Some(_permit) = permit else {
+        shared.metrics.rejected_connections.inc();
+        let _ = tls
+            .write_all(b"error:AT0012-Inbound connection limit exceeded\n")
+            .await;
+        let _ = tls.shutdown().await;
+        return;
+    };
+    let (id, conn) = shared
+        .registry
+        .register(shared.clock.now_millis(), &shared.shutdown);
+    let session = Session::new(shared.clone(), addr, conn);
+    session::run(session, tls).await;
+    shared.registry.unregister(id);
+}
+
+mod jobs {
+    use super::*;
+    use crate::notifications::{Event, Operation};
+
+    pub async fn sweeper(shared: Arc<Shared>) {
+        let mut tick = tokio::time::interval(shared.config.sweep_interval);
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = write::sweep(&shared).await {
+                        tracing::error!(error = %e, "expiry sweep failed");
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn reaper(shared: Arc<Shared>) {
+        let limits = &shared.config.limits;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let mut tick = tokio::time::interval(limits.reaper_interval);
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let n = shared.registry.reap(
+                        shared.clock.now_millis(),
+                        ms(limits.idle_unauthenticated),
+                        ms(limits.idle_authenticated),
+                    );
+                    if n > 0 {
+                        tracing::debug!(closed = n, "idle connections reaped");
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn cert_reload(shared: Arc<Shared>, reloader: Arc<CertReloader>) {
+        let mut tick = tokio::time::interval(shared.config.tls_reload_interval);
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let r = reloader.clone();
+                    if let Ok(true) = tokio::task::spawn_blocking(move || r.reload_if_changed()).await {
+                        shared.metrics.cert_reloads.inc();
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn stats_notifications(shared: Arc<Shared>) {
+        let Some(every) = shared.config.stats_notification_interval else {
+            return;
+        };
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Ok(last) = shared.store.call(|db| db.last_commit_id()).await {
+                        shared.hub.publish(Event::Stats { last_commit_id: last, operation: Operation::Update });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Synchronous store operations; only ever called on the store thread.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{schema, StoreError};
+use crate::metadata::Metadata;
+use crate::notifications::{Kind, Notification, Status};
+
+/// One key/value record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub key: String,
+    pub value: Option<String>,
+    pub meta: Metadata,
+}
+
+/// One commit log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRow {
+    pub id: i64,
+    pub key: String,
+    pub op: String,
+    pub time: i64,
+}
+
+pub struct Db {
+    conn: Connection,
+}
+
+fn record_from_row(key: String, value: Option<String>, meta: String) -> Result<Record, StoreError> {
+    Ok(Record {
+        key,
+        value,
+        meta: serde_json::from_str(&meta)?,
+    })
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn)?;
+        Ok(Db { conn })
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT key, value, meta FROM records WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(k, v, m)| record_from_row(k, v, m)).transpose()
+    }
+
+    /// Writes a record and, unless `commit` is false, its commit entry, in one transaction.
+    /// Returns the commit id, or -1 when the key is not committed.
+    pub fn put(
+        &mut self,
+        record: &Record,
+        op: &str,
+        commit: bool,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let meta = serde_json::to_string(&record.meta)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO records (key, value, meta, expires_at, available_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, meta = excluded.meta,
+               expires_at = excluded.expires_at, available_at = excluded.available_at",
+            params![record.key, record.value, meta, record.meta.expires_at, record.meta.available_at],
+        )?;
+        let id = if commit {
+            Self::commit_entry(&tx, &record.key, op, now)?
+        } else {
+            -1
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn commit_entry(
+        tx: &rusqlite::Transaction<'_>,
+        key: &str,
+        op: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        tx.execute(
+            "INSERT OR REPLACE INTO commits (key, op, time) VALUES (?1, ?2, ?3)",
+            params![key, op, now],
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// Removes a record; a delete commit entry is written even when the key did not exist.
+    pub fn delete(&mut self, key: &str, commit: bool, now: i64) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM records WHERE key = ?1", [key])?;
+        let id = if commit {
+            Self::commit_entry(&tx, key, "-", now)?
+        } else {
+            -1
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Keys that are born and not expired at `now`, in key order.
+    pub fn active_keys(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key FROM records WHERE (expires_at IS NULL OR expires_at > ?1)
+               AND (available_at IS NULL OR available_at <= ?1) ORDER BY key",
+        )?;
+        let keys = stmt
+            .query_map([now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(keys)
+    }
+
+    /// Keys expired at `now` (uses the expiry index).
+    pub fn expired_keys(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        )?;
+        let keys = stmt
+            .query_map([now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(keys)
+    }
+
+    /// Commit entries with id greater than `from`, ascending, at most `limit`.
+    pub fn commits_after(&self, from: i64, limit: i64) -> Result<Vec<CommitRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, key, op, time FROM commits WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![from, limit], |r| {
+                Ok(CommitRow {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    op: r.get(2)?,
+                    time: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Latest commit entries, newest first, at most `limit` after offset `skip`.
+    pub fn commits_desc(&self, skip: i64, limit: i64) -> Result<Vec<CommitRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, key, op, time FROM commits ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![limit, skip], |r| {
+                Ok(CommitRow {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    op: r.get(2)?,
+                    time: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn last_commit_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(id) FROM commits", [], |r| r.get(0))?)
+    }
+
+    /// Database size in bytes (pages in use).
+    pub fn size_bytes(&self) -> Result<i64, StoreError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(pages * size)
+    }
+
+    // --- notifications ---
+
+    pub fn put_notification(&mut self, n: &Notification) -> Result<(), StoreError> {
+        let body = serde_json::to_string(n)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO notifications
+               (id, kind, status, priority, from_atsign, to_atsign, created_at, expires_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                n.id,
+                n.kind.as_str(),
+                n.status.as_str(),
+                n.priority as i64,
+                n.from,
+                n.to,
+                n.created_at,
+                n.expires_at,
+                body
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn get_notification(&self, id: &str) -> Result<Option<Notification>, StoreError> {
+        let body: Option<String> = self
+            .conn
+            .query_row("SELECT body FROM notifications WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// Unexpired notifications of the given kinds created after `since`, oldest first.
+    pub fn notifications_since(
+        &self,
+        kinds: &[Kind],
+        since: i64,
+        now: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM notifications WHERE kind = ?1 AND created_at > ?2 AND expires_at > ?3
+             ORDER BY created_at",
+        )?;
+        for kind in kinds {
+            let bodies: Vec<String> = stmt
+                .query_map(params![kind.as_str(), since, now], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for b in bodies {
+                out.push(serde_json::from_str(&b)?);
+            }
+        }
+        out.sort_by_key(|n: &Notification| n.created_at);
+        Ok(out)
+    }
+
+    pub fn remove_notification(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM notifications WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    pub fn purge_expired_notifications(&mut self, now: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM notifications WHERE expires_at <= ?1", [now])?)
+    }
+
+    /// Counts by (kind, status, operation, message type) for `stats:11` and metrics.
+    pub fn notification_counts(&self) -> Result<Vec<Notification>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT body FROM notifications")?;
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
+    }
+
+    pub fn notification_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, COUNT(*) FROM notifications GROUP BY status")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn set_notification_status(&mut self, id: &str, status: Status) -> Result<(), StoreError> {
+        if let Some(mut n) = self.get_notification(id)? {
+            n.status = status;
+            self.put_notification(&n)?;
+        }
+        Ok(())
+    }
+
+    // --- access log (stats 5, 6, 8, 10) ---
+
+    pub fn log_access(
+        &mut self,
+        atsign: Option<&str>,
+        key: Option<&str>,
+        verb: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO access_log (atsign, key, verb, time) VALUES (?1, ?2, ?3, ?4)",
+            params![atsign, key, verb, now],
+        )?;
+        Ok(())
+    }
+
+    /// Most frequent values of `column` ("atsign" or "key").
+    pub fn top_access(&self, column: &str, limit: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = match column {
+            "atsign" => "SELECT atsign, COUNT(*) c FROM access_log WHERE atsign IS NOT NULL GROUP BY atsign ORDER BY c DESC LIMIT ?1",
+            _ => "SELECT key, COUNT(*) c FROM access_log WHERE key IS NOT NULL GROUP BY key ORDER BY c DESC LIMIT ?1",
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn last_access(&self, verb: Option<&str>) -> Result<Option<i64>, StoreError> {
+        Ok(match verb {
+            Some(v) => self.conn.query_row(
+                "SELECT MAX(time) FROM access_log WHERE verb = ?1",
+                [v],
+                |r| r.get(0),
+            )?,
+            None => self
+                .conn
+                .query_row("SELECT MAX(time) FROM access_log", [], |r| r.get(0))?,
+        })
+    }
+
+    /// Drops access log entries older than `before`.
+    pub fn compact_access_log(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM access_log WHERE time < ?1", [before])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str) -> Record {
+        Record {
+            key: key.into(),
+            value: Some("v".into()),
+            meta: Metadata::new_record("@alice", 1),
+        }
+    }
+
+    #[test]
+    fn commit_log_keeps_latest_entry_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(db.schema_version().unwrap(), super::super::SCHEMA_VERSION);
+        let a1 = db.put(&record("a@alice"), "+", true, 1).unwrap();
+        let b1 = db.put(&record("b@alice"), "+", true, 2).unwrap();
+        let a2 = db.put(&record("a@alice"), "*", true, 3).unwrap();
+        assert!(a1 < b1 && b1 < a2);
+        let rows = db.commits_after(0, 100).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["b@alice", "a@alice"]
+        );
+        assert_eq!(db.put(&record("privatekey:x"), "+", false, 4).unwrap(), -1);
+        let d = db.delete("missing@alice", true, 5).unwrap();
+        assert!(d > a2);
+        assert_eq!(db.last_commit_id().unwrap(), Some(d));
+    }
+}

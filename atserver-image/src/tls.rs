@@ -1,0 +1,145 @@
+//! TLS: a server config whose certificate is swapped when the files change (live connections keep
+//! their session), and an optional client-certificate request for peers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use rustls::crypto::ring::default_provider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no certificate in {0}")]
+    NoCert(PathBuf),
+    #[error("no usable private key in {0}")]
+    NoKey(PathBuf),
+    #[error("invalid CA bundle {0}")]
+    Ca(PathBuf),
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads a certificate chain and key into a signing `CertifiedKey`.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::NoCert(cert.to_path_buf()))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCert(cert.to_path_buf()));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(key.to_path_buf()))?;
+    let signing = default_provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|_| TlsError::NoKey(key.to_path_buf()))?;
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+/// Serves the current certificate; [`CertReloader::reload_if_changed`] swaps it.
+#[derive(Debug)]
+pub struct CertReloader {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+    stamp: RwLock<(Option<SystemTime>, Option<SystemTime>)>,
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl CertReloader {
+    pub fn new(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+        let ck = load_certified_key(cert, key)?;
+        Ok(Arc::new(CertReloader {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: RwLock::new(Arc::new(ck)),
+            stamp: RwLock::new((mtime(cert), mtime(key))),
+        }))
+    }
+
+    /// Reloads when either file's modification time changed; a broken pair keeps the old one.
+    /// Returns true when a new certificate was installed.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = (mtime(&self.cert), mtime(&self.key));
+        let changed = self.stamp.read().map(|s| *s != now).unwrap_or(false);
+        if !changed {
+            return false;
+        }
+        match load_certified_key(&self.cert, &self.key) {
+            Ok(ck) => {
+                if let Ok(mut c) = self.current.write() {
+                    *c = Arc::new(ck);
+                }
+                if let Ok(mut s) = self.stamp.write() {
+                    *s = now;
+                }
+                tracing::info!("TLS certificate reloaded");
+                true
+            }
+            Err(e) => {
+                // Files may be mid-rotation; try again on the next tick.
+                tracing::warn!(error = %e, "TLS certificate reload failed; keeping the current one");
+                false
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for CertReloader {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// Builds the listener's rustls config.
+pub fn server_config(
+    resolver: Arc<CertReloader>,
+    ca_bundle: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match ca_bundle {
+        Some(path) => {
+            let pem = read(path)?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|_| TlsError::Ca(path.to_path_buf()))?;
+                roots
+                    .add(cert)
+                    .map_err(|_| TlsError::Ca(path.to_path_buf()))?;
+            }
+            // Request a certificate (peers present one) but let human clients in without.
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|_| TlsError::Ca(path.to_path_buf()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(builder.with_cert_resolver(resolver))
+}
