@@ -4,13 +4,12 @@
 //! touch a socket.
 pub mod atsign;
 pub mod error_code;
-pub mod key;
-pub mod metadata;
 pub mod response;
-pub mod time;
+
 
 pub use atsign::{AtSign, AtSignError};
 pub use error_code::ErrorCode;
-pub use key::{AtKey, KeyError, KeyKind};
-pub use metadata::{Metadata, MetadataError};
 pub use response::{ErrorStyle, Prompt, Reply, Response};
+
+pub mod client;
+pub mod crypto;

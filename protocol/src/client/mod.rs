@@ -1,0 +1,1 @@
+//! Async TLS client for atServers and the atDirectory.
