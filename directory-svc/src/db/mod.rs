@@ -1,0 +1,152 @@
+//! The system of record: Postgres through sqlx with runtime-checked queries (no database needed to build).
+
+mod queries;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use thiserror::Error;
+use tokio::time::Instant;
+
+use crate::metrics::{Metrics, OpLabel};
+
+pub use queries::{DeleteOutcome, PutOutcome, Registration};
+
+/// The channel the table's trigger notifies on every change (see the migrations).
+pub const CHANGES_CHANNEL: &str = "atdirectory_changes";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected data in the database: {0}")]
+    Data(String),
+}
+
+/// Pools for the primary (writes, LISTEN) and for reads (a replica when configured).
+#[derive(Clone)]
+pub struct Db {
+    write: PgPool,
+    read: PgPool,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+fn options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?.application_name("atdirectory"))
+}
+
+fn pool(url: &str, max: u32, timeout: Duration) -> Result<PgPool, sqlx::Error> {
+    // Lazy: a database that is down later (or at start, for reads) must not stop the directory.
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(timeout)
+        .connect_lazy_with(options(url)?))
+}
+
+impl Db {
+    pub fn new(
+        url: &str,
+        read_url: Option<&str>,
+        max_connections: u32,
+        timeout: Duration,
+        metrics: Metrics,
+    ) -> Result<Self, DbError> {
+        let write = pool(url, max_connections, timeout)?;
+        let read = match read_url {
+            Some(r) => pool(r, max_connections, timeout)?,
+            None => write.clone(),
+        };
+        Ok(Self {
+            write,
+            read,
+            timeout,
+            metrics,
+        })
+    }
+
+    /// The primary pool, for LISTEN.
+    pub fn primary(&self) -> &PgPool {
+        &self.write
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.write).await
+    }
+
+    /// Times one database operation, bounds it by the configured timeout and counts its failures.
+    async fn observe<T, F>(&self, op: &'static str, fut: F) -> Result<T, DbError>
+    where
+        F: Future<Output = Result<T, DbError>>,
+    {
+        let start = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(DbError::Timeout(self.timeout)),
+        };
+        let label = OpLabel { op };
+        self.metrics
+            .db_latency
+            .get_or_create(&label)
+            .observe(start.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            self.metrics.db_errors.get_or_create(&label).inc();
+            tracing::warn!(op, error = %e, "database operation failed");
+        }
+        result
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.observe("ping", queries::ping(&self.write)).await
+    }
+
+    /// The address of `name` (an atSign without `@`) for the root protocol.
+    pub async fn lookup(&self, name: &str) -> Result<Option<(String, u16)>, DbError> {
+        self.observe("lookup", queries::lookup(&self.read, name))
+            .await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Registration>, DbError> {
+        self.observe("get", queries::get(&self.read, name)).await
+    }
+
+    pub async fn list(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Registration>, DbError> {
+        self.observe("list", queries::list(&self.read, after, limit))
+            .await
+    }
+
+    pub async fn put(
+        &self,
+        name: &str,
+        host: &str,
+        port: u16,
+        owner: &str,
+        force: bool,
+    ) -> Result<PutOutcome, DbError> {
+        self.observe(
+            "put",
+            queries::put(&self.write, name, host, port, owner, force),
+        )
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        force: bool,
+    ) -> Result<DeleteOutcome, DbError> {
+        self.observe("delete", queries::delete(&self.write, name, owner, force))
+            .await
+    }
+}

@@ -1,0 +1,181 @@
+//! One root-protocol connection: greeting, then lookups until `@exit`, end of stream, or abuse control.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+
+use super::limits::SourceLimiter;
+use super::wire::{self, RootRequest};
+use crate::directory::{Directory, Resolution};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_line: usize,
+    pub handshake_timeout: Duration,
+    /// Before the first lookup.
+    pub idle_timeout: Duration,
+    /// After a lookup; `None` keeps a used connection open (clients in the field never reconnect).
+    pub session_idle_timeout: Option<Duration>,
+    pub miss_allowance: u32,
+    pub miss_delay: Duration,
+}
+
+pub(super) struct Shared {
+    pub acceptor: TlsAcceptor,
+    pub directory: Directory,
+    pub limiter: Arc<SourceLimiter>,
+    pub settings: Settings,
+}
+
+/// The reply and its prompt leave in one write: clients split responses on read boundaries.
+async fn send<W: AsyncWrite + Unpin>(out: &mut W, reply: &str) -> std::io::Result<()> {
+    out.write_all(reply.as_bytes()).await?;
+    out.flush().await
+}
+
+pub(super) async fn run(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let metrics = &shared.directory.metrics;
+    let settings = &shared.settings;
+    let tls =
+        match tokio::time::timeout(settings.handshake_timeout, shared.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                metrics.reject("handshake_timeout");
+                return;
+            }
+        };
+    let (read, mut write) = tokio::io::split(tls);
+    let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(settings.max_line));
+    if send(&mut write, "@").await.is_err() {
+        return;
+    }
+    let mut misses = 0u32;
+    let mut used = false;
+    loop {
+        let idle = if used {
+            settings.session_idle_timeout
+        } else {
+            Some(settings.idle_timeout)
+        };
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = next_line(&mut lines, idle) => next,
+        };
+        let line = match next {
+            Next::Line(line) => line,
+            // Not UTF-8: cannot be an atSign.
+            Next::Undecodable => String::from("\u{0}"),
+            Next::TooLong => {
+                metrics.reject("oversized_line");
+                break;
+            }
+            Next::Idle => {
+                metrics.reject("idle");
+                break;
+            }
+            Next::Closed => break,
+        };
+        let request = RootRequest::parse(&line);
+        if request == RootRequest::Exit {
+            break;
+        }
+        if !shared.limiter.allow(peer.ip()) {
+            metrics.reject("rate_limited");
+            break;
+        }
+        let found = match request {
+            RootRequest::Lookup(atsign) => {
+                used = true;
+                match shared.directory.resolve(atsign.name()).await {
+                    Resolution::Found(address) => {
+                        metrics.lookup("found");
+                        Some(address)
+                    }
+                    Resolution::NotFound => {
+                        metrics.lookup("not_found");
+                        None
+                    }
+                    Resolution::Unavailable => {
+                        metrics.lookup("error");
+                        None
+                    }
+                }
+            }
+            RootRequest::Invalid => {
+                metrics.lookup("invalid");
+                None
+            }
+            // Clients such as at_c send a blank line first and wait for any answer.
+            RootRequest::Blank | RootRequest::Exit => {
+                if send(&mut write, wire::NOT_FOUND).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let reply = match found {
+            Some(address) => wire::found(&address),
+            None => {
+                misses = misses.saturating_add(1);
+                if misses > settings.miss_allowance {
+                    metrics.miss_delays.inc();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(settings.miss_delay) => {}
+                    }
+                }
+                wire::NOT_FOUND.to_owned()
+            }
+        };
+        if send(&mut write, &reply).await.is_err() {
+            break;
+        }
+    }
+    // Best effort: the peer may already be gone.
+    let _ = write.shutdown().await;
+}
+
+enum Next {
+    Line(String),
+    Undecodable,
+    TooLong,
+    Idle,
+    Closed,
+}
+
+async fn next_line<R>(lines: &mut FramedRead<R, LinesCodec>, idle: Option<Duration>) -> Next
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let item = match idle {
+        Some(limit) => match tokio::time::timeout(limit, lines.next()).await {
+            Ok(item) => item,
+            Err(_) => return Next::Idle,
+        },
+        None => lines.next().await,
+    };
+    match item {
+        Some(Ok(line)) => Next::Line(line),
+        Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Next::TooLong,
+        Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Next::Undecodable
+        }
+        Some(Err(LinesCodecError::Io(_))) | None => Next::Closed,
+    }
+}

@@ -1,0 +1,246 @@
+//! The root protocol over TLS against the real server and a real database (acceptance 2).
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::Api;
+use common::root::RootConn;
+use common::{Fixture, TOKEN};
+use tokio::time::Instant;
+
+async fn registered(fixture: &Fixture, extra: &[&str]) -> (atdirectory::Running, Api) {
+    let server = fixture.start(extra).await;
+    let api = Api::new(server.http_addr, Some(TOKEN));
+    api.register("@alice", "alice.fleet.example", 6464, "op-a")
+        .await;
+    api.register("colinconstable", "127.0.0.1", 25000, "op-a")
+        .await;
+    (server, api)
+}
+
+#[tokio::test]
+async fn lookups_found_not_found_prefix_case_many_on_one_connection() {
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(&fixture, &["--miss-allowance", "100"]).await;
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    for _ in 0..3 {
+        assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+        assert_eq!(conn.lookup("@alice").await, "alice.fleet.example:6464\r\n@");
+        assert_eq!(conn.lookup("ALICE").await, "alice.fleet.example:6464\r\n@");
+        assert_eq!(
+            conn.lookup("@Colin.Constable").await,
+            "127.0.0.1:25000\r\n@"
+        );
+        assert_eq!(conn.lookup("nobody").await, "null\r\n@");
+        // CRLF-terminated lines (the C client) are the same lookup.
+        conn.send(b"Alice\r\n").await;
+        assert_eq!(
+            conn.reply().await.as_deref(),
+            Some("alice.fleet.example:6464\r\n@")
+        );
+        // Not an atSign at all.
+        assert_eq!(conn.lookup("a:b").await, "null\r\n@");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn blank_line_is_answered_and_exit_closes() {
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(&fixture, &[]).await;
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    conn.send(b"\r\n").await;
+    assert_eq!(conn.reply().await.as_deref(), Some("null\r\n@"));
+    assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    conn.send(b"@exit\n").await;
+    assert!(conn.closed().await, "@exit closes without a reply");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_line_closes_the_connection() {
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(&fixture, &["--max-line", "64"]).await;
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    conn.send(format!("{}\n", "a".repeat(200)).as_bytes()).await;
+    assert!(conn.closed().await);
+    // Other connections are unaffected.
+    let mut other = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(other.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_misses_are_delayed_but_hits_are_not() {
+    let fixture = Fixture::new().await;
+    let delay = Duration::from_millis(700);
+    let (server, api) = registered(
+        &fixture,
+        &["--miss-allowance", "1", "--miss-delay-ms", "700"],
+    )
+    .await;
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(conn.lookup("nobody1").await, "null\r\n@");
+    for i in 2..4 {
+        let start = Instant::now();
+        assert_eq!(conn.lookup(&format!("nobody{i}")).await, "null\r\n@");
+        assert!(
+            start.elapsed() >= delay,
+            "miss {i} answered after {:?}",
+            start.elapsed()
+        );
+    }
+    // Found lookups keep working on the same connection, and the delays are counted.
+    assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    let metrics = api.get("/metrics").await.text;
+    assert!(
+        metrics.contains("atdirectory_miss_delays_total 2"),
+        "{metrics}"
+    );
+    // A fresh connection starts with a fresh allowance.
+    let mut fresh = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(fresh.lookup("nobody1").await, "null\r\n@");
+    let metrics = api.get("/metrics").await.text;
+    assert!(
+        metrics.contains("atdirectory_miss_delays_total 2"),
+        "first miss not delayed: {metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_source_rate_limit_closes_the_abusive_connection() {
+    let fixture = Fixture::new().await;
+    // One token per hour after a burst of 5: the 6th request is refused however slow the machine is.
+    let (server, api) = registered(
+        &fixture,
+        &[
+            "--rate-limit-per-second",
+            "1",
+            "--rate-limit-burst",
+            "5",
+            "--miss-allowance",
+            "100",
+        ],
+    )
+    .await;
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    for _ in 0..5 {
+        assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    }
+    conn.send(b"alice\n").await;
+    // Either refused outright or (if a token refilled meanwhile) answered and refused on the next one.
+    let mut refused = conn.reply().await.is_none();
+    if !refused {
+        conn.send(b"alice\n").await;
+        refused = conn.reply().await.is_none();
+    }
+    assert!(refused, "the source exceeded its burst");
+    let metrics = api.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"atdirectory_root_rejections_total{reason="rate_limited"} 1"#),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_unused_connections_are_closed_but_used_ones_stay_open() {
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(&fixture, &["--idle-timeout-ms", "300"]).await;
+    let mut idle = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    let mut used = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(used.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    assert!(
+        idle.closed().await,
+        "an unused connection is closed when idle"
+    );
+    // Well past the idle timeout, the used connection still answers (the Python SDK never reconnects).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(used.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn handshake_timeout_and_connection_cap() {
+    let fixture = Fixture::new().await;
+    let (server, api) = registered(
+        &fixture,
+        &["--handshake-timeout-ms", "300", "--max-connections", "2"],
+    )
+    .await;
+    // A client that never starts TLS is dropped.
+    let mut silent = tokio::net::TcpStream::connect(server.root_addr)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 16];
+    let n = tokio::io::AsyncReadExt::read(&mut silent, &mut buf)
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0, "handshake timeout closes the socket");
+    // Two connections fill the cap; a third is closed at once; after one leaves, a new one is accepted.
+    let mut a = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    let mut b = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(a.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    assert_eq!(b.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    let third = tokio::net::TcpStream::connect(server.root_addr)
+        .await
+        .expect("connect");
+    let cfg = fixture.pki.client_config();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    assert!(
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, third)
+            .await
+            .is_err(),
+        "over the cap"
+    );
+    a.send(b"@exit\n").await;
+    assert!(a.closed().await);
+    let metrics = api.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"reason="max_connections"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reason="handshake_timeout"} 1"#),
+        "{metrics}"
+    );
+    // The slot is released when the session task ends; wait for it through the gauge.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api
+        .get("/metrics")
+        .await
+        .text
+        .contains("atdirectory_root_connections 1")
+    {
+        assert!(Instant::now() < deadline, "connection slot never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut c = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(c.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificate_is_reloaded_for_new_connections() {
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(&fixture, &["--tls-reload-interval-ms", "100"]).await;
+    let mut old = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    let first = old.peer_certificate();
+    fixture.pki.issue("second");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+        if conn.peer_certificate() != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new certificate never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The connection made before the reload keeps working.
+    assert_eq!(old.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    server.shutdown().await;
+}
