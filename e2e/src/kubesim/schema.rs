@@ -1,0 +1,341 @@
+//! Structural-schema handling for custom resources, in the apiserver's order: prune unknown fields,
+//! apply defaults, check types and value constraints, then run the CEL rules.
+
+use serde_json::{Map, Value};
+
+use super::cel;
+
+pub type Causes = Vec<(String, String)>;
+
+/// The identity of the resource being validated, for CEL root variables.
+pub struct Target<'a> {
+    pub api_version: &'a str,
+    pub group: &'a str,
+    pub kind: &'a str,
+}
+
+/// Prunes, defaults and validates `object`; returns the object to store or the failures.
+pub fn admit(
+    schema: &Value,
+    object: Value,
+    old: Option<&Value>,
+    target: &Target<'_>,
+) -> Result<Value, Causes> {
+    let mut object = object;
+    prune_root(schema, &mut object);
+    let mut object = kube::core::cel::apply_defaults(schema, &object);
+    prune_root(schema, &mut object);
+    let mut causes = Causes::new();
+    if let (Value::Object(props), Value::Object(map)) = (&schema["properties"], &object) {
+        for (k, v) in map {
+            if let Some(s) = props.get(k).filter(|_| k != "metadata") {
+                check(s, v, k, &mut causes);
+            }
+        }
+        required(schema, map, "", &mut causes);
+    }
+    if causes.is_empty() {
+        causes.extend(cel::check(
+            schema,
+            &object,
+            old,
+            target.api_version,
+            target.group,
+            target.kind,
+        ));
+    }
+    if causes.is_empty() {
+        Ok(object)
+    } else {
+        Err(causes)
+    }
+}
+
+fn flag(schema: &Value, name: &str) -> bool {
+    schema.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn prune_root(schema: &Value, object: &mut Value) {
+    if let Value::Object(map) = object {
+        prune_map(schema, map, true);
+    }
+}
+
+/// Drops fields the schema does not declare (keeping `apiVersion`/`kind`/`metadata` at the root and
+/// in embedded resources) and nulls in non-nullable fields.
+fn prune_map(schema: &Value, map: &mut Map<String, Value>, resource: bool) {
+    let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+    let props = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+    map.retain(|k, v| {
+        if resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            return true;
+        }
+        let child = props.and_then(|p| p.get(k)).or(additional);
+        match child {
+            Some(s) => !v.is_null() || flag(s, "nullable"),
+            None => preserve || schema.get("additionalProperties") == Some(&Value::Bool(true)),
+        }
+    });
+    for (k, v) in map.iter_mut() {
+        if resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+            prune_value(s, v);
+        }
+    }
+}
+
+fn prune_value(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(m) => prune_map(schema, m, flag(schema, "x-kubernetes-embedded-resource")),
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    prune_value(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Object(_) => "\"object\"".into(),
+        Value::Array(_) => "\"array\"".into(),
+        other => other.to_string(),
+    }
+}
+
+fn invalid(causes: &mut Causes, path: &str, value: &Value, why: String) {
+    causes.push((
+        path.to_string(),
+        format!("Invalid value: {}: {why}", show(value)),
+    ));
+}
+
+fn type_ok(ty: &str, v: &Value) -> bool {
+    match ty {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        _ => true,
+    }
+}
+
+fn required(schema: &Value, map: &Map<String, Value>, path: &str, causes: &mut Causes) {
+    for r in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = r.as_str().filter(|n| !map.contains_key(*n)) {
+            let field = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            causes.push((field, "Required value".into()));
+        }
+    }
+}
+
+/// Type and value constraints of one field.
+fn check(schema: &Value, v: &Value, path: &str, causes: &mut Causes) {
+    if v.is_null() {
+        return;
+    }
+    if flag(schema, "x-kubernetes-int-or-string") {
+        if !(v.is_string() || v.is_i64() || v.is_u64()) {
+            invalid(
+                causes,
+                path,
+                v,
+                format!("{path} in body must be of type int-or-string"),
+            );
+        }
+        return;
+    }
+    if let Some(ty) = schema.get("type").and_then(Value::as_str) {
+        if !type_ok(ty, v) {
+            invalid(
+                causes,
+                path,
+                v,
+                format!("{path} in body must be of type {ty}: {}", show(v)),
+            );
+            return;
+        }
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(v) {
+            let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+            causes.push((
+                path.into(),
+                format!(
+                    "Unsupported value: {}: supported values: {}",
+                    show(v),
+                    list.join(", ")
+                ),
+            ));
+        }
+    }
+    let num = |k: &str| schema.get(k).and_then(Value::as_f64);
+    match v {
+        Value::String(s) => {
+            let len = s.chars().count() as f64;
+            if num("maxLength").is_some_and(|m| len > m) {
+                invalid(
+                    causes,
+                    path,
+                    v,
+                    format!(
+                        "{path} in body may not be longer than {}",
+                        num("maxLength").unwrap_or_default()
+                    ),
+                );
+            }
+            if num("minLength").is_some_and(|m| len < m) {
+                invalid(
+                    causes,
+                    path,
+                    v,
+                    format!(
+                        "{path} in body should be at least {} chars long",
+                        num("minLength").unwrap_or_default()
+                    ),
+                );
+            }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
+                if regex::Regex::new(p).is_ok_and(|re| !re.is_match(s)) {
+                    invalid(
+                        causes,
+                        path,
+                        v,
+                        format!("{path} in body should match '{p}'"),
+                    );
+                }
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or_default();
+            if let Some(max) = num("maximum") {
+                if x > max || (flag(schema, "exclusiveMaximum") && x >= max) {
+                    invalid(
+                        causes,
+                        path,
+                        v,
+                        format!("{path} in body should be less than or equal to {max}"),
+                    );
+                }
+            }
+            if let Some(min) = num("minimum") {
+                if x < min || (flag(schema, "exclusiveMinimum") && x <= min) {
+                    invalid(
+                        causes,
+                        path,
+                        v,
+                        format!("{path} in body should be greater than or equal to {min}"),
+                    );
+                }
+            }
+        }
+        Value::Array(items) => {
+            if num("maxItems").is_some_and(|m| items.len() as f64 > m) {
+                invalid(
+                    causes,
+                    path,
+                    v,
+                    format!(
+                        "{path} in body should have at most {} items",
+                        num("maxItems").unwrap_or_default()
+                    ),
+                );
+            }
+            if num("minItems").is_some_and(|m| (items.len() as f64) < m) {
+                invalid(
+                    causes,
+                    path,
+                    v,
+                    format!(
+                        "{path} in body should have at least {} items",
+                        num("minItems").unwrap_or_default()
+                    ),
+                );
+            }
+            if schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set") {
+                for (i, item) in items.iter().enumerate() {
+                    if items.iter().take(i).any(|earlier| earlier == item) {
+                        causes.push((format!("{path}[{i}]"), format!("Duplicate value: {item}")));
+                    }
+                }
+            }
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    check(item_schema, item, &format!("{path}[{i}]"), causes);
+                }
+            }
+        }
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, child) in map {
+                if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
+                    check(s, child, &format!("{path}.{k}"), causes);
+                }
+            }
+            required(schema, map, path, causes);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T: Target<'static> = Target {
+        api_version: "g/v1",
+        group: "g",
+        kind: "K",
+    };
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "minimum": 1},
+            "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}})
+    }
+
+    #[test]
+    fn prunes_defaults_and_rejects() {
+        let obj = json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "x"},
+                         "spec": {"size": 2, "junk": 1, "extra": {"anything": true}}, "other": 1});
+        let admitted = admit(&schema(), obj, None, &T).unwrap_or_default();
+        assert_eq!(
+            admitted["spec"],
+            json!({"size": 2, "mode": "a", "extra": {"anything": true}})
+        );
+        assert!(admitted.get("other").is_none());
+        assert_eq!(admitted["metadata"]["name"], "x");
+
+        let bad = json!({"metadata": {"name": "x"}, "spec": {"size": "two", "mode": "c"}});
+        let causes = admit(&schema(), bad, None, &T).err().unwrap_or_default();
+        let fields: Vec<&str> = causes.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, vec!["spec.mode", "spec.size"]);
+        let missing = admit(&schema(), json!({"spec": {}}), None, &T)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            missing,
+            vec![("spec.size".to_string(), "Required value".to_string())]
+        );
+    }
+}
