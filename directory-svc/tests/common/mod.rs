@@ -5,6 +5,7 @@
 pub mod http;
 pub mod pg;
 pub mod pki;
+pub mod process;
 pub mod root;
 
 use std::path::PathBuf;
