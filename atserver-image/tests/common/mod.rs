@@ -191,6 +191,12 @@ impl Client {
         }
     }
 
+    /// The leaf certificate the server presented.
+    pub fn peer_certificate(&self) -> Vec<u8> {
+        let (_, conn) = self.stream.get_ref();
+        conn.peer_certificates().unwrap()[0].to_vec()
+    }
+
     async fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 8192];
         match tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut chunk)).await {
