@@ -50,8 +50,19 @@ pub fn patch(
             Ok(())
         }
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(body.clone())
-                .map_err(|e| PatchError::Json(e.to_string()))?;
+            // A `test` for null passes on an absent field, as on the real apiserver (kube-runtime's
+            // finalizer helper relies on it when adding the first finalizer).
+            let mut body = body.clone();
+            if let Value::Array(ops) = &mut body {
+                ops.retain(|op| {
+                    let absent = op["path"]
+                        .as_str()
+                        .is_some_and(|p| target.pointer(p).is_none());
+                    !(op["op"] == "test" && op["value"].is_null() && absent)
+                });
+            }
+            let ops: json_patch::Patch =
+                serde_json::from_value(body).map_err(|e| PatchError::Json(e.to_string()))?;
             json_patch::patch(target, &ops).map_err(|e| PatchError::Json(e.to_string()))
         }
         PatchType::Strategic | PatchType::Apply => {
@@ -149,6 +160,10 @@ mod tests {
         let ops = json!([{"op": "replace", "path": "/metadata/labels/b", "value": "3"}]);
         patch(&mut obj, PatchType::Json, &ops, ListTypes::new(None)).ok();
         assert_eq!(obj["metadata"]["labels"]["b"], "3");
+        let first = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                           {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]);
+        patch(&mut obj, PatchType::Json, &first, ListTypes::new(None)).ok();
+        assert_eq!(obj["metadata"]["finalizers"], json!(["f"]));
         let bad = json!([{"op": "remove", "path": "/nope"}]);
         assert!(patch(&mut obj, PatchType::Json, &bad, ListTypes::new(None)).is_err());
     }
