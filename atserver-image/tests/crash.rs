@@ -1,0 +1,88 @@
+//! Crash safety: every update acknowledged with `data:<commitId>` survives SIGKILL.
+//! Iterations: `ATSERVER_CRASH_ITERATIONS` (default 3).
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Client, Pki, SECRET};
+use rand::Rng;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts the binary on ephemeral ports and returns it with its TLS address.
+async fn spawn(dir: &Path, pki: &Pki) -> (Child, std::net::SocketAddr) {
+    let secret_file = dir.join("cram.secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atserver"))
+        .args(["--atsign", "@alice", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--tls-cert")
+        .arg(&pki.cert_path)
+        .arg("--tls-key")
+        .arg(&pki.key_path)
+        .arg("--cram-secret-file")
+        .arg(&secret_file)
+        .env("ATSERVER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).await.unwrap();
+    let tls = line.split_whitespace().find_map(|w| w.strip_prefix("tls=")).expect("listening line");
+    (child, tls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_updates_survive_sigkill() {
+    let iterations: usize = std::env::var("ATSERVER_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path().to_path_buf());
+    let mut all_acked: Vec<(String, String)> = Vec::new();
+    let mut rng = rand::thread_rng();
+    for round in 0..iterations {
+        let (mut child, addr) = spawn(tmp.path(), &pki).await;
+        let mut c = Client::connect(addr, &pki).await;
+        c.cram(SECRET).await;
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let (key, value) = (format!("k{round}x{i}.crash@alice"), format!("value-{round}-{i}"));
+                    match c.try_send(&format!("update:{key} {value}")).await {
+                        Some(r) if r.starts_with("data:") => acked.lock().unwrap().push((key, value)),
+                        _ => return,
+                    }
+                }
+            })
+        };
+        // Let some updates through, then kill at a random moment.
+        let delay = rng.gen_range(100..600);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        writer.await.unwrap();
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
+        assert!(!acked.is_empty(), "round {round}: no update was acknowledged before the kill");
+        all_acked.extend(acked);
+
+        // Restart on the same data and check every acknowledged write so far.
+        let (mut child, addr) = spawn(tmp.path(), &pki).await;
+        let mut c = Client::connect(addr, &pki).await;
+        c.cram(SECRET).await;
+        for (key, value) in &all_acked {
+            assert_eq!(c.send(&format!("llookup:{key}")).await, format!("data:{value}"), "round {round}: {key} lost");
+        }
+        eprintln!("round {round}: {} acknowledged updates verified after SIGKILL", all_acked.len());
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+}
