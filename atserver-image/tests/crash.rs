@@ -18,7 +18,14 @@ async fn spawn(dir: &Path, pki: &Pki) -> (Child, std::net::SocketAddr) {
     let secret_file = dir.join("cram.secret");
     std::fs::write(&secret_file, SECRET).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_atserver"))
-        .args(["--atsign", "@alice", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "--atsign",
+            "@alice",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--tls-cert")
@@ -36,13 +43,19 @@ async fn spawn(dir: &Path, pki: &Pki) -> (Child, std::net::SocketAddr) {
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let tls = line.split_whitespace().find_map(|w| w.strip_prefix("tls=")).expect("listening line");
+    let tls = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("tls="))
+        .expect("listening line");
     (child, tls.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_updates_survive_sigkill() {
-    let iterations: usize = std::env::var("ATSERVER_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let iterations: usize = std::env::var("ATSERVER_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::new(tmp.path().to_path_buf());
     let mut all_acked: Vec<(String, String)> = Vec::new();
@@ -56,9 +69,14 @@ async fn acknowledged_updates_survive_sigkill() {
             let acked = acked.clone();
             tokio::spawn(async move {
                 for i in 0.. {
-                    let (key, value) = (format!("k{round}x{i}.crash@alice"), format!("value-{round}-{i}"));
+                    let (key, value) = (
+                        format!("k{round}x{i}.crash@alice"),
+                        format!("value-{round}-{i}"),
+                    );
                     match c.try_send(&format!("update:{key} {value}")).await {
-                        Some(r) if r.starts_with("data:") => acked.lock().unwrap().push((key, value)),
+                        Some(r) if r.starts_with("data:") => {
+                            acked.lock().unwrap().push((key, value))
+                        }
                         _ => return,
                     }
                 }
@@ -71,7 +89,10 @@ async fn acknowledged_updates_survive_sigkill() {
         child.wait().await.unwrap();
         writer.await.unwrap();
         let acked = std::mem::take(&mut *acked.lock().unwrap());
-        assert!(!acked.is_empty(), "round {round}: no update was acknowledged before the kill");
+        assert!(
+            !acked.is_empty(),
+            "round {round}: no update was acknowledged before the kill"
+        );
         all_acked.extend(acked);
 
         // Restart on the same data and check every acknowledged write so far.
@@ -79,9 +100,16 @@ async fn acknowledged_updates_survive_sigkill() {
         let mut c = Client::connect(addr, &pki).await;
         c.cram(SECRET).await;
         for (key, value) in &all_acked {
-            assert_eq!(c.send(&format!("llookup:{key}")).await, format!("data:{value}"), "round {round}: {key} lost");
+            assert_eq!(
+                c.send(&format!("llookup:{key}")).await,
+                format!("data:{value}"),
+                "round {round}: {key} lost"
+            );
         }
-        eprintln!("round {round}: {} acknowledged updates verified after SIGKILL", all_acked.len());
+        eprintln!(
+            "round {round}: {} acknowledged updates verified after SIGKILL",
+            all_acked.len()
+        );
         child.start_kill().unwrap();
         child.wait().await.unwrap();
     }

@@ -256,16 +256,24 @@ impl Client {
 
     /// Sends a command; `None` when the connection failed or closed before a full reply.
     pub async fn try_send(&mut self, cmd: &str) -> Option<String> {
-        self.stream.write_all(format!("{cmd}\n").as_bytes()).await.ok()?;
+        self.stream
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .ok()?;
         self.stream.flush().await.ok()?;
         loop {
             if let Some(end) = reply_end(&self.buf) {
                 let out: Vec<u8> = self.buf.drain(..end).collect();
                 let text = String::from_utf8(out).ok()?;
-                return Some(text.split_once('\n').map(|(l, _)| l.to_string()).unwrap_or(text));
+                return Some(
+                    text.split_once('\n')
+                        .map(|(l, _)| l.to_string())
+                        .unwrap_or(text),
+                );
             }
             let mut chunk = [0u8; 8192];
-            match tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut chunk)).await {
+            match tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut chunk)).await
+            {
                 Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
                 _ => return None,
             }
