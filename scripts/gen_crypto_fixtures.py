@@ -10,7 +10,8 @@ Two directions, one file each under protocol/tests/fixtures/crypto/:
   verify    reads rust_made.json, which `cargo test -p at-protocol --test crypto_kat` writes (its content is
             deterministic: Rust signs fixed challenges with the keys from python_vectors.json, and RSA
             PKCS#1 v1.5 signatures and RFC 6979 ECDSA are deterministic), and checks every Rust-made
-            signature and the Rust-made .atKeys file here. The Rust test fails if its output ever differs
+            signature and the Rust-made .atKeys file here; when atsdk is installed (scripts/python-env
+            installs it) its own KeysUtil must load that .atKeys file and its AES must decrypt the values. The Rust test fails if its output ever differs
             from the committed rust_made.json, so a committed file verified by this script stays verified
             without cargo test needing Python.
 
@@ -226,7 +227,36 @@ def verify() -> None:
         )
         assert loaded is not None
         checked += 1
+    checked += verify_with_atsdk(made)
     print(f"{checked} passed, 0 failed")
+
+
+def verify_with_atsdk(made) -> int:
+    """When Atsign's own Python SDK (atsdk, import name at_client) is installed, it must load the
+    Rust-made .atKeys file and decrypt the Rust-made AES values too."""
+    try:
+        from at_client.util.encryptionutil import EncryptionUtil
+        from at_client.util.keysutil import KeysUtil
+    except ImportError:
+        print("atsdk not installed: skipping its checks")
+        return 0
+    import tempfile
+
+    checked = 0
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / KeysUtil.get_keys_file("@alice", "")
+        path.write_text(json.dumps(made["atkeys"]["file"], indent=4), encoding="utf-8")
+        KeysUtil.expected_keys_files_location = folder
+        keys = KeysUtil.load_keys("@alice")
+    assert keys[KeysUtil.pkam_private_key_name] == made["atkeys"]["pkam_private"]
+    assert keys[KeysUtil.encryption_public_key_name] == made["atkeys"]["encrypt_public"]
+    checked += 1
+    for item in made["aes_ctr"]:
+        iv = unb64(item["iv"]) if item["iv"] else ZERO_IV
+        got = EncryptionUtil.aes_decrypt_from_base64(item["ciphertext"], item["key"], iv)
+        assert got == item["plaintext"], f"atsdk AES mismatch for {item['plaintext']!r}"
+        checked += 1
+    return checked
 
 
 if __name__ == "__main__":

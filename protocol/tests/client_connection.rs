@@ -355,6 +355,23 @@ async fn closes_and_bad_certificates() {
         Err(ClientError::Closed { .. } | ClientError::Io { .. })
     ));
 
+    // The same, but the server drops TCP without a TLS close_notify.
+    let abrupt = serve(&pki, |mut c| async move {
+        c.send("@").await;
+        c.line().await;
+        c.send("error:AT0012-Inbound connection limit exceeded\n")
+            .await;
+        drop(c);
+    })
+    .await;
+    let mut conn = AtConnection::connect(&config, "127.0.0.1", abrupt)
+        .await
+        .unwrap();
+    match conn.send("from:@alice").await.unwrap() {
+        Reply::Error { code, .. } => assert_eq!(code, Some(ErrorCode::InboundConnectionLimit)),
+        other => panic!("{other:?}"),
+    }
+
     // A greeting that is not `@`.
     let odd = serve(&pki, |mut c| async move {
         c.send("hello\n").await;

@@ -47,6 +47,8 @@ fn rsa_key_encodings_round_trip_byte_for_byte() {
     let pair = RsaKeyPair::from_private_b64(s(&v["rsa_key"]["private"])).unwrap();
     assert_eq!(pair.private_b64().unwrap(), s(&v["rsa_key"]["private"]));
     assert_eq!(pair.public_b64().unwrap(), s(&v["rsa_key"]["public"]));
+    // Debug output never carries key material.
+    assert_eq!(format!("{pair:?}"), "RsaKeyPair { bits: 2048, .. }");
 }
 
 #[test]

@@ -93,6 +93,8 @@ where
             (config.read_timeout, false)
         };
         let n = match timeout(wait, reader.read(&mut chunk)).await {
+            // A peer that drops TCP without a TLS close_notify has still closed the stream.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
             Ok(read) => read.map_err(|e| ClientError::io(step.to_owned(), e))?,
             Err(_) => {
                 return Err(ClientError::Timeout {

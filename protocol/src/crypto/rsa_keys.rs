@@ -15,9 +15,19 @@ use super::CryptoError;
 const RSA_BITS: usize = 2048;
 
 /// An RSA-2048 key pair as used for PKAM, encryption and server signing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RsaKeyPair {
     private: RsaPrivateKey,
+}
+
+// The rsa crate's Debug prints the private exponent; never let that reach a log.
+impl std::fmt::Debug for RsaKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use rsa::traits::PublicKeyParts;
+        f.debug_struct("RsaKeyPair")
+            .field("bits", &(self.private.size() * 8))
+            .finish_non_exhaustive()
+    }
 }
 
 impl RsaKeyPair {

@@ -97,11 +97,18 @@ impl FromStr for HashingAlgo {
 }
 
 /// A private key that can answer a PKAM challenge.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum PkamSigner {
     // Boxed: an RSA key is several times the size of an ECC one.
     Rsa(Box<RsaPrivateKey>),
     Ecc(EccSigningKey),
+}
+
+// Hand-written so private key material never reaches a log.
+impl fmt::Debug for PkamSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PkamSigner({})", self.algo())
+    }
 }
 
 impl PkamSigner {
@@ -312,6 +319,12 @@ mod tests {
             assert_eq!(algo.to_string().parse::<HashingAlgo>().unwrap(), algo);
         }
         assert!("dsa".parse::<SigningAlgo>().is_err());
+    }
+
+    #[test]
+    fn debug_output_has_no_key_material() {
+        let signer = PkamSigner::generate_ecc();
+        assert_eq!(format!("{signer:?}"), "PkamSigner(ecc_secp256r1)");
     }
 
     #[test]
