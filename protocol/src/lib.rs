@@ -22,3 +22,6 @@ pub use metadata::{Metadata, MetadataError};
 pub use notification::NotificationJson;
 pub use response::{ErrorStyle, Prompt, Reply, Response};
 pub use root::{RootReply, RootRequest};
+
+pub mod client;
+pub mod crypto;
