@@ -968,3 +968,64 @@ async fn deadline_helper_sees_changes() {
     task.await.expect("join").expect("created");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn scheduled_pods_delete_gracefully_and_secrets_fold_string_data() {
+    let sim = start().await;
+    let client = sim.client().expect("client");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::default_namespaced(client.clone());
+    let pod = |name: &str, node: Option<&str>| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}}))
+        .expect("pod")
+    };
+    let pending = pods
+        .create(&PostParams::default(), &pod("unscheduled", None))
+        .await
+        .expect("create");
+    assert_eq!(
+        pending.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    pods.delete("unscheduled", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert_eq!(
+        status(pods.get("unscheduled").await).code,
+        404,
+        "no kubelet to wait for"
+    );
+
+    pods.create(&PostParams::default(), &pod("running", Some("node-1")))
+        .await
+        .expect("create");
+    pods.delete("running", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let terminating = pods
+        .get("running")
+        .await
+        .expect("the kubelet still has to stop it");
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    pods.delete("running", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("force");
+    assert_eq!(status(pods.get("running").await).code, 404);
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client.clone());
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"token": "abc"}}))
+            .expect("secret");
+    let stored = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    assert!(stored.string_data.is_none());
+    let token = stored
+        .data
+        .unwrap_or_default()
+        .get("token")
+        .map(|b| b.0.clone());
+    assert_eq!(token.as_deref(), Some(&b"abc"[..]));
+    sim.shutdown().await;
+}

@@ -214,6 +214,21 @@ async fn kubectl_get_apply_describe_delete() {
         "{rejected}"
     );
 
+    // kubectl asks for strict field validation: undeclared fields are refused unless validation is off.
+    let typo = k.file("typo.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: typo}\nspec: {size: 1, colour: red}\n");
+    let refused = k.fails(&["apply", "--server-side", "-f", &typo]).await;
+    assert!(
+        refused.contains("unknown field \"spec.colour\""),
+        "{refused}"
+    );
+    k.ok(&["apply", "--server-side", "--validate=false", "-f", &typo])
+        .await;
+    assert_eq!(
+        k.ok(&["get", "widget", "typo", "-o", "jsonpath={.spec}"])
+            .await,
+        r#"{"size":1}"#
+    );
+
     let pod = k.file("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: demo}}\nspec:\n  containers:\n  - {name: app, image: demo:1}\n");
     k.ok(&["apply", "--server-side", "-f", &pod]).await;
     let described = k.ok(&["describe", "pod", "p"]).await;

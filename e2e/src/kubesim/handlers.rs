@@ -240,6 +240,7 @@ async fn resource(
     };
     let namespace = path.namespace.clone().unwrap_or_default();
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
+    let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
     let table = wants_table(&headers);
     let respond = |code: StatusCode, v: Value| -> Response {
         if table && v.get("kind").and_then(Value::as_str) != Some("Status") {
@@ -277,6 +278,7 @@ async fn resource(
             let opts = WriteOptions {
                 manager: manager(&q, &headers, true),
                 dry_run,
+                strict,
             };
             let created = objects::create(
                 &mut shared.lock(),
@@ -291,6 +293,7 @@ async fn resource(
             let opts = WriteOptions {
                 manager: manager(&q, &headers, true),
                 dry_run,
+                strict,
             };
             let updated = objects::update(
                 &mut shared.lock(),
@@ -313,6 +316,7 @@ async fn resource(
             let opts = WriteOptions {
                 manager: manager(&q, &headers, kind != PatchType::Apply),
                 dry_run,
+                strict,
             };
             let body = decode_body(&headers, &body)?;
             let force = truthy(&q, "force");

@@ -110,6 +110,13 @@ fn service(state: &State, old: Option<&Value>, new: &mut Value) -> ApiResult<()>
         return Ok(());
     };
     for (i, port) in ports.iter_mut().enumerate() {
+        if !port.is_object() {
+            let cause = (
+                format!("spec.ports[{i}]"),
+                "Invalid value: must be an object".to_string(),
+            );
+            return Err(ApiError::invalid("", "Service", "", vec![cause]));
+        }
         if port.get("protocol").is_none() {
             port["protocol"] = json!("TCP");
         }

@@ -12,7 +12,7 @@ use super::hooks;
 use super::lists::ListTypes;
 use super::patch::{self, PatchType};
 use super::resources::ResourceType;
-use super::schema;
+use super::schema::{self, Rejection};
 use super::state::{namespaces, now, State, SYSTEM_NAMESPACES};
 use super::store::ObjectKey;
 
@@ -21,6 +21,8 @@ use super::store::ObjectKey;
 pub struct WriteOptions {
     pub manager: String,
     pub dry_run: bool,
+    /// `fieldValidation=Strict`: undeclared fields of custom resources are an error.
+    pub strict: bool,
 }
 
 /// Body or query of a DELETE.
@@ -151,7 +153,7 @@ pub fn create(
         api_version: &api_version,
         now: &time,
     };
-    commit(state, rt, k, None, body, Manage::Update(&who), opts.dry_run)
+    commit(state, rt, k, None, body, Manage::Update(&who), opts)
 }
 
 pub fn update(
@@ -191,7 +193,7 @@ pub fn update(
     } else {
         Manage::Update(&who)
     };
-    commit(state, rt, k, Some(&old), body, mode, opts.dry_run)
+    commit(state, rt, k, Some(&old), body, mode, opts)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -235,7 +237,7 @@ pub fn patch(
     } else {
         Manage::Update(&who)
     };
-    commit(state, rt, k, Some(&old), new, mode, opts.dry_run)
+    commit(state, rt, k, Some(&old), new, mode, opts)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -316,7 +318,7 @@ fn server_side_apply(
     } else {
         Manage::Applied
     };
-    commit(state, rt, k, old.as_ref(), merged, mode, opts.dry_run)
+    commit(state, rt, k, old.as_ref(), merged, mode, opts)
 }
 
 /// How field ownership is recorded for a write.
@@ -367,7 +369,7 @@ fn commit(
     old: Option<&Value>,
     mut new: Value,
     manage: Manage<'_>,
-    dry_run: bool,
+    opts: &WriteOptions,
 ) -> ApiResult<Value> {
     let (namespace, name) = key.clone();
     let status_write = matches!(manage, Manage::Status(_) | Manage::AppliedStatus);
@@ -468,8 +470,18 @@ fn commit(
             kind: &rt.kind,
         };
         let old_view = old.map(|o| view(rt, o.clone()));
-        new = schema::admit(schema, new, old_view.as_ref(), &target)
-            .map_err(|causes| ApiError::invalid(&rt.group, &rt.kind, &name, causes))?;
+        new = schema::admit(schema, new, old_view.as_ref(), &target, opts.strict).map_err(
+            |rejection| match rejection {
+                Rejection::Invalid(causes) => ApiError::invalid(&rt.group, &rt.kind, &name, causes),
+                Rejection::Unknown(fields) => {
+                    let list: Vec<String> = fields
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    ApiError::bad_request(format!("strict decoding error: {}", list.join(", ")))
+                }
+            },
+        )?;
     }
     if let Some(old) = old {
         if rt.tracks_generation() && spec_part(old) != spec_part(&new) {
@@ -485,7 +497,7 @@ fn commit(
             return Ok(view(rt, old.clone()));
         }
     }
-    if dry_run {
+    if opts.dry_run {
         return Ok(view(rt, new));
     }
     let deleting = new["metadata"].get("deletionTimestamp").is_some();
@@ -651,7 +663,7 @@ pub fn delete_one(
         }
     }
     if rt.group.is_empty() && rt.kind == "Namespace" {
-        object["status"]["phase"] = json!("Terminating");
+        object["status"] = json!({"phase": "Terminating"});
     }
     if rt.group == "apiextensions.k8s.io" {
         let _ = hooks::admit(state, rt, None, &mut object);

@@ -14,17 +14,32 @@ pub struct Target<'a> {
     pub kind: &'a str,
 }
 
-/// Prunes, defaults and validates `object`; returns the object to store or the failures.
+/// Why an object was refused.
+#[derive(Debug, PartialEq)]
+pub enum Rejection {
+    /// Field values that break the schema or its CEL rules: 422 Invalid.
+    Invalid(Causes),
+    /// Undeclared fields under strict field validation: 400 BadRequest.
+    Unknown(Vec<String>),
+}
+
+/// Prunes, defaults and validates `object`; returns the object to store or why it was refused.
+/// With `strict`, undeclared fields are an error instead of being dropped.
 pub fn admit(
     schema: &Value,
     object: Value,
     old: Option<&Value>,
     target: &Target<'_>,
-) -> Result<Value, Causes> {
+    strict: bool,
+) -> Result<Value, Rejection> {
     let mut object = object;
-    prune_root(schema, &mut object);
+    let mut unknown = Vec::new();
+    prune_root(schema, &mut object, &mut unknown);
+    if strict && !unknown.is_empty() {
+        return Err(Rejection::Unknown(unknown));
+    }
     let mut object = kube::core::cel::apply_defaults(schema, &object);
-    prune_root(schema, &mut object);
+    prune_root(schema, &mut object, &mut Vec::new());
     let mut causes = Causes::new();
     if let (Value::Object(props), Value::Object(map)) = (&schema["properties"], &object) {
         for (k, v) in map {
@@ -47,7 +62,7 @@ pub fn admit(
     if causes.is_empty() {
         Ok(object)
     } else {
-        Err(causes)
+        Err(Rejection::Invalid(causes))
     }
 }
 
@@ -55,45 +70,67 @@ fn flag(schema: &Value, name: &str) -> bool {
     schema.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn prune_root(schema: &Value, object: &mut Value) {
+fn prune_root(schema: &Value, object: &mut Value, unknown: &mut Vec<String>) {
     if let Value::Object(map) = object {
-        prune_map(schema, map, true);
+        prune_map(schema, map, true, "", unknown);
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
 /// Drops fields the schema does not declare (keeping `apiVersion`/`kind`/`metadata` at the root and
-/// in embedded resources) and nulls in non-nullable fields.
-fn prune_map(schema: &Value, map: &mut Map<String, Value>, resource: bool) {
-    let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+/// in embedded resources) and nulls in non-nullable fields; records the undeclared fields in `unknown`.
+fn prune_map(
+    schema: &Value,
+    map: &mut Map<String, Value>,
+    resource: bool,
+    path: &str,
+    unknown: &mut Vec<String>,
+) {
+    let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields")
+        || schema.get("additionalProperties") == Some(&Value::Bool(true));
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+    let kept = |k: &str| resource && matches!(k, "apiVersion" | "kind" | "metadata");
     map.retain(|k, v| {
-        if resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+        if kept(k) {
             return true;
         }
-        let child = props.and_then(|p| p.get(k)).or(additional);
-        match child {
+        match props.and_then(|p| p.get(k)).or(additional) {
             Some(s) => !v.is_null() || flag(s, "nullable"),
-            None => preserve || schema.get("additionalProperties") == Some(&Value::Bool(true)),
+            None if preserve => true,
+            None => {
+                unknown.push(join(path, k));
+                false
+            }
         }
     });
     for (k, v) in map.iter_mut() {
-        if resource && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+        if kept(k) {
             continue;
         }
         if let Some(s) = props.and_then(|p| p.get(k)).or(additional) {
-            prune_value(s, v);
+            prune_value(s, v, &join(path, k), unknown);
         }
     }
 }
 
-fn prune_value(schema: &Value, value: &mut Value) {
+fn prune_value(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {
     match value {
-        Value::Object(m) => prune_map(schema, m, flag(schema, "x-kubernetes-embedded-resource")),
+        Value::Object(m) => {
+            let embedded = flag(schema, "x-kubernetes-embedded-resource");
+            prune_map(schema, m, embedded, path, unknown);
+        }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
-                for item in items {
-                    prune_value(item_schema, item);
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_value(item_schema, item, &format!("{path}[{i}]"), unknown);
                 }
             }
         }
@@ -318,7 +355,12 @@ mod tests {
     fn prunes_defaults_and_rejects() {
         let obj = json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "x"},
                          "spec": {"size": 2, "junk": 1, "extra": {"anything": true}}, "other": 1});
-        let admitted = admit(&schema(), obj, None, &T).unwrap_or_default();
+        let strict = admit(&schema(), obj.clone(), None, &T, true);
+        assert_eq!(
+            strict,
+            Err(Rejection::Unknown(vec!["other".into(), "spec.junk".into()]))
+        );
+        let admitted = admit(&schema(), obj, None, &T, false).unwrap_or_default();
         assert_eq!(
             admitted["spec"],
             json!({"size": 2, "mode": "a", "extra": {"anything": true}})
@@ -327,15 +369,13 @@ mod tests {
         assert_eq!(admitted["metadata"]["name"], "x");
 
         let bad = json!({"metadata": {"name": "x"}, "spec": {"size": "two", "mode": "c"}});
-        let causes = admit(&schema(), bad, None, &T).err().unwrap_or_default();
+        let Err(Rejection::Invalid(causes)) = admit(&schema(), bad, None, &T, false) else {
+            panic!("rejected")
+        };
         let fields: Vec<&str> = causes.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, vec!["spec.mode", "spec.size"]);
-        let missing = admit(&schema(), json!({"spec": {}}), None, &T)
-            .err()
-            .unwrap_or_default();
-        assert_eq!(
-            missing,
-            vec![("spec.size".to_string(), "Required value".to_string())]
-        );
+        let missing = admit(&schema(), json!({"spec": {}}), None, &T, false);
+        let required = vec![("spec.size".to_string(), "Required value".to_string())];
+        assert_eq!(missing, Err(Rejection::Invalid(required)));
     }
 }
