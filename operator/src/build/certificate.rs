@@ -1,0 +1,54 @@
+//! A cert-manager `Certificate` for the published host, when an issuer is named.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::DynamicObject;
+use kube::core::ApiResource;
+use serde_json::json;
+
+use super::{api_resource, dynamic, labels, meta, tls_secret_name};
+use crate::crd::{IssuerKind, IssuerRef};
+use crate::resolve::Resolved;
+
+pub fn certificate_api_resource() -> ApiResource {
+    api_resource("cert-manager.io", "v1", "Certificate")
+}
+
+pub fn certificate(
+    r: &Resolved,
+    issuer: &IssuerRef,
+    host: &str,
+    owner: &OwnerReference,
+) -> DynamicObject {
+    let hours = r.cert_duration_hours.max(1);
+    // Renew a third of the lifetime before expiry: at two thirds of its life.
+    let renew_before = (hours / 3).max(1);
+    let names = if host.parse::<std::net::IpAddr>().is_ok() {
+        json!({ "ipAddresses": [host] })
+    } else {
+        json!({ "dnsNames": [host] })
+    };
+    let mut spec = json!({
+        "secretName": tls_secret_name(&r.name),
+        "secretTemplate": { "labels": labels(r) },
+        "duration": format!("{hours}h"),
+        "renewBefore": format!("{renew_before}h"),
+        "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+        "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },
+        "issuerRef": {
+            "name": issuer.name,
+            "kind": match issuer.kind.unwrap_or(IssuerKind::ClusterIssuer) {
+                IssuerKind::Issuer => "Issuer",
+                IssuerKind::ClusterIssuer => "ClusterIssuer",
+            },
+            "group": issuer.group.clone().unwrap_or_else(|| "cert-manager.io".into()),
+        },
+    });
+    if let (Some(spec), Some(names)) = (spec.as_object_mut(), names.as_object()) {
+        spec.extend(names.clone());
+    }
+    dynamic(
+        &certificate_api_resource(),
+        meta(r.name.clone(), r, Some(owner)),
+        json!({ "spec": spec }),
+    )
+}

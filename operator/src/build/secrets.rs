@@ -1,0 +1,37 @@
+//! The CRAM Secret and the built-in CA's TLS Secret. Neither has an owner reference: they
+//! outlive the Atsign when its retention policy says so.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+
+use super::{cram_secret_name, meta, tls_secret_name, TlsMaterial, CRAM_KEY};
+use crate::resolve::Resolved;
+
+pub fn cram_secret(r: &Resolved, secret: &str) -> Secret {
+    Secret {
+        metadata: meta(cram_secret_name(&r.name), r, None),
+        type_: Some("Opaque".into()),
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(CRAM_KEY.to_owned(), bytes(secret))])),
+        ..Secret::default()
+    }
+}
+
+pub fn tls_secret(r: &Resolved, t: &TlsMaterial) -> Secret {
+    Secret {
+        metadata: meta(tls_secret_name(&r.name), r, None),
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".to_owned(), bytes(&t.cert_pem)),
+            ("tls.key".to_owned(), bytes(&t.key_pem)),
+            ("ca.crt".to_owned(), bytes(&t.ca_pem)),
+        ])),
+        ..Secret::default()
+    }
+}
+
+fn bytes(s: &str) -> ByteString {
+    ByteString(s.as_bytes().to_vec())
+}

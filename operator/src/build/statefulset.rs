@@ -1,0 +1,198 @@
+//! The StatefulSet running one hardened atServer pod (zero when suspended).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    cram_secret_name, meta, pvc_name, selector_labels, service_name, statefulset_name,
+    tls_secret_name, CRAM_KEY, PORT_NAME, TLS_CHECKSUM_ANNOTATION,
+};
+use crate::crd::RolloutStrategy;
+use crate::resolve::{Resolved, ATPROTOCOL_PORT, HTTP_PORT};
+
+/// The atServer image's unprivileged user.
+const UID: i64 = 1024;
+const DATA_DIR: &str = "/data";
+const TLS_DIR: &str = "/etc/atserver/tls";
+const CRAM_DIR: &str = "/etc/atserver/cram";
+
+pub fn statefulset(
+    r: &Resolved,
+    tls_checksum: Option<&str>,
+    owner: &OwnerReference,
+) -> StatefulSet {
+    let mut pod_labels = super::labels(r);
+    pod_labels.extend(selector_labels(r));
+    let annotations =
+        tls_checksum.map(|c| BTreeMap::from([(TLS_CHECKSUM_ANNOTATION.to_owned(), c.to_owned())]));
+    StatefulSet {
+        metadata: meta(statefulset_name(&r.name), r, Some(owner)),
+        spec: StatefulSetSpec {
+            replicas: Some(if r.suspend { 0 } else { 1 }),
+            service_name: Some(service_name(&r.name)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(r)),
+                ..LabelSelector::default()
+            },
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some(
+                    match r.rollout {
+                        RolloutStrategy::RollingUpdate => "RollingUpdate",
+                        RolloutStrategy::OnDelete => "OnDelete",
+                    }
+                    .into(),
+                ),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(r)),
+            },
+            ..StatefulSetSpec::default()
+        },
+        ..StatefulSet::default()
+    }
+}
+
+fn pod_spec(r: &Resolved) -> PodSpec {
+    PodSpec {
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(30),
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(UID),
+            run_as_group: Some(UID),
+            fs_group: Some(UID),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![container(r)],
+        volumes: Some(vec![
+            Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: pvc_name(&r.name),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            },
+            secret_volume("tls", tls_secret_name(&r.name)),
+            secret_volume("cram", cram_secret_name(&r.name)),
+            Volume {
+                name: "tmp".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    }
+}
+
+fn container(r: &Resolved) -> Container {
+    let args = [
+        ("--atsign", r.at_sign.clone()),
+        ("--listen", format!("0.0.0.0:{ATPROTOCOL_PORT}")),
+        ("--http-listen", format!("0.0.0.0:{HTTP_PORT}")),
+        ("--data-dir", DATA_DIR.to_owned()),
+        ("--tls-cert", format!("{TLS_DIR}/tls.crt")),
+        ("--tls-key", format!("{TLS_DIR}/tls.key")),
+        ("--ca-bundle", format!("{TLS_DIR}/ca.crt")),
+        ("--root-server", r.root_server.clone()),
+        ("--cram-secret-file", format!("{CRAM_DIR}/{CRAM_KEY}")),
+        ("--log-format", "json".to_owned()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_owned(), value])
+    .collect();
+    Container {
+        name: "atserver".into(),
+        image: Some(r.image.clone()),
+        image_pull_policy: r.image_pull_policy.clone(),
+        args: Some(args),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(PORT_NAME.into()),
+                container_port: ATPROTOCOL_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
+        resources: r.resources.clone(),
+        readiness_probe: Some(http_probe("/readyz", 2, 5)),
+        liveness_probe: Some(http_probe("/healthz", 10, 10)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("data", DATA_DIR, false),
+            mount("tls", TLS_DIR, true),
+            mount("cram", CRAM_DIR, true),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Container::default()
+    }
+}
+
+fn http_probe(path: &str, initial_delay: i32, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(period),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+fn secret_volume(name: &str, secret: String) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}

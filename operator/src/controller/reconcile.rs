@@ -1,0 +1,530 @@
+//! One reconcile of one Atsign: validate → gather materials → build → apply → observe →
+//! register → status. Deletion goes through [`super::cleanup`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret, Service};
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::apply::{apply, Applied};
+use super::conditions::{compute_status, Observed, RegistrationState};
+use super::materials::{self, TlsState};
+use super::{cleanup, jitter, Context, Error, FINALIZER};
+use crate::build::{self, Materials};
+use crate::crd::{AtServerClass, Atsign, AtsignStatus};
+use crate::endpoint;
+use crate::resolve::{resolve, Resolved};
+
+pub async fn reconcile(
+    obj: Arc<DeserializeGuard<Atsign>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconciles_in_flight.inc();
+    let result = match &obj.0 {
+        Ok(atsign) => reconcile_atsign(atsign, &ctx).await,
+        Err(invalid) => {
+            // The error boundary: one object that does not even parse is reported on, not retried
+            // in a loop, and does not hold up the others.
+            let reference = ObjectReference {
+                api_version: Some(Atsign::api_version(&()).into_owned()),
+                kind: Some(Atsign::kind(&()).into_owned()),
+                name: invalid.metadata.name.clone(),
+                namespace: invalid.metadata.namespace.clone(),
+                uid: invalid.metadata.uid.clone(),
+                ..ObjectReference::default()
+            };
+            ctx.events
+                .publish(
+                    &reference,
+                    true,
+                    "MalformedAtsign",
+                    "Validate",
+                    invalid.error.clone(),
+                )
+                .await;
+            ctx.metrics.reconcile_failed("MalformedAtsign");
+            Ok(Action::await_change())
+        }
+    };
+    ctx.metrics.reconciles_in_flight.dec();
+    ctx.metrics.observe_reconcile(started.elapsed());
+    result
+}
+
+fn reference(atsign: &Atsign) -> ObjectReference {
+    atsign.object_ref(&())
+}
+
+async fn reconcile_atsign(atsign: &Atsign, ctx: &Context) -> Result<Action, Error> {
+    let namespace = atsign
+        .namespace()
+        .ok_or_else(|| Error::Malformed("Atsign without a namespace".into()))?;
+    let api: Api<Atsign> = Api::namespaced(ctx.client.clone(), &namespace);
+    if atsign.meta().deletion_timestamp.is_some() {
+        if atsign.finalizers().iter().any(|f| f == FINALIZER) {
+            return cleanup::cleanup(atsign, ctx, &api).await;
+        }
+        return Ok(Action::await_change());
+    }
+    if !atsign.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(atsign, &api).await?;
+        // The finalizer patch triggers a fresh event; carry on from there.
+        return Ok(Action::await_change());
+    }
+    apply_atsign(atsign, ctx, &api, &namespace).await
+}
+
+async fn add_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Error> {
+    let patch = match &atsign.meta().finalizers {
+        None => json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": null },
+            { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+        ]),
+        Some(current) => json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": current },
+            { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+        ]),
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch)?;
+    api.patch(
+        &atsign.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+struct Children {
+    statefulsets: Api<StatefulSet>,
+    services: Api<Service>,
+    secrets: Api<Secret>,
+    pvcs: Api<PersistentVolumeClaim>,
+}
+
+impl Children {
+    fn new(client: &kube::Client, ns: &str) -> Self {
+        Self {
+            statefulsets: Api::namespaced(client.clone(), ns),
+            services: Api::namespaced(client.clone(), ns),
+            secrets: Api::namespaced(client.clone(), ns),
+            pvcs: Api::namespaced(client.clone(), ns),
+        }
+    }
+}
+
+async fn apply_atsign(
+    atsign: &Atsign,
+    ctx: &Context,
+    api: &Api<Atsign>,
+    ns: &str,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let name = atsign.name_any();
+    let mut observed = Observed {
+        generation: atsign.meta().generation,
+        deleting: false,
+        suspended: atsign.spec.suspend,
+        invalid: None,
+        endpoint: None,
+        cert_source: "BuiltIn",
+        cert: None,
+        pod_ready: false,
+        rolling_out: false,
+        registration: RegistrationState::Waiting(
+            "Provisioning",
+            "the atServer is being provisioned".into(),
+        ),
+        now,
+    };
+
+    // Validate: the class, then the spec against it.
+    let class = match &atsign.spec.class_name {
+        Some(class_name) => match Api::<AtServerClass>::all(ctx.client.clone())
+            .get_opt(class_name)
+            .await?
+        {
+            Some(c) => Some(c),
+            None => {
+                observed.invalid = Some((
+                    "ClassNotFound",
+                    format!("AtServerClass {class_name:?} does not exist"),
+                ));
+                finish(atsign, ctx, api, &observed).await?;
+                return Ok(Action::requeue(jitter(ctx.config.resync)));
+            }
+        },
+        None => None,
+    };
+    let resolved = match resolve(
+        atsign,
+        class.as_ref().map(|c| &c.spec),
+        &ctx.config.defaults,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            observed.invalid = Some((e.reason(), e.to_string()));
+            finish(atsign, ctx, api, &observed).await?;
+            // Nothing changes until the spec does.
+            return Ok(Action::await_change());
+        }
+    };
+    observed.cert_source = if resolved.issuer.is_some() {
+        "CertManager"
+    } else {
+        "BuiltIn"
+    };
+    let children = Children::new(&ctx.client, ns);
+
+    // The Service first: its observed state (node port, balancer address) fixes the endpoint.
+    let cram_existing = children
+        .secrets
+        .get_opt(&build::cram_secret_name(&name))
+        .await?;
+    let tls_existing = children
+        .secrets
+        .get_opt(&build::tls_secret_name(&name))
+        .await?;
+    let svc_existing = children
+        .services
+        .get_opt(&build::service_name(&name))
+        .await?;
+    let (cram, cram_created) = materials::cram_secret(cram_existing.as_ref());
+    let host_hint = endpoint::static_host(&resolved);
+    let preliminary = build::build(
+        atsign,
+        &resolved,
+        &Materials {
+            cram_secret: cram.clone(),
+            builtin_tls: None,
+            tls_checksum: None,
+            host: host_hint.clone(),
+        },
+    );
+    let (service, _) = apply(&children.services, preliminary.service, svc_existing).await?;
+    observed.endpoint = endpoint::published(&resolved, Some(&service));
+
+    // TLS material for the published host.
+    let tls = match (&resolved.issuer, &observed.endpoint) {
+        (None, Some(ep)) => {
+            materials::builtin(
+                ctx,
+                tls_existing.as_ref(),
+                &ep.host,
+                resolved.cert_duration_hours,
+                now,
+            )
+            .await?
+        }
+        (None, None) => TlsState {
+            material: None,
+            checksum: None,
+            info: None,
+            reissued: None,
+        },
+        (Some(_), _) => materials::external(tls_existing.as_ref()),
+    };
+    observed.cert = tls.info.clone();
+    let desired = build::build(
+        atsign,
+        &resolved,
+        &Materials {
+            cram_secret: cram,
+            builtin_tls: tls.material.clone(),
+            tls_checksum: tls.checksum.clone(),
+            host: observed.endpoint.as_ref().map(|e| e.host.clone()),
+        },
+    );
+
+    // Apply the rest.
+    if cram_created {
+        publish(
+            ctx,
+            atsign,
+            false,
+            "CramSecretCreated",
+            "Provision",
+            "generated the CRAM secret".into(),
+        )
+        .await;
+    }
+    apply(&children.secrets, desired.cram_secret, cram_existing).await?;
+    let pvc_existing = children.pvcs.get_opt(&build::pvc_name(&name)).await?;
+    apply(
+        &children.pvcs,
+        keep_pvc_immutables(desired.pvc, pvc_existing.as_ref()),
+        pvc_existing,
+    )
+    .await?;
+    if let Some(secret) = desired.tls_secret {
+        apply(&children.secrets, secret, tls_existing.clone()).await?;
+        if let Some(reason) = tls.reissued {
+            publish(
+                ctx,
+                atsign,
+                false,
+                "CertificateIssued",
+                "Certificate",
+                format!("built-in CA issued a certificate ({})", reason.as_str()),
+            )
+            .await;
+        }
+    }
+    if let Some(cert) = desired.certificate {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), ns, &build::certificate_api_resource());
+        let existing = api.get_opt(&name).await?;
+        apply(&api, cert, existing).await?;
+    }
+    if let Some(route) = desired.tls_route {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), ns, &build::tls_route_api_resource());
+        let existing = api.get_opt(&name).await?;
+        apply(&api, route, existing).await?;
+    }
+    // The pod only starts once there is a certificate to mount.
+    let sts_existing = children
+        .statefulsets
+        .get_opt(&build::statefulset_name(&name))
+        .await?;
+    let sts = if tls.checksum.is_some() {
+        let (sts, applied) =
+            apply(&children.statefulsets, desired.statefulset, sts_existing).await?;
+        if applied == Applied::Written {
+            tracing::info!(atsign = %resolved.at_sign, "applied the StatefulSet");
+        }
+        Some(sts)
+    } else {
+        sts_existing
+    };
+
+    // Observe.
+    let (ready, rolling) = sts
+        .as_ref()
+        .map(statefulset_state)
+        .unwrap_or((false, false));
+    observed.pod_ready = ready && !resolved.suspend;
+    observed.rolling_out = rolling && !resolved.suspend;
+    if let Some(info) = &observed.cert {
+        let days = info.not_after.duration_since(now).as_secs_f64() / 86_400.0;
+        ctx.metrics.set_certificate_days_left(ns, &name, Some(days));
+    }
+
+    // Register.
+    observed.registration = register(atsign, ctx, &resolved, &observed).await;
+
+    finish(atsign, ctx, api, &observed).await?;
+    Ok(next_requeue(ctx, &observed, now))
+}
+
+/// A PVC's storage class cannot change and its size cannot shrink: keep what exists.
+fn keep_pvc_immutables(
+    mut desired: PersistentVolumeClaim,
+    existing: Option<&PersistentVolumeClaim>,
+) -> PersistentVolumeClaim {
+    let Some(current) = existing.and_then(|p| p.spec.as_ref()) else {
+        return desired;
+    };
+    if let Some(spec) = desired.spec.as_mut() {
+        spec.storage_class_name = current.storage_class_name.clone();
+        let size = |s: &k8s_openapi::api::core::v1::PersistentVolumeClaimSpec| {
+            s.resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+                .cloned()
+        };
+        if let (Some(want), Some(have)) = (size(spec), size(current)) {
+            if crate::quantity::bytes(&want) < crate::quantity::bytes(&have) {
+                if let Some(req) = spec.resources.as_mut().and_then(|r| r.requests.as_mut()) {
+                    req.insert("storage".into(), have);
+                }
+            }
+        }
+    }
+    desired
+}
+
+/// (ready, rolling out) from the StatefulSet's status.
+fn statefulset_state(sts: &StatefulSet) -> (bool, bool) {
+    let Some(status) = &sts.status else {
+        return (false, false);
+    };
+    let observed_current = status.observed_generation >= sts.metadata.generation;
+    let revision_settled = match (&status.current_revision, &status.update_revision) {
+        (Some(c), Some(u)) => c == u,
+        _ => true,
+    };
+    let ready = observed_current && status.ready_replicas.unwrap_or(0) >= 1;
+    (ready, !(observed_current && revision_settled))
+}
+
+async fn register(atsign: &Atsign, ctx: &Context, r: &Resolved, o: &Observed) -> RegistrationState {
+    let Some(directory) = &ctx.directory else {
+        return RegistrationState::Disabled;
+    };
+    let owner = ctx.owner_for(&r.namespace, &r.name);
+    let previous = atsign.status.as_ref().and_then(|s| s.registration.as_ref());
+    if r.suspend {
+        if previous.is_some() {
+            let result = directory.deregister(&r.at_sign, &owner, false).await;
+            ctx.metrics
+                .directory_call("deregister", result_label(&result));
+            if let Err(e) = result {
+                return RegistrationState::Failed(e.reason(), e.to_string());
+            }
+            publish(
+                ctx,
+                atsign,
+                false,
+                "Deregistered",
+                "Suspend",
+                "withdrawn from the directory while suspended".into(),
+            )
+            .await;
+        }
+        return RegistrationState::Suspended;
+    }
+    let Some(endpoint) = &o.endpoint else {
+        return RegistrationState::Waiting(
+            "WaitingForAddress",
+            "the published address is not known yet".into(),
+        );
+    };
+    if !o.pod_ready {
+        return RegistrationState::Waiting(
+            "PodNotReady",
+            "registration waits for the atServer to be ready".into(),
+        );
+    }
+    if !o.cert_ready() {
+        return RegistrationState::Waiting(
+            "CertificateNotReady",
+            "registration waits for a valid certificate".into(),
+        );
+    }
+    let target = endpoint.to_string();
+    if previous.is_some_and(|p| p.endpoint == target && p.owner == owner) {
+        return RegistrationState::Registered {
+            endpoint: target,
+            owner,
+        };
+    }
+    let result = directory
+        .register(&r.at_sign, &endpoint.host, endpoint.port, &owner, false)
+        .await;
+    ctx.metrics
+        .directory_call("register", result_label(&result));
+    match result {
+        Ok(reg) => {
+            publish(
+                ctx,
+                atsign,
+                false,
+                "Registered",
+                "Register",
+                format!("{} → {}:{}", reg.atsign, reg.host, reg.port),
+            )
+            .await;
+            RegistrationState::Registered {
+                endpoint: target,
+                owner,
+            }
+        }
+        Err(e) => {
+            publish(ctx, atsign, true, e.reason(), "Register", e.to_string()).await;
+            RegistrationState::Failed(e.reason(), e.to_string())
+        }
+    }
+}
+
+pub(super) fn result_label<T>(r: &Result<T, crate::directory::DirectoryError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.reason(),
+    }
+}
+
+pub(super) async fn publish(
+    ctx: &Context,
+    atsign: &Atsign,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    ctx.events
+        .publish(&reference(atsign), warning, reason, action, note)
+        .await;
+}
+
+/// Writes the status if it changed, and emits events for phase transitions.
+async fn finish(
+    atsign: &Atsign,
+    ctx: &Context,
+    api: &Api<Atsign>,
+    observed: &Observed,
+) -> Result<(), Error> {
+    let previous = atsign.status.as_ref();
+    let status = compute_status(previous, observed);
+    let ns = atsign.namespace().unwrap_or_default();
+    ctx.metrics.set_phase(&ns, &atsign.name_any(), status.phase);
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let old_phase = previous.and_then(|s| s.phase);
+    if old_phase != status.phase {
+        if let Some(phase) = status.phase {
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+            let note = ready.map(|c| c.message.clone()).unwrap_or_default();
+            let warning = phase == crate::crd::Phase::Degraded;
+            publish(ctx, atsign, warning, phase.as_str(), "Reconcile", note).await;
+        }
+    }
+    write_status(api, &atsign.name_any(), &status).await
+}
+
+async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> Result<(), Error> {
+    let patch = json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {
+    let settled = o.suspended
+        || (o.pod_ready
+            && o.cert_ready()
+            && matches!(
+                o.registration,
+                RegistrationState::Registered { .. } | RegistrationState::Disabled
+            ));
+    if !settled {
+        let wait = match o.registration {
+            RegistrationState::Failed(..) => ctx.config.poll * 3,
+            _ => ctx.config.poll,
+        };
+        return Action::requeue(jitter(wait));
+    }
+    // Wake up in time to renew the certificate.
+    let until_renewal = o
+        .cert
+        .as_ref()
+        .map(|c| c.renewal_time().duration_since(now))
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or(ctx.config.resync);
+    Action::requeue(jitter(
+        ctx.config
+            .resync
+            .min(until_renewal + Duration::from_secs(1)),
+    ))
+}

@@ -1,0 +1,188 @@
+//! Snapshot tests of every child the pure builder produces for a representative set of specs.
+//! Expected YAML lives in `tests/snapshots/`; `UPDATE_SNAPSHOTS=1 cargo test -p atfleet-operator
+//! --test builders` rewrites it after a deliberate change.
+
+use std::path::PathBuf;
+
+use atfleet_operator::build::{build, Children, Materials, TlsMaterial};
+use atfleet_operator::crd::{AtServerClassSpec, Atsign, AtsignSpec};
+use atfleet_operator::endpoint::static_host;
+use atfleet_operator::resolve::{resolve, Defaults};
+use kube::api::ObjectMeta;
+use serde_json::json;
+
+fn atsign(spec: serde_json::Value) -> Atsign {
+    let spec: AtsignSpec = serde_json::from_value(spec).expect("spec");
+    let mut a = Atsign::new("alice", spec);
+    a.metadata = ObjectMeta {
+        name: Some("alice".into()),
+        namespace: Some("fleet".into()),
+        uid: Some("11111111-2222-3333-4444-555555555555".into()),
+        generation: Some(1),
+        ..ObjectMeta::default()
+    };
+    a
+}
+
+fn class(spec: serde_json::Value) -> AtServerClassSpec {
+    serde_json::from_value(spec).expect("class")
+}
+
+fn materials(builtin: bool, host: Option<String>) -> Materials {
+    Materials {
+        cram_secret: "b1c2".repeat(32),
+        builtin_tls: builtin.then(|| TlsMaterial {
+            cert_pem: "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n".into(),
+            key_pem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+        }),
+        tls_checksum: Some("0f".repeat(32)),
+        host,
+    }
+}
+
+fn render(children: &Children) -> String {
+    let mut docs: Vec<serde_json::Value> = vec![
+        serde_json::to_value(&children.cram_secret).expect("json"),
+        serde_json::to_value(&children.pvc).expect("json"),
+        serde_json::to_value(&children.service).expect("json"),
+        serde_json::to_value(&children.statefulset).expect("json"),
+    ];
+    for extra in [
+        children
+            .tls_secret
+            .as_ref()
+            .map(|s| serde_json::to_value(s).expect("json")),
+        children
+            .certificate
+            .as_ref()
+            .map(|c| serde_json::to_value(c).expect("json")),
+        children
+            .tls_route
+            .as_ref()
+            .map(|r| serde_json::to_value(r).expect("json")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        docs.push(extra);
+    }
+    docs.iter()
+        .map(|d| serde_yaml::to_string(d).expect("yaml"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn snapshot(name: &str, atsign: &Atsign, class: Option<&AtServerClassSpec>, builtin: bool) {
+    let resolved = resolve(atsign, class, &Defaults::default()).expect("resolves");
+    let children = build(
+        atsign,
+        &resolved,
+        &materials(builtin, static_host(&resolved)),
+    );
+    let actual = render(&children);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.yaml"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_SNAPSHOTS=1", path.display()));
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name}: builder output differs from {} from line {}:\n  expected: {:?}\n  actual:   {:?}\nrerun with UPDATE_SNAPSHOTS=1 if the change is intended",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first),
+        );
+    }
+}
+
+#[test]
+fn cluster_ip_with_defaults() {
+    snapshot(
+        "clusterip-defaults",
+        &atsign(json!({ "atSign": "@alice" })),
+        None,
+        true,
+    );
+}
+
+#[test]
+fn node_port_from_class_with_resources_and_delete_retention() {
+    let class = class(json!({
+        "image": "registry.example/atserver:1.2.3",
+        "imagePullPolicy": "IfNotPresent",
+        "resources": { "requests": { "cpu": "50m", "memory": "64Mi" }, "limits": { "memory": "256Mi" } },
+        "storage": { "size": "2Gi", "storageClassName": "fast", "retention": "Delete" },
+        "exposure": { "mode": "NodePort", "host": "node1.example.net" },
+        "rootServer": "root.fleet.example:64",
+    }));
+    let a = atsign(
+        json!({ "atSign": "@alice", "className": "standard", "exposure": { "nodePort": 31001 } }),
+    );
+    snapshot("nodeport-class", &a, Some(&class), true);
+}
+
+#[test]
+fn load_balancer_with_cert_manager() {
+    let a = atsign(json!({
+        "atSign": "@alice",
+        "image": "registry.example/atserver:canary",
+        "tls": { "issuerRef": { "name": "letsencrypt", "kind": "ClusterIssuer" }, "durationHours": 720 },
+        "exposure": {
+            "mode": "LoadBalancer",
+            "host": "alice.atsign.example.com",
+            "port": 7001,
+            "loadBalancerClass": "example.com/lb",
+            "serviceAnnotations": { "lb.example.com/proxy-protocol": "false" }
+        },
+    }));
+    snapshot("loadbalancer-certmanager", &a, None, false);
+}
+
+#[test]
+fn tls_route_through_a_gateway() {
+    let a = atsign(json!({
+        "atSign": "@alice🛠",
+        "exposure": {
+            "mode": "TLSRoute",
+            "domain": "atsign.example.com",
+            "port": 443,
+            "gateway": { "name": "fleet", "namespace": "gateways", "sectionName": "atprotocol" }
+        },
+    }));
+    snapshot("tlsroute", &a, None, true);
+}
+
+#[test]
+fn suspended_with_on_delete_rollout() {
+    let class = class(json!({ "rollout": { "strategy": "OnDelete" } }));
+    let a = atsign(
+        json!({ "atSign": "@alice", "className": "manual", "suspend": true, "storage": { "size": "5Gi" } }),
+    );
+    snapshot("suspended-ondelete", &a, Some(&class), true);
+}
+
+#[test]
+fn invalid_specs_are_refused_before_building() {
+    let nodeport_without_host =
+        atsign(json!({ "atSign": "@alice", "exposure": { "mode": "NodePort" } }));
+    assert!(resolve(&nodeport_without_host, None, &Defaults::default()).is_err());
+    let route_without_gateway = atsign(
+        json!({ "atSign": "@alice", "exposure": { "mode": "TLSRoute", "domain": "x.example" } }),
+    );
+    assert!(resolve(&route_without_gateway, None, &Defaults::default()).is_err());
+    let bad_size = atsign(json!({ "atSign": "@alice", "storage": { "size": "lots" } }));
+    assert!(resolve(&bad_size, None, &Defaults::default()).is_err());
+    let bad_atsign = atsign(json!({ "atSign": "@Alice" }));
+    assert!(resolve(&bad_atsign, None, &Defaults::default()).is_err());
+}
