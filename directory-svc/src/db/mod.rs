@@ -34,6 +34,7 @@ pub enum DbError {
 pub struct Db {
     write: PgPool,
     read: PgPool,
+    has_replica: bool,
     timeout: Duration,
     metrics: Metrics,
 }
@@ -66,6 +67,7 @@ impl Db {
         Ok(Self {
             write,
             read,
+            has_replica: read_url.is_some(),
             timeout,
             metrics,
         })
@@ -102,8 +104,15 @@ impl Db {
         result
     }
 
+    /// Checks the primary and, when configured, the read replica: lookups need the one, writes and
+    /// change notifications the other.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.observe("ping", queries::ping(&self.write)).await
+        self.observe("ping", queries::ping(&self.write)).await?;
+        if self.has_replica {
+            self.observe("ping_replica", queries::ping(&self.read))
+                .await?;
+        }
+        Ok(())
     }
 
     /// The address of `name` (an atSign without `@`) for the root protocol.
