@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
+use crate::notification::NotificationJson;
 use crate::response::Reply;
 
 use super::framing::FrameBuffer;
@@ -57,6 +58,14 @@ impl MonitorConnection {
     /// taken).
     pub async fn next_notification(&mut self) -> Option<String> {
         self.notifications.as_mut()?.recv().await
+    }
+
+    /// Like [`Self::next_notification`], parsed into the grammar's [`NotificationJson`].
+    pub async fn next_notification_json(
+        &mut self,
+    ) -> Option<Result<NotificationJson, serde_json::Error>> {
+        let json = self.next_notification().await?;
+        Some(serde_json::from_str(&json))
     }
 
     /// Sends a command on the monitor connection and waits (at most `response_timeout`) for its

