@@ -10,6 +10,8 @@ use std::time::Duration;
 use atfleet_e2e::kubesim::Handle;
 use common::{eventually, start};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::Resource;
 use serde_json::json;
 use tokio::process::Command;
 
@@ -236,8 +238,39 @@ async fn kubectl_get_apply_describe_delete() {
         described.contains("app=demo") && described.contains("demo:1"),
         "{described}"
     );
+    // kube-runtime records events.k8s.io/v1 Events; kubectl describe reads them as core/v1 Events.
+    let gvk = GroupVersionKind::gvk("example.com", "v1", "Widget");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
+    let client = sim.client().expect("client");
+    let w1 = Api::<DynamicObject>::default_namespaced_with(client.clone(), &ar)
+        .get("w1")
+        .await
+        .expect("w1");
+    let recorder = Recorder::new(client, "widget-controller".into());
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Painted".into(),
+        note: Some("painted blue".into()),
+        action: "Paint".into(),
+        secondary: None,
+    };
+    for _ in 0..2 {
+        recorder
+            .publish(&event, &w1.object_ref(&ar))
+            .await
+            .expect("event recorded");
+    }
     let described = k.ok(&["describe", "widget", "w1"]).await;
     assert!(described.contains("Color:  blue"), "{described}");
+    let event_line = described
+        .lines()
+        .find(|l| l.contains("Painted"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        event_line.contains("widget-controller") && event_line.contains("painted blue"),
+        "{described}"
+    );
 
     assert!(k.ok(&["delete", "widget", "w1"]).await.contains("deleted"));
     assert!(k.fails(&["get", "widget", "w1"]).await.contains("NotFound"));

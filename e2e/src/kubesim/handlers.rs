@@ -351,7 +351,7 @@ async fn resource(
             let names: Vec<String> = state
                 .store
                 .list(&rt.group_resource(), path.namespace.as_deref())
-                .filter(|(_, o)| sel.matches(o))
+                .filter(|(_, o)| sel.matches(&objects::view(&rt, (*o).clone())))
                 .map(|((_, n), _)| n.clone())
                 .collect();
             let mut items = Vec::new();
@@ -431,7 +431,7 @@ fn list(
         .store
         .list(&rt.group_resource(), namespace)
         .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
-        .filter(|(_, o)| sel.matches(o))
+        .filter(|(_, o)| sel.matches(&objects::view(rt, (*o).clone())))
         .collect();
     let page: Vec<Value> = matching
         .iter()

@@ -14,6 +14,7 @@ mod audit;
 mod cel;
 mod discovery;
 mod error;
+mod events;
 mod faults;
 mod fieldset;
 mod gc;

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::apply::{self, Writer};
 use super::error::{ApiError, ApiResult};
+use super::events;
 use super::gc;
 use super::hooks;
 use super::lists::ListTypes;
@@ -58,6 +59,9 @@ pub fn view(rt: &ResourceType, mut object: Value) -> Value {
     if let Some(m) = object.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
+    }
+    if rt.is_new_event() {
+        return events::from_core(object);
     }
     object
 }
@@ -373,8 +377,14 @@ fn commit(
 ) -> ApiResult<Value> {
     let (namespace, name) = key.clone();
     let status_write = matches!(manage, Manage::Status(_) | Manage::AppliedStatus);
+    let api_version = if rt.is_new_event() {
+        new = events::to_core(new);
+        "v1".to_string()
+    } else {
+        rt.api_version()
+    };
     if let Some(obj) = new.as_object_mut() {
-        obj.insert("apiVersion".into(), json!(rt.api_version()));
+        obj.insert("apiVersion".into(), json!(api_version));
         obj.insert("kind".into(), json!(rt.kind));
     }
     let m = meta(&mut new)?;

@@ -31,11 +31,21 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// Where objects are stored; events.k8s.io Events share the core Events' storage.
     pub fn group_resource(&self) -> GroupResource {
+        let group = if self.is_new_event() {
+            ""
+        } else {
+            self.group.as_str()
+        };
         GroupResource {
-            group: self.group.clone(),
+            group: group.to_string(),
             resource: self.plural.clone(),
         }
+    }
+
+    pub fn is_new_event(&self) -> bool {
+        self.group == "events.k8s.io" && self.kind == "Event"
     }
 
     pub fn api_version(&self) -> String {

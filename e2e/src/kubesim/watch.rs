@@ -43,7 +43,7 @@ impl Filter {
             .namespace
             .as_deref()
             .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns));
-        ns_ok && self.selectors.matches(object)
+        ns_ok && self.selectors.matches(&view(&self.rt, object.clone()))
     }
 
     /// The event a watcher sees, translating moves into and out of the selection.
