@@ -646,25 +646,49 @@ async fn apkam_enrollment_otp_approve_and_namespace_restriction() {
 
 #[tokio::test]
 async fn ecc_and_sha512_pkam() {
-    use base64::Engine;
-    use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+    use at_protocol::crypto::{HashingAlgo, PkamSigner, RsaKeyPair};
     let server = TestServer::start().await;
     let mut c = server.owner().await;
-    let sk = SigningKey::random(&mut rand::thread_rng());
-    let pk = hex::encode(sk.verifying_key().to_encoded_point(false).as_bytes());
-    c.send(&format!("update:privatekey:at_pkam_publickey {pk}"))
-        .await;
+    // RSA with SHA-512.
+    let rsa = RsaKeyPair::generate().unwrap();
+    c.send(&format!(
+        "update:privatekey:at_pkam_publickey {}",
+        rsa.public_b64().unwrap()
+    ))
+    .await;
     let mut d = server.connect().await;
     let ch = d.send("from:@alice").await;
-    let sig: Signature = sk.sign(data(&ch).as_bytes());
-    let wire = base64::engine::general_purpose::STANDARD.encode(hex::encode(sig.to_bytes()));
+    let sig =
+        PkamSigner::rsa(rsa.private_key().clone()).sign(HashingAlgo::Sha512, data(&ch).as_bytes());
     assert_eq!(
         d.send(&format!(
-            "pkam:signingAlgo:ecc_secp256r1:hashingAlgo:sha256:{wire}"
+            "pkam:signingAlgo:rsa2048:hashingAlgo:sha512:{sig}"
         ))
         .await,
         "data:success"
     );
+    // ECC secp256r1 (hex public key, base64 of the ASCII compact hex signature).
+    let ecc = PkamSigner::generate_ecc();
+    let pk = ecc.public_key().to_encoded().unwrap();
+    c.send(&format!("update:privatekey:at_pkam_publickey {pk}"))
+        .await;
+    let mut e = server.connect().await;
+    let ch = e.send("from:@alice").await;
+    let sig = ecc.sign(HashingAlgo::Sha256, data(&ch).as_bytes());
+    assert_eq!(
+        e.send(&format!(
+            "pkam:signingAlgo:ecc_secp256r1:hashingAlgo:sha256:{sig}"
+        ))
+        .await,
+        "data:success"
+    );
+    // A signature over another challenge fails.
+    let mut f = server.connect().await;
+    f.send("from:@alice").await;
+    assert!(f
+        .send(&format!("pkam:signingAlgo:ecc_secp256r1:{sig}"))
+        .await
+        .starts_with("error:AT0401"));
     server.stop().await;
 }
 

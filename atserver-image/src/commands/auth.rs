@@ -3,11 +3,12 @@
 use crate::atsign;
 use crate::commands::strip_verb;
 use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
-use crate::crypto::{self, HashingAlgo, SigningAlgo};
+use crate::crypto;
 use crate::error::{AtError, ErrorCode};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Challenge, Enrollment, Session};
 use crate::util::constant_time_eq;
+use at_protocol::crypto::{HashingAlgo, SigningAlgo};
 
 /// Challenges are valid this long (§6.2).
 const CHALLENGE_TTL_MS: i64 = 60_000;
