@@ -1029,3 +1029,43 @@ async fn scheduled_pods_delete_gracefully_and_secrets_fold_string_data() {
     assert_eq!(token.as_deref(), Some(&b"abc"[..]));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn streaming_list_watches_finish_their_initial_events() {
+    let sim = start().await;
+    let client = sim.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("one", &[]))
+        .await
+        .expect("create");
+    let config = kube::runtime::watcher::Config::default().streaming_lists();
+    let mut events = kube::runtime::watcher(cms.clone(), config).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match events.try_next().await.expect("watcher").expect("open") {
+            kube::runtime::watcher::Event::Init => {}
+            kube::runtime::watcher::Event::InitApply(c) => {
+                initial.push(c.metadata.name.unwrap_or_default())
+            }
+            kube::runtime::watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["one"]);
+    cms.create(&PostParams::default(), &cm("two", &[]))
+        .await
+        .expect("create");
+    match events.try_next().await.expect("watcher") {
+        Some(kube::runtime::watcher::Event::Apply(c)) => {
+            assert_eq!(c.metadata.name.as_deref(), Some("two"))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let listed = sim
+        .audit()
+        .events()
+        .iter()
+        .any(|e| e.verb == "list" && e.resource == "configmaps");
+    assert!(!listed, "the initial state came through the watch");
+    sim.shutdown().await;
+}
