@@ -134,6 +134,17 @@ fn examples() -> Vec<String> {
         "keys:put:private:namespace:wavi:appName:wavi:deviceName:pixel:keyName:k VALUE",
         "keys:get:self",
         "keys:delete:keyName:mykey",
+        // atsdk.md §6: what the Python SDK sends
+        "update:dataSignature:c2ln/+bmF0dXJl==:public:greeting@alice hello world",
+        "update:ttl:60000:dataSignature:c2ln:public:greeting@alice hello",
+        "update:dataSignature:c2ln:isEncrypted:true:ivNonce:aXY=:secret@alice Q0lQSEVS",
+        "update:ttr:86400000:@bob:shared_key@alice UlNB",
+        "update:isEncrypted:true:ivNonce:aXY=:@bob:phone@alice Q0lQSEVS",
+        "llookup:all:public:greeting@alice",
+        "llookup:all:secret@alice",
+        "plookup:all:greeting@alice",
+        "lookup:all:phone@alice",
+        "llookup:meta:@bob:phone@alice",
         "@exit",
     ];
     let mut v: Vec<String> = raw.iter().map(|s| s.to_string()).collect();

@@ -1,0 +1,35 @@
+//! Arbitrary bytes, fed in arbitrary chunks, through the line codec: no panic, every line is
+//! newline-free and within the limit, and the buffer never holds more than one line.
+#![no_main]
+
+use at_protocol::{CodecError, LineCodec};
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use tokio_util::codec::Decoder;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(first % 64) + 1;
+    let mut codec = LineCodec::new(max);
+    let mut buf = BytesMut::new();
+    // The second byte picks the chunk size, so reads split lines at every position.
+    let chunk = rest.first().map_or(1, |b| usize::from(*b % 16) + 1);
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(line)) => {
+                    assert!(!line.contains('\n'));
+                    assert!(line.len() <= max);
+                }
+                Ok(None) => break,
+                Err(CodecError::InvalidUtf8) | Err(CodecError::LineTooLong { .. }) => {}
+                Err(CodecError::Io(e)) => panic!("unexpected io error {e}"),
+            }
+        }
+        assert!(buf.len() <= max + 1);
+    }
+    let _ = codec.decode_eof(&mut buf);
+});
