@@ -494,7 +494,21 @@ async fn finish(
 }
 
 async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> Result<(), Error> {
-    let patch = json!({ "status": status });
+    // A merge patch leaves out what is absent: fields that went away must be nulled explicitly.
+    let mut value = serde_json::to_value(status)?;
+    if let Some(map) = value.as_object_mut() {
+        for key in [
+            "observedGeneration",
+            "phase",
+            "endpoint",
+            "conditions",
+            "certificate",
+            "registration",
+        ] {
+            map.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = json!({ "status": value });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())

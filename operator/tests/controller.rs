@@ -1,0 +1,431 @@
+//! The controller against kubesim (a real Kubernetes API over HTTP) and a registration-API
+//! directory. The test plays the kubelet for readiness: it sets StatefulSet status through the
+//! API, since no process kubelet runs pods here.
+
+mod common;
+
+use std::time::Duration;
+
+use atfleet_e2e::kubesim::FaultConfig;
+use atfleet_operator::crd::{Atsign, Phase};
+use atfleet_operator::tls::inspect;
+use common::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const SELECTOR: &str = "app.kubernetes.io/managed-by=atfleet-operator";
+
+fn owned_by_atsign(meta: &kube::api::ObjectMeta, atsign: &Atsign) -> bool {
+    meta.owner_references.iter().flatten().any(|o| {
+        o.kind == "Atsign"
+            && Some(&o.uid) == atsign.metadata.uid.as_ref()
+            && o.controller == Some(true)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_provisions_registers_and_settles_without_writes() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+
+    let alice = create_atsign(&client, "alice", json!({})).await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    eventually("the StatefulSet", || async {
+        statefulsets.get_opt("alice").await.ok().flatten().is_some()
+    })
+    .await;
+
+    // Children with owner references; retention-governed ones without.
+    let sts = statefulsets.get("alice").await.expect("sts");
+    assert!(owned_by_atsign(&sts.metadata, &alice));
+    assert_eq!(sts.spec.replicas, Some(1));
+    let svc = services.get("alice").await.expect("svc");
+    assert!(owned_by_atsign(&svc.metadata, &alice));
+    let pvc = pvcs.get("alice-data").await.expect("pvc");
+    assert!(pvc.metadata.owner_references.is_none());
+    let cram = secrets.get("alice-cram").await.expect("cram secret");
+    let cram_value = cram
+        .data
+        .as_ref()
+        .and_then(|d| d.get("cramSecret"))
+        .expect("cram")
+        .0
+        .clone();
+    assert_eq!(cram_value.len(), 128);
+    let tls = secrets.get("alice-tls").await.expect("tls secret");
+    let cert = inspect(
+        &tls.data
+            .as_ref()
+            .and_then(|d| d.get("tls.crt"))
+            .expect("tls.crt")
+            .0,
+    )
+    .expect("certificate");
+    assert_eq!(cert.names, ["alice.fleet.svc.cluster.local"]);
+    let ca: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NS);
+    assert!(
+        ca.get_opt("atfleet-ca").await.expect("get").is_some(),
+        "the built-in CA Secret exists"
+    );
+
+    // Not registered before the pod is ready.
+    wait_condition(&client, "alice", "CertificateReady", "True").await;
+    assert_eq!(
+        condition(&client, "alice", "Ready").await.map(|c| c.1),
+        Some("PodNotReady".into())
+    );
+    assert!(dir.record("@alice").is_none());
+
+    readiness_kubelet(client.clone(), kubelet.clone());
+    wait_condition(&client, "alice", "Ready", "True").await;
+    assert_eq!(
+        condition(&client, "alice", "Registered").await.map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(
+        dir.record("@alice"),
+        Some((
+            "alice.fleet.svc.cluster.local".into(),
+            6464,
+            "atfleet/fleet/alice".into()
+        ))
+    );
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let status = atsigns
+        .get("alice")
+        .await
+        .expect("atsign")
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Some(Phase::Ready));
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("alice.fleet.svc.cluster.local:6464")
+    );
+    assert_eq!(
+        status.observed_generation,
+        atsigns.get("alice").await.expect("a").metadata.generation
+    );
+    assert!(status.certificate.and_then(|c| c.not_after).is_some());
+    assert!(op
+        .metrics
+        .encode()
+        .contains("atfleet_operator_atsigns{phase=\"Ready\"} 1"));
+
+    // Settled: several resyncs pass with no writes from the operator.
+    sim.audit().clear();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes: Vec<_> = sim
+        .audit()
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "writes while nothing changed: {writes:?}"
+    );
+    assert!(op.reconciles() > 1, "resyncs happened");
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "bob", json!({})).await;
+    wait_condition(&client, "bob", "Ready", "True").await;
+
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let before = statefulsets.get("bob").await.expect("sts");
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let patch = json!({ "spec": { "resources": { "limits": { "memory": "300Mi" } } } });
+    atsigns
+        .patch("bob", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    eventually("the pod template to change", || async {
+        let sts = statefulsets.get("bob").await.expect("sts");
+        let limits = sts
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.containers[0].resources.as_ref())
+            .and_then(|r| r.limits.clone());
+        limits.and_then(|l| l.get("memory").cloned()).map(|q| q.0) == Some("300Mi".into())
+    })
+    .await;
+    let after = statefulsets.get("bob").await.expect("sts");
+    assert!(
+        after.metadata.generation > before.metadata.generation,
+        "a new pod template revision rolls the pod"
+    );
+    wait_condition(&client, "bob", "Ready", "True").await;
+
+    // Suspend: zero replicas, reported as suspended, withdrawn from the directory.
+    let patch = json!({ "spec": { "suspend": true } });
+    atsigns
+        .patch("bob", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("suspend");
+    eventually("suspended", || async {
+        let a = atsigns.get("bob").await.expect("atsign");
+        a.status.and_then(|s| s.phase) == Some(Phase::Suspended)
+    })
+    .await;
+    assert_eq!(
+        statefulsets.get("bob").await.expect("sts").spec.replicas,
+        Some(0)
+    );
+    assert!(dir.record("@bob").is_none(), "withdrawn while suspended");
+    assert_eq!(
+        condition(&client, "bob", "Ready").await,
+        Some(("False".into(), "Suspended".into()))
+    );
+
+    // Resume.
+    let patch = json!({ "spec": { "suspend": false } });
+    atsigns
+        .patch("bob", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("resume");
+    wait_condition(&client, "bob", "Ready", "True").await;
+    assert_eq!(
+        statefulsets.get("bob").await.expect("sts").spec.replicas,
+        Some(1)
+    );
+    assert!(
+        dir.record("@bob").is_some(),
+        "re-registered on resume: {:?} {:?}",
+        dir.ops(),
+        atsigns.get("bob").await.expect("bob").status
+    );
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_deregisters_first_then_keeps_or_deletes_data() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "carol", json!({})).await;
+    create_atsign(
+        &client,
+        "dave",
+        json!({ "storage": { "retention": "Delete" } }),
+    )
+    .await;
+    wait_condition(&client, "carol", "Ready", "True").await;
+    wait_condition(&client, "dave", "Ready", "True").await;
+
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    for name in ["carol", "dave"] {
+        atsigns
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    eventually("both Atsigns gone", || async {
+        atsigns.get_opt("carol").await.expect("get").is_none()
+            && atsigns.get_opt("dave").await.expect("get").is_none()
+    })
+    .await;
+
+    for at in ["@carol", "@dave"] {
+        let deletes: Vec<_> = dir
+            .ops()
+            .into_iter()
+            .filter(|o| o.method == "DELETE" && o.atsign == at)
+            .collect();
+        assert!(!deletes.is_empty(), "{at} deregistered");
+        assert_eq!(
+            deletes[0].statefulset_present,
+            Some(true),
+            "{at}: deregistered while the pod still ran"
+        );
+        assert!(dir.record(at).is_none());
+    }
+    assert!(statefulsets.get_opt("carol").await.expect("get").is_none());
+    // Retain (default) keeps the volume and the CRAM secret; Delete removes them.
+    assert!(pvcs.get_opt("carol-data").await.expect("get").is_some());
+    assert!(secrets.get_opt("carol-cram").await.expect("get").is_some());
+    assert!(pvcs.get_opt("dave-data").await.expect("get").is_none());
+    assert!(secrets.get_opt("dave-cram").await.expect("get").is_none());
+    assert!(secrets.get_opt("dave-tls").await.expect("get").is_none());
+
+    // Recreating carol picks up the retained CRAM secret unchanged.
+    let kept = secrets.get("carol-cram").await.expect("cram").data;
+    create_atsign(&client, "carol", json!({})).await;
+    wait_condition(&client, "carol", "Ready", "True").await;
+    assert_eq!(secrets.get("carol-cram").await.expect("cram").data, kept);
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_outage_reports_not_registered_and_recovers() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    dir.set_down(true);
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "erin", json!({})).await;
+    eventually("Registered=False DirectoryUnavailable", || async {
+        condition(&client, "erin", "Registered").await
+            == Some(("False".into(), "DirectoryUnavailable".into()))
+    })
+    .await;
+    assert_eq!(
+        condition(&client, "erin", "Degraded").await.map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(
+        condition(&client, "erin", "Ready").await.map(|c| c.0),
+        Some("False".into())
+    );
+
+    dir.set_down(false);
+    wait_condition(&client, "erin", "Ready", "True").await;
+    assert_eq!(
+        condition(&client, "erin", "Degraded").await.map(|c| c.0),
+        Some("False".into())
+    );
+    assert!(dir.record("@erin").is_some());
+    assert!(op
+        .metrics
+        .encode()
+        .contains("result=\"DirectoryUnavailable\""));
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_api_faults_converge_without_duplicates() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    sim.faults().set(FaultConfig {
+        error_rate: 0.2,
+        conflict_rate: 0.15,
+        ..FaultConfig::default()
+    });
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    let names = ["f1", "f2", "f3", "f4", "f5"];
+    for name in names {
+        // Creating may itself hit a fault: retry like a user would.
+        let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+        eventually("create", || async {
+            if api.get_opt(name).await.ok().flatten().is_some() {
+                return true;
+            }
+            create_atsign_tolerant(&client, name).await;
+            false
+        })
+        .await;
+    }
+    for name in names {
+        wait_condition(&client, name, "Ready", "True").await;
+    }
+    sim.faults().set(FaultConfig::default());
+    let lp = ListParams::default().labels(SELECTOR);
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    assert_eq!(sts.list(&lp).await.expect("list").items.len(), names.len());
+    assert_eq!(svcs.list(&lp).await.expect("list").items.len(), names.len());
+    assert_eq!(pvcs.list(&lp).await.expect("list").items.len(), names.len());
+    assert_eq!(
+        secrets.list(&lp).await.expect("list").items.len(),
+        names.len() * 2
+    );
+    for name in names {
+        assert!(dir.record(&format!("@{name}")).is_some());
+    }
+    assert!(
+        op.metrics
+            .encode()
+            .contains("atfleet_operator_reconcile_errors_total{reason="),
+        "faults were seen"
+    );
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+async fn create_atsign_tolerant(client: &kube::Client, name: &str) {
+    let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let obj: Atsign = serde_json::from_value(json!({
+        "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
+        "metadata": { "name": name, "namespace": NS },
+        "spec": { "atSign": format!("@{name}") },
+    }))
+    .expect("atsign");
+    let _ = api.create(&Default::default(), &obj).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reconciles_and_killing_it_hands_over() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let a = operator(&client, Some(&dir), Some("replica-a"));
+    eventually("replica-a leads", || async { a.is_leader() }).await;
+    let b = operator(&client, Some(&dir), Some("replica-b"));
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+
+    create_atsign(&client, "gina", json!({})).await;
+    wait_condition(&client, "gina", "Ready", "True").await;
+    assert!(a.reconciles() > 0);
+    assert!(!b.is_leader());
+    assert_eq!(b.reconciles(), 0, "the standby does not reconcile");
+
+    // Kill the leader: the standby takes over and serves new Atsigns.
+    a.stop().await;
+    eventually("replica-b leads", || async { b.is_leader() }).await;
+    create_atsign(&client, "hank", json!({})).await;
+    wait_condition(&client, "hank", "Ready", "True").await;
+    assert!(b.reconciles() > 0);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), SYSTEM_NS);
+    let lease = leases.get("atfleet-operator-leader").await.expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("replica-b")
+    );
+
+    kubelet.cancel();
+    b.stop().await;
+    sim.shutdown().await;
+}
