@@ -395,3 +395,58 @@ async fn closes_and_bad_certificates() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn tls_options_from_pem_files() {
+    use at_protocol::client::{ClientConfig, TlsOptions};
+    let pki = Pki::new();
+    let dir = std::env::temp_dir().join(format!("atfleet-client-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    std::fs::write(&cert, &pki.client_cert_pem).unwrap();
+    std::fs::write(&key, &pki.client_key_pem).unwrap();
+
+    let (cert_tx, mut cert_seen) = mpsc::unbounded_channel();
+    let port = serve(&pki, move |mut c| {
+        let cert_tx = cert_tx.clone();
+        async move {
+            cert_tx.send(c.client_presented_cert()).unwrap();
+            c.send("@").await;
+            c.line().await;
+        }
+    })
+    .await;
+    let tls = TlsOptions::from_ca_pem_file(&ca)
+        .unwrap()
+        .with_client_cert_pem_files(&cert, &key)
+        .unwrap();
+    let config = ClientConfig::new(tls)
+        .unwrap()
+        .with_connect_timeout(Duration::from_secs(5));
+    AtConnection::connect(&config, "127.0.0.1", port)
+        .await
+        .unwrap();
+    assert!(cert_seen.recv().await.unwrap());
+
+    // Bad inputs are configuration errors naming what was wrong, not panics.
+    assert!(matches!(
+        TlsOptions::from_ca_pem(b"no certificates here"),
+        Err(ClientError::TlsConfig(_))
+    ));
+    assert!(matches!(
+        TlsOptions::from_ca_pem_file(&dir.join("missing.pem")),
+        Err(ClientError::File { .. })
+    ));
+    assert!(matches!(
+        TlsOptions::from_ca_pem_file(&ca)
+            .unwrap()
+            .with_client_cert_pem(pki.client_cert_pem.as_bytes(), b"not a key"),
+        Err(ClientError::TlsConfig(_))
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

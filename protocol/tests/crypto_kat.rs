@@ -340,4 +340,22 @@ fn rust_made_vectors_match_the_python_verified_file() {
         }
         _ => std::fs::write(&path, text).unwrap(),
     }
+    // Where the project's Python environment is at hand (CI sets ATFLEET_PYTHON from
+    // scripts/python-env), let Python and atsdk check the file right now as well.
+    if let Some(python) = std::env::var_os("ATFLEET_PYTHON") {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_crypto_fixtures.py");
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .arg("verify")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python verify failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(" passed, 0 failed"));
+    }
 }
