@@ -327,6 +327,19 @@ async fn server_side_apply_conflicts_force_and_removal() {
             .map(String::as_str),
         Some("2")
     );
+    // Re-applying the same configuration changes nothing, not even the resourceVersion.
+    let same = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("beta"),
+            &Patch::Apply(config(json!({"a": "2", "shared": "s"}))),
+        )
+        .await
+        .expect("no-op apply");
+    assert_eq!(
+        same.metadata.resource_version,
+        after.metadata.resource_version
+    );
 
     // alpha drops every field: `a` (now beta's) and `shared` (co-owned) stay, nothing else is left to alpha.
     let dropped = cms
@@ -1067,5 +1080,22 @@ async fn streaming_list_watches_finish_their_initial_events() {
         .iter()
         .any(|e| e.verb == "list" && e.resource == "configmaps");
     assert!(!listed, "the initial state came through the watch");
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_latency_delays_requests() {
+    // With the clock paused, the server's delay advances virtual time instead of wall time.
+    let sim = start().await;
+    let client = sim.client().expect("client");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let latency = Duration::from_secs(7);
+    sim.faults().set(FaultConfig {
+        latency,
+        ..FaultConfig::default()
+    });
+    let before = tokio::time::Instant::now();
+    cms.list(&ListParams::default()).await.expect("list");
+    assert!(before.elapsed() >= latency, "{:?}", before.elapsed());
     sim.shutdown().await;
 }
