@@ -13,7 +13,8 @@ pub fn rsa_encrypt_bytes(key: &RsaPublicKey, plaintext: &[u8]) -> Result<Vec<u8>
 }
 
 pub fn rsa_decrypt_bytes(key: &RsaPrivateKey, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    key.decrypt(Pkcs1v15Encrypt, ciphertext)
+    // Blinded, to blunt timing side channels on the private exponent.
+    key.decrypt_blinded(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, ciphertext)
         .map_err(|e| CryptoError::Rsa(e.to_string()))
 }
 

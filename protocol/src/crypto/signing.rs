@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
 use rsa::pkcs1v15;
-use rsa::signature::SignatureEncoding;
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Sha256, Sha512};
 
@@ -248,12 +248,14 @@ pub fn verify_data_signature(
 }
 
 fn rsa_sign(key: &RsaPrivateKey, hashing: HashingAlgo, data: &[u8]) -> String {
+    // Blinded signing: same (deterministic) signature, less timing leakage of the private key.
+    let rng = &mut rand::rngs::OsRng;
     let sig = match hashing {
         HashingAlgo::Sha256 => pkcs1v15::SigningKey::<Sha256>::new(key.clone())
-            .sign(data)
+            .sign_with_rng(rng, data)
             .to_vec(),
         HashingAlgo::Sha512 => pkcs1v15::SigningKey::<Sha512>::new(key.clone())
-            .sign(data)
+            .sign_with_rng(rng, data)
             .to_vec(),
     };
     B64.encode(sig)
