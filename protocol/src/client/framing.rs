@@ -248,6 +248,60 @@ mod tests {
         assert_eq!(f.push(b"12345"), Err(Overflow));
     }
 
+    fn wire(payloads: &[(String, u8)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (payload, prompt) in payloads {
+            out.extend_from_slice(payload.as_bytes());
+            out.extend_from_slice(match prompt % 3 {
+                0 => b"\n@".as_slice(),
+                1 => b"\n@alice@",
+                _ => b"\r\n@bob\xf0\x9f\x9b\xa0@",
+            });
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// However TLS records cut the stream, the same responses come out.
+        #[test]
+        fn framing_is_independent_of_record_boundaries(
+            payloads in proptest::collection::vec(
+                ("(data|error):[a-zA-Z0-9 :@{}\"\\[\\],.=/+-]{0,40}", 0u8..3),
+                1..8,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..12),
+        ) {
+            let bytes = wire(&payloads);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut f = FrameBuffer::new(1 << 20);
+            let mut frames = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                f.push(&bytes[from..cut]).unwrap();
+                from = cut;
+                while let Some(frame) = f.next_response(false) {
+                    frames.push(frame);
+                }
+            }
+            let want: Vec<String> = payloads.into_iter().map(|(p, _)| p).collect();
+            proptest::prop_assert_eq!(frames, want);
+        }
+
+        /// Arbitrary bytes never panic any extractor.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300), eof: bool) {
+            let mut f = FrameBuffer::new(1 << 20);
+            f.push(&bytes).unwrap();
+            let _ = f.take_greeting();
+            while f.next_response(eof).is_some() {}
+            let _ = f.next_pol_reply(eof);
+            while f.next_line().is_some() {}
+            let _ = f.take_rest();
+        }
+    }
+
     #[test]
     fn invalid_utf8_is_replaced_not_fatal() {
         let mut f = fb(b"data:\xff\n@");
