@@ -429,3 +429,132 @@ async fn only_the_leader_reconciles_and_killing_it_hands_over() {
     b.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_change_reissues_rolls_and_reregisters() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "ivan", json!({ "storage": { "size": "1Gi" } })).await;
+    wait_condition(&client, "ivan", "Ready", "True").await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let checksum = |s: &StatefulSet| {
+        s.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("atfleet.dev/tls-checksum").cloned())
+    };
+    let before = checksum(&statefulsets.get("ivan").await.expect("sts"));
+
+    // A new published host: new certificate, new checksum (the pod rolls), new registration.
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let patch = json!({ "spec": { "exposure": { "host": "ivan.example.net" }, "storage": { "size": "3Gi" } } });
+    atsigns
+        .patch("ivan", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+    eventually("re-registration at the new address", || async {
+        dir.record("@ivan")
+            .is_some_and(|r| r.0 == "ivan.example.net")
+    })
+    .await;
+    wait_condition(&client, "ivan", "Ready", "True").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let tls = secrets.get("ivan-tls").await.expect("tls");
+    let cert = inspect(
+        &tls.data
+            .as_ref()
+            .and_then(|d| d.get("tls.crt"))
+            .expect("crt")
+            .0,
+    )
+    .expect("cert");
+    assert_eq!(cert.names, ["ivan.example.net"]);
+    assert_ne!(
+        checksum(&statefulsets.get("ivan").await.expect("sts")),
+        before,
+        "the pod rolls onto the new certificate"
+    );
+    // The volume grew online.
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let size = pvcs
+        .get("ivan-data")
+        .await
+        .expect("pvc")
+        .spec
+        .and_then(|s| s.resources)
+        .and_then(|r| r.requests)
+        .and_then(|r| r.get("storage").cloned());
+    assert_eq!(size.map(|q| q.0).as_deref(), Some("3Gi"));
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_port_publishes_the_allocated_port_and_classes_apply() {
+    let (sim, client) = kubesim().await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    let classes: Api<atfleet_operator::crd::AtServerClass> = Api::all(client.clone());
+    let class: atfleet_operator::crd::AtServerClass = serde_json::from_value(json!({
+        "apiVersion": "atfleet.dev/v1alpha1", "kind": "AtServerClass",
+        "metadata": { "name": "edge" },
+        "spec": { "image": "registry.example/atserver:1", "exposure": { "mode": "NodePort", "host": "node1.example.net" } },
+    }))
+    .expect("class");
+    classes
+        .create(&Default::default(), &class)
+        .await
+        .expect("class");
+    create_atsign(&client, "jill", json!({ "className": "edge" })).await;
+    wait_condition(&client, "jill", "Ready", "True").await;
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let svc = services.get("jill").await.expect("svc");
+    let node_port = svc
+        .spec
+        .and_then(|s| s.ports)
+        .and_then(|p| p[0].node_port)
+        .expect("allocated node port");
+    let record = dir.record("@jill").expect("registered");
+    assert_eq!(
+        (record.0.as_str(), i32::from(record.1)),
+        ("node1.example.net", node_port)
+    );
+
+    // Changing the class re-reconciles its Atsigns.
+    let patch = json!({ "spec": { "image": "registry.example/atserver:2" } });
+    classes
+        .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch class");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    eventually("the class image to reach the pod", || async {
+        let sts = statefulsets.get("jill").await.expect("sts");
+        sts.spec
+            .template
+            .spec
+            .and_then(|p| p.containers[0].image.clone())
+            .as_deref()
+            == Some("registry.example/atserver:2")
+    })
+    .await;
+
+    // A missing class is reported, not crashed on.
+    create_atsign(&client, "kim", json!({ "className": "nope" })).await;
+    eventually("ClassNotFound", || async {
+        condition(&client, "kim", "Degraded").await == Some(("True".into(), "ClassNotFound".into()))
+    })
+    .await;
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
