@@ -125,38 +125,6 @@ impl MetaUpdate {
     }
 }
 
-/// Names of caller-asserted timestamps (3.16.3); accepted and ignored (their values contain `:`).
-pub fn is_timestamp_attr(name: &str) -> bool {
-    ["cat", "uat", "eat", "aat"].contains(&name.to_ascii_lowercase().as_str())
-}
-
-/// Splits a `:name:value:name:value…` token stream into metadata and returns how many tokens it used.
-/// Stops at the first token that is not a metadata attribute.
-pub fn parse_leading(tokens: &[&str], meta: &mut MetaUpdate) -> Result<usize, AtError> {
-    let mut i = 0;
-    while i + 1 < tokens.len() {
-        let name = tokens[i];
-        if is_timestamp_attr(name) {
-            // ISO timestamp `YYYY-MM-DDTHH:MM:SS(.f)Z` spans three tokens.
-            if i + 3 < tokens.len() {
-                i += 4;
-                continue;
-            }
-            break;
-        }
-        let value = tokens[i + 1];
-        let looks_numeric = ["ttl", "ttb", "ttr"].contains(&name.to_ascii_lowercase().as_str());
-        if looks_numeric && value.parse::<i64>().is_err() {
-            break; // a key named like an attribute, e.g. `update:ttl@alice`
-        }
-        if !meta.set(name, value)? {
-            break;
-        }
-        i += 2;
-    }
-    Ok(i)
-}
-
 impl Metadata {
     /// A fresh record's metadata, written at `now` by `atsign`.
     pub fn new_record(atsign: &str, now: i64) -> Self {
@@ -344,18 +312,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_leading_metadata() {
-        let tokens: Vec<&str> = "ttl:1000:isEncrypted:true:ivNonce:AbC=:public:k@alice"
-            .split(':')
-            .collect();
+    fn sets_attributes_by_wire_name() {
         let mut m = MetaUpdate::default();
-        let used = parse_leading(&tokens, &mut m).unwrap();
-        assert_eq!(used, 6);
+        assert!(m.set("TTL", "1000").unwrap());
+        assert!(m.set("isEncrypted", "true").unwrap());
+        assert!(m.set("ivNonce", "AbC=").unwrap());
+        assert!(m.set("encoding", "null").unwrap());
+        assert!(!m.set("cAt", "2024-10-24T01:35:02.123Z").unwrap());
         assert_eq!(m.ttl, Some(1000));
         assert_eq!(m.is_encrypted, Some(true));
         assert_eq!(
             m.strings,
-            vec![("ivNonce".to_string(), Some("AbC=".to_string()))]
+            vec![
+                ("ivNonce".to_string(), Some("AbC=".to_string())),
+                ("encoding".to_string(), None)
+            ]
         );
     }
 

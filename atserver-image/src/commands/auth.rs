@@ -1,7 +1,7 @@
 //! `from`, `cram`, `pkam`, `pol` (atprotocol.md §3.4, §6).
 
-use crate::atsign;
-use crate::commands::strip_verb;
+use at_protocol::command::{FromParams, PkamParams};
+
 use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
 use crate::crypto;
 use crate::error::{AtError, ErrorCode};
@@ -13,23 +13,10 @@ use at_protocol::crypto::{HashingAlgo, SigningAlgo};
 /// Challenges are valid this long (§6.2).
 const CHALLENGE_TTL_MS: i64 = 60_000;
 
-pub async fn from(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "from:").ok_or_else(|| AtError::syntax("invalid from"))?;
-    let (who, client_config) = match rest.split_once(":clientConfig:") {
-        Some((w, c)) => (w, Some(c)),
-        None => (rest, None),
-    };
-    if who.is_empty() || who.contains(':') || who.chars().any(char::is_whitespace) {
-        return Err(AtError::syntax("invalid from"));
-    }
-    let who = atsign::normalize(who).map_err(|e| AtError::internal(e.to_string()).closing())?;
-    if let Some(cc) = client_config {
-        let v: serde_json::Value =
-            serde_json::from_str(cc).map_err(|_| AtError::syntax("invalid clientConfig"))?;
-        s.json_errors = v
-            .get("version")
-            .and_then(|v| v.as_str())
-            .is_some_and(version_above_3_0_37);
+pub async fn from(s: &mut Session, p: FromParams) -> CmdResult {
+    let who = p.atsign.as_str().to_string();
+    if let Some(version) = p.client_config.as_ref().and_then(|c| c.version.as_deref()) {
+        s.json_errors = version_above_3_0_37(version);
     }
     if super::config_verb::is_blocked(s, &who).await? {
         return Err(AtError::new(ErrorCode::AT0013, format!("{who} is blocked")).closing());
@@ -40,19 +27,17 @@ pub async fn from(s: &mut Session, cmd: &str) -> CmdResult {
             "Certificate Verification Failed: peer authentication is not enabled on this server",
         ));
     }
+    let now = s.shared.clock.now_millis();
+    let logged = who.clone();
     s.shared
         .store
-        .call({
-            let who = who.clone();
-            let now = s.shared.clock.now_millis();
-            move |db| db.log_access(Some(&who), None, "from", now)
-        })
+        .call(move |db| db.log_access(Some(&logged), None, "from", now))
         .await?;
     let text = format!("{}{}:{}", s.session_id, who, uuid::Uuid::new_v4());
     s.challenge = Some(Challenge {
         atsign: who,
         text: text.clone(),
-        created_at: s.shared.clock.now_millis(),
+        created_at: now,
     });
     Ok(Reply::Data(text))
 }
@@ -103,10 +88,7 @@ fn failed(s: &mut Session, msg: &str) -> AtError {
     }
 }
 
-pub async fn cram(s: &mut Session, cmd: &str) -> CmdResult {
-    let digest = strip_verb(cmd, "cram:")
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| AtError::syntax("invalid cram"))?;
+pub async fn cram(s: &mut Session, digest: &str) -> CmdResult {
     throttle_check(s)?;
     let challenge = take_challenge(s)?;
     let secret = match read(&s.shared, AT_SECRET).await? {
@@ -128,60 +110,35 @@ pub async fn cram(s: &mut Session, cmd: &str) -> CmdResult {
     Ok(Reply::data("success"))
 }
 
-/// Parsed `pkam:` arguments.
+/// The algorithms a `pkam:` names (defaults rsa2048 + sha256).
 struct PkamArgs<'a> {
     signing: SigningAlgo,
     hashing: HashingAlgo,
     enrollment: Option<&'a str>,
-    signature: &'a str,
 }
 
-fn parse_pkam(cmd: &str) -> Result<PkamArgs<'_>, AtError> {
-    let mut rest = strip_verb(cmd, "pkam:").ok_or_else(|| AtError::syntax("invalid pkam"))?;
-    let mut args = PkamArgs {
-        signing: SigningAlgo::Rsa2048,
-        hashing: HashingAlgo::Sha256,
-        enrollment: None,
-        signature: "",
+fn pkam_args(p: &PkamParams) -> Result<PkamArgs<'_>, AtError> {
+    let signing = match &p.signing_algo {
+        Some(a) => a
+            .parse()
+            .map_err(|_| AtError::syntax("unsupported signingAlgo"))?,
+        None => SigningAlgo::Rsa2048,
     };
-    if let Some(r) = strip_verb(rest, "signingAlgo:") {
-        let (algo, r) = r
-            .split_once(':')
-            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
-        args.signing = match algo.to_ascii_lowercase().as_str() {
-            "rsa2048" => SigningAlgo::Rsa2048,
-            "ecc_secp256r1" => SigningAlgo::EccSecp256r1,
-            _ => return Err(AtError::syntax("unsupported signingAlgo")),
-        };
-        rest = r;
-    }
-    if let Some(r) = strip_verb(rest, "hashingAlgo:") {
-        let (algo, r) = r
-            .split_once(':')
-            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
-        args.hashing = match algo.to_ascii_lowercase().as_str() {
-            "sha256" => HashingAlgo::Sha256,
-            "sha512" => HashingAlgo::Sha512,
-            _ => return Err(AtError::syntax("unsupported hashingAlgo")),
-        };
-        rest = r;
-    }
-    if let Some(r) = strip_verb(rest, "enrollmentId:") {
-        let (id, r) = r
-            .split_once(':')
-            .ok_or_else(|| AtError::syntax("invalid pkam"))?;
-        args.enrollment = Some(id);
-        rest = r;
-    }
-    if rest.is_empty() {
-        return Err(AtError::syntax("invalid pkam"));
-    }
-    args.signature = rest;
-    Ok(args)
+    let hashing = match &p.hashing_algo {
+        Some(a) => a
+            .parse()
+            .map_err(|_| AtError::syntax("unsupported hashingAlgo"))?,
+        None => HashingAlgo::Sha256,
+    };
+    Ok(PkamArgs {
+        signing,
+        hashing,
+        enrollment: p.enrollment_id.as_deref(),
+    })
 }
 
-pub async fn pkam(s: &mut Session, cmd: &str) -> CmdResult {
-    let args = parse_pkam(cmd)?;
+pub async fn pkam(s: &mut Session, p: PkamParams) -> CmdResult {
+    let args = pkam_args(&p)?;
     throttle_check(s)?;
     let challenge = take_challenge(s)?;
     let (public_key, enrollment) = match args.enrollment {
@@ -200,7 +157,7 @@ pub async fn pkam(s: &mut Session, cmd: &str) -> CmdResult {
             _ => return Err(AtError::not_found(PKAM_PUBLIC_KEY)),
         },
     };
-    let sig = args.signature.to_string();
+    let sig = p.signature.clone();
     let verified = tokio::task::spawn_blocking(move || {
         crypto::verify_pkam(&public_key, &challenge, &sig, args.signing, args.hashing)
     })
@@ -241,17 +198,5 @@ mod tests {
         assert!(version_above_3_0_37("3.1.0"));
         assert!(!version_above_3_0_37("3.0.37"));
         assert!(!version_above_3_0_37("2.9"));
-    }
-
-    #[test]
-    fn pkam_args() {
-        let a =
-            parse_pkam("pkam:signingAlgo:ecc_secp256r1:hashingAlgo:sha512:enrollmentId:abc:c2ln")
-                .unwrap();
-        assert_eq!(a.signing, SigningAlgo::EccSecp256r1);
-        assert_eq!(a.hashing, HashingAlgo::Sha512);
-        assert_eq!(a.enrollment, Some("abc"));
-        assert_eq!(a.signature, "c2ln");
-        assert!(parse_pkam("pkam:").is_err());
     }
 }

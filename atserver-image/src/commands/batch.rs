@@ -1,26 +1,18 @@
 //! `batch:[{"id":1,"command":"update:…"},…]` (atprotocol.md §3.7).
 
-use serde::Deserialize;
+use at_protocol::command::BatchParams;
 use serde_json::{json, Value};
 
-use crate::commands::{normalize, route, strip_verb, Verb};
+use crate::commands::{normalize, route, Verb};
 use crate::error::AtError;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
 
-#[derive(Deserialize)]
-struct Item {
-    id: Value,
-    command: String,
-}
-
 /// At most this many commands per batch.
 const MAX_ITEMS: usize = 1000;
 
-pub async fn batch(s: &mut Session, cmd: &str) -> CmdResult {
-    let body = strip_verb(cmd, "batch:").ok_or_else(|| AtError::syntax("invalid batch"))?;
-    let items: Vec<Item> =
-        serde_json::from_str(body).map_err(|_| AtError::syntax("invalid batch JSON"))?;
+pub async fn batch(s: &mut Session, p: BatchParams) -> CmdResult {
+    let items = p.requests;
     if items.len() > MAX_ITEMS {
         return Err(AtError::syntax(format!(
             "batch holds more than {MAX_ITEMS} commands"
@@ -28,11 +20,11 @@ pub async fn batch(s: &mut Session, cmd: &str) -> CmdResult {
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let c = normalize(&item.command.replace('\n', ""));
-        let verb = route(&c);
+        let line = item.command.replace('\n', "");
+        let verb = route(&normalize(&line));
         // Only data verbs belong in a batch; no nesting and no session-changing verbs.
         let result = if matches!(verb, Verb::Update | Verb::UpdateMeta | Verb::Delete) {
-            super::dispatch(s, verb, &c).await
+            super::dispatch(s, verb, &line).await
         } else {
             Err(AtError::syntax(
                 "only update and delete commands may be batched",

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::commands::strip_verb;
+use at_protocol::command::ConfigParams;
+
 use crate::commands::write::{self, Read};
 use crate::error::AtError;
 use crate::metadata::MetaUpdate;
@@ -35,27 +36,11 @@ pub async fn is_blocked(s: &Session, atsign: &str) -> Result<bool, AtError> {
         .any(|b| crate::atsign::normalize(b).is_ok_and(|b| b == atsign)))
 }
 
-pub async fn config(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "config:").ok_or_else(|| AtError::syntax("invalid config"))?;
-    if let Some(r) = strip_verb(rest, "block:") {
-        return block(s, r).await;
-    }
-    for op in ["set:", "reset:", "print:"] {
-        if strip_verb(rest, op).is_some_and(|v| !v.is_empty()) {
-            return Ok(Reply::data("testing mode disabled by default"));
-        }
-    }
-    Err(AtError::syntax("invalid config"))
-}
-
-async fn block(s: &mut Session, rest: &str) -> CmdResult {
-    let mut list = load(s).await?;
-    let (op, args) = rest.split_once(':').unwrap_or((rest, ""));
+pub async fn config(s: &mut Session, p: ConfigParams) -> CmdResult {
     let me = s.atsign().to_string();
-    let atsigns: Vec<&str> = args.split(' ').filter(|a| !a.is_empty()).collect();
-    let valid = |a: &&str| a.starts_with('@') && a.len() > 1 && !a[1..].contains(['@', ':']);
-    match op.trim().to_ascii_lowercase().as_str() {
-        "show" if args.trim().is_empty() => {
+    let mut list = load(s).await?;
+    match p {
+        ConfigParams::BlockShow => {
             if list.is_empty() {
                 return Ok(Reply::null());
             }
@@ -63,22 +48,24 @@ async fn block(s: &mut Session, rest: &str) -> CmdResult {
                 serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
             ));
         }
-        "add" if !atsigns.is_empty() && atsigns.iter().all(valid) => {
+        ConfigParams::BlockAdd(atsigns) => {
             for a in atsigns {
-                if crate::atsign::normalize(a).ok().as_deref() != Some(me.as_str()) {
-                    list.insert(a.to_string());
+                if crate::atsign::normalize(&a).ok().as_deref() != Some(me.as_str()) {
+                    list.insert(a);
                 }
             }
         }
-        "remove" if !atsigns.is_empty() && atsigns.iter().all(valid) => {
+        ConfigParams::BlockRemove(atsigns) => {
             if list.is_empty() {
                 return Ok(Reply::null());
             }
             for a in atsigns {
-                list.remove(a);
+                list.remove(&a);
             }
         }
-        _ => return Err(AtError::syntax("invalid config:block")),
+        ConfigParams::Set { .. } | ConfigParams::Reset(_) | ConfigParams::Print(_) => {
+            return Ok(Reply::data("testing mode disabled by default"));
+        }
     }
     let value = serde_json::json!({"blockList": list}).to_string();
     write::put(

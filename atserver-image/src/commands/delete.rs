@@ -1,6 +1,7 @@
 //! `delete` (atprotocol.md §3.5).
 
-use crate::commands::strip_verb;
+use at_protocol::command::DeleteParams;
+
 use crate::commands::write::{self, AT_SECRET, AT_SECRET_DELETED};
 use crate::error::AtError;
 use crate::keys::{self, KeyKind};
@@ -8,26 +9,9 @@ use crate::metadata::MetaUpdate;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
-pub async fn delete(s: &mut Session, cmd: &str) -> CmdResult {
-    let mut rest = strip_verb(cmd, "delete:").ok_or_else(|| AtError::syntax("invalid delete"))?;
-    // Optional flags in grammar order; `force`/`nc`/`dAt` of newer clients are accepted.
-    loop {
-        if let Some(r) = strip_verb(rest, "priority:") {
-            rest = r
-                .split_once(':')
-                .map(|(_, r)| r)
-                .ok_or_else(|| AtError::syntax("invalid delete"))?;
-        } else if let Some(r) = strip_verb(rest, "force:").or_else(|| strip_verb(rest, "nc:")) {
-            rest = r;
-        } else {
-            break;
-        }
-    }
-    let cached = strip_verb(rest, "cached:").is_some();
-    let key = keys::normalize_key(rest);
-    if key.is_empty() {
-        return Err(AtError::syntax("delete needs a key"));
-    }
+pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
+    let cached = p.key.is_cached();
+    let key = keys::normalize_key(&p.key.to_string());
     if key == AT_SECRET {
         write::put(
             &s.shared,

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::commands::strip_verb;
 use crate::commands::write::{self, Read};
 use crate::error::{AtError, ErrorCode};
 use crate::metadata::MetaUpdate;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Enrollment, Session};
+use at_protocol::command::{EnrollParams, KeysOp, KeysParams, KeysVisibility, OtpOp, OtpParams};
 
 const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
 const OTP_TTL_MS: i64 = 5 * 60 * 1000;
@@ -206,17 +206,10 @@ fn namespaces_param(p: &Map<String, Value>) -> Result<BTreeMap<String, String>, 
         .collect()
 }
 
-pub async fn enroll(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "enroll:").ok_or_else(|| AtError::syntax("invalid enroll"))?;
-    let op_end = rest.find(':').unwrap_or(rest.len());
-    let op = rest[..op_end].to_ascii_lowercase();
-    let mut rest = &rest[op_end..];
-    let mut force = false;
-    if let Some(r) = strip_verb(rest, ":force") {
-        force = true;
-        rest = r;
-    }
-    let p = params(rest)?;
+pub async fn enroll(s: &mut Session, p: EnrollParams) -> CmdResult {
+    let op = p.operation.as_str().to_string();
+    let force = p.force;
+    let p = params(p.raw.as_deref().unwrap_or(""))?;
     if op != "request" && !s.is_owner() {
         return Err(AtError::unauthenticated(
             "Command cannot be executed without auth",
@@ -549,91 +542,74 @@ fn generate_otp() -> String {
     }
 }
 
-pub async fn otp(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "otp:").ok_or_else(|| AtError::syntax("invalid otp"))?;
+pub async fn otp(s: &mut Session, p: OtpParams) -> CmdResult {
     if s.enrollment().is_some() {
         may_manage(s, &BTreeMap::new())
             .map_err(|_| AtError::unauthorized("otp needs __manage access"))?;
     }
     let me = s.atsign().to_string();
-    let (rest, ttl) = match rest.find(":ttl:") {
-        Some(i) => {
-            let ttl: i64 = rest[i + 5..]
-                .parse()
-                .map_err(|_| AtError::syntax("invalid otp ttl"))?;
-            (&rest[..i], Some(ttl))
+    let ttl = p.ttl.and_then(|t| i64::try_from(t).ok());
+    match p.operation {
+        OtpOp::Get => {
+            let code = generate_otp();
+            let meta = MetaUpdate {
+                ttl: Some(ttl.unwrap_or(OTP_TTL_MS)),
+                ..Default::default()
+            };
+            let key = format!("private:{}.__otp{me}", code.to_lowercase());
+            write::put(&s.shared, &key, Some(code.clone()), &meta, true).await?;
+            Ok(Reply::Data(code))
         }
-        None => (rest, None),
-    };
-    if rest.eq_ignore_ascii_case("get") {
-        let code = generate_otp();
-        let meta = MetaUpdate {
-            ttl: Some(ttl.unwrap_or(OTP_TTL_MS)),
-            ..Default::default()
-        };
-        let key = format!("private:{}.__otp{me}", code.to_lowercase());
-        write::put(&s.shared, &key, Some(code.clone()), &meta, true).await?;
-        return Ok(Reply::Data(code));
-    }
-    if let Some(spp) = strip_verb(rest, "put:") {
-        if spp.chars().count() < 6 || !spp.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return Err(AtError::syntax("a passcode has at least 6 word characters"));
+        OtpOp::Put(Some(spp)) => {
+            let meta = MetaUpdate {
+                ttl,
+                ..Default::default()
+            };
+            write::put(
+                &s.shared,
+                &format!("private:spp.__otp{me}"),
+                Some(spp),
+                &meta,
+                true,
+            )
+            .await?;
+            Ok(Reply::data("ok"))
         }
-        let meta = MetaUpdate {
-            ttl,
-            ..Default::default()
-        };
-        write::put(
-            &s.shared,
-            &format!("private:spp.__otp{me}"),
-            Some(spp.to_string()),
-            &meta,
-            true,
-        )
-        .await?;
-        return Ok(Reply::data("ok"));
+        OtpOp::Put(None) => Err(AtError::syntax("otp:put needs a passcode")),
     }
-    Err(AtError::syntax("invalid otp"))
 }
 
 /// `keys:put|get|delete` for APKAM connections.
-pub async fn keys(s: &mut Session, cmd: &str) -> CmdResult {
+pub async fn keys(s: &mut Session, p: KeysParams) -> CmdResult {
     let en = s
         .enrollment()
         .cloned()
         .ok_or_else(|| AtError::internal("Keys verb cannot be accessed without an enrollmentId"))?;
-    let rest = strip_verb(cmd, "keys:").ok_or_else(|| AtError::syntax("invalid keys"))?;
-    let (op, mut rest) = rest.split_once(':').unwrap_or((rest, ""));
-    let op = op.to_ascii_lowercase();
+    let op = match p.operation {
+        KeysOp::Put => "put",
+        KeysOp::Get => "get",
+        KeysOp::Delete => "delete",
+    }
+    .to_string();
+    let visibility = p.visibility.map(|v| match v {
+        KeysVisibility::Public => "public",
+        KeysVisibility::Private => "private",
+        KeysVisibility::SelfKeys => "self",
+    });
     let mut fields: BTreeMap<&str, String> = BTreeMap::new();
-    let mut visibility = None;
-    for v in ["public", "private", "self"] {
-        if let Some(r) = strip_verb(rest, v) {
-            visibility = Some(v);
-            rest = r.trim_start_matches(':');
-            break;
-        }
-    }
-    for name in [
-        "namespace",
-        "appName",
-        "deviceName",
-        "keyType",
-        "encryptionKeyName",
+    for (name, v) in [
+        ("namespace", &p.namespace),
+        ("appName", &p.app_name),
+        ("deviceName", &p.device_name),
+        ("keyType", &p.key_type),
+        ("encryptionKeyName", &p.encryption_key_name),
     ] {
-        if let Some(r) = strip_verb(rest, &format!("{name}:")) {
-            let end = r.find(':').unwrap_or(r.len());
-            fields.insert(name, r[..end].to_string());
-            rest = r[end..].trim_start_matches(':');
+        if let Some(v) = v {
+            fields.insert(name, v.clone());
         }
     }
-    let (key_name, value) = match strip_verb(rest, "keyName:") {
-        Some(r) => match r.split_once(' ') {
-            Some((k, v)) => (Some(k.to_lowercase()), v.to_string()),
-            None => (Some(r.to_lowercase()), String::new()),
-        },
-        None => (None, rest.to_string()),
-    };
+    let key_name = p.key_name.map(|k| k.to_lowercase());
+    let value = p.key_value.unwrap_or_default();
     let me = s.atsign().to_string();
     match op.as_str() {
         "get" => match (key_name, visibility) {

@@ -2,18 +2,23 @@
 
 use std::time::Duration;
 
+use at_protocol::command::InfoKind;
 use serde_json::json;
 
 use crate::error::{AtError, ErrorCode};
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
 
-pub async fn info(s: &mut Session, cmd: &str) -> CmdResult {
+pub async fn info(s: &mut Session, kind: InfoKind) -> CmdResult {
     let uptime = (s.shared.clock.now_millis() - s.shared.started_at).max(0);
-    let brief = match cmd.to_ascii_lowercase().as_str() {
-        "info" => false,
-        "info:brief" => true,
-        _ => return Err(AtError::syntax("invalid info")),
+    let brief = match kind {
+        InfoKind::Full => false,
+        InfoKind::Brief => true,
+        InfoKind::Mtls | InfoKind::MtlsBrief => {
+            return Err(AtError::syntax(
+                "info:mtls is not available on this server yet",
+            ))
+        }
     };
     let mut v = if brief {
         json!({"version": crate::COMPAT_VERSION, "uptimeAsMillis": uptime})
@@ -31,12 +36,7 @@ pub async fn info(s: &mut Session, cmd: &str) -> CmdResult {
     Ok(Reply::Data(v.to_string()))
 }
 
-pub async fn noop(cmd: &str) -> CmdResult {
-    let ms: u64 = cmd
-        .get("noop:".len()..)
-        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(|| AtError::syntax("invalid noop"))?;
+pub async fn noop(ms: u64) -> CmdResult {
     if ms > 5000 {
         return Err(AtError::new(
             ErrorCode::AT0022,

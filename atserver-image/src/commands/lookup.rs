@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use crate::commands::strip_verb;
+use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
+
 use crate::commands::write::{self, Read};
 use crate::error::{AtError, ErrorCode};
 use crate::keys;
@@ -10,35 +11,18 @@ use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Auth, Session};
 use crate::store::Record;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Value,
-    Meta,
-    All,
-}
-
-fn split_op(rest: &str) -> (Op, &str) {
-    if let Some(r) = strip_verb(rest, "meta:") {
-        (Op::Meta, r)
-    } else if let Some(r) = strip_verb(rest, "all:") {
-        (Op::All, r)
-    } else {
-        (Op::Value, rest)
-    }
-}
-
-fn render(op: Op, record: &Record) -> Reply {
+fn render(op: LookupOp, record: &Record) -> Reply {
     match op {
-        Op::Value => Reply::Data(record.value.clone().unwrap_or_else(|| "null".into())),
-        Op::Meta => Reply::Data(record.meta.to_lookup_json().to_string()),
-        Op::All => Reply::Data(
+        LookupOp::Value => Reply::Data(record.value.clone().unwrap_or_else(|| "null".into())),
+        LookupOp::Meta => Reply::Data(record.meta.to_lookup_json().to_string()),
+        LookupOp::All => Reply::Data(
             json!({"key": record.key, "data": record.value, "metaData": record.meta.to_lookup_json()}).to_string(),
         ),
     }
 }
 
 /// Reads `key` and answers per op: missing/expired → AT0015, unborn → `data:null`.
-async fn answer(s: &Session, key: &str, op: Op) -> CmdResult {
+async fn answer(s: &Session, key: &str, op: LookupOp) -> CmdResult {
     match write::read(&s.shared, key).await? {
         Read::Missing => Err(AtError::not_found(key)),
         Read::Unborn(_) => Ok(Reply::null()),
@@ -59,46 +43,18 @@ async fn log_lookup(s: &Session, key: &str) -> Result<(), AtError> {
     Ok(())
 }
 
-pub async fn llookup(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "llookup:").ok_or_else(|| AtError::syntax("invalid llookup"))?;
-    let (op, rest) = split_op(rest);
-    let key = keys::normalize_key(rest);
-    if key.len() < 2 || !key.contains('@') && !key.starts_with("privatekey:") {
-        return Err(AtError::syntax("llookup needs key@atSign"));
-    }
+pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
+    let key = keys::normalize_key(&p.key.to_string());
     if key == write::AT_SECRET {
         return Err(AtError::unauthorized("the CRAM secret cannot be read"));
     }
     s.authorize(&key, Access::Read)?;
     log_lookup(s, &key).await?;
-    answer(s, &key, op).await
+    answer(s, &key, p.operation).await
 }
 
-/// Splits `[bypassCache:b:][meta:|all:]<atKey>@<atSign>`.
-fn parse_lookup(rest: &str) -> Result<(Op, String, String), AtError> {
-    let rest = match strip_verb(rest, "bypassCache:") {
-        Some(r) => r
-            .split_once(':')
-            .map(|(_, r)| r)
-            .ok_or_else(|| AtError::syntax("invalid bypassCache"))?,
-        None => rest,
-    };
-    let (op, rest) = split_op(rest);
-    let at = rest
-        .rfind('@')
-        .filter(|i| *i > 0)
-        .ok_or_else(|| AtError::syntax("lookup needs key@atSign"))?;
-    let (name, owner) = (&rest[..at], &rest[at..]);
-    if owner.len() < 2 || owner.contains(':') || owner.chars().any(char::is_whitespace) {
-        return Err(AtError::syntax("invalid atSign in lookup"));
-    }
-    let owner = crate::atsign::normalize(owner).map_err(|e| AtError::syntax(e.to_string()))?;
-    Ok((op, keys::normalize_key(name), owner))
-}
-
-pub async fn lookup(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "lookup:").ok_or_else(|| AtError::syntax("invalid lookup"))?;
-    let (op, name, owner) = parse_lookup(rest)?;
+pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
+    let (op, name, owner) = (p.operation, p.key, p.owner.as_str().to_string());
     let me = s.atsign().to_string();
     let key = match &s.auth {
         Auth::Anonymous => format!("public:{name}{owner}"),
@@ -118,7 +74,7 @@ pub async fn lookup(s: &mut Session, cmd: &str) -> CmdResult {
 }
 
 /// Serves a fresh cached copy; fetching from the owner's atServer is the server-to-server issue.
-async fn cached_or_remote(s: &Session, cached: &str, op: Op) -> CmdResult {
+async fn cached_or_remote(s: &Session, cached: &str, op: LookupOp) -> CmdResult {
     let now = s.shared.clock.now_millis();
     if let Read::Active(r) = write::read(&s.shared, cached).await? {
         let fresh = r.meta.ttr == Some(-1) || r.meta.refresh_at.is_some_and(|at| now <= at);
@@ -132,9 +88,8 @@ async fn cached_or_remote(s: &Session, cached: &str, op: Op) -> CmdResult {
     ))
 }
 
-pub async fn plookup(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest = strip_verb(cmd, "plookup:").ok_or_else(|| AtError::syntax("invalid plookup"))?;
-    let (op, name, owner) = parse_lookup(rest)?;
+pub async fn plookup(s: &mut Session, p: LookupParams) -> CmdResult {
+    let (op, name, owner) = (p.operation, p.key, p.owner.as_str().to_string());
     if name.contains(':') {
         return Err(AtError::syntax("invalid key in plookup"));
     }

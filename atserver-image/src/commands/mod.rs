@@ -19,10 +19,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
+use at_protocol::Command;
+
 use crate::error::AtError;
+use crate::metadata::MetaUpdate;
 use crate::metrics::{CommandLabels, VerbLabel};
 use crate::reply::{CmdResult, Reply};
-use crate::session::Session;
+use crate::session::{Auth, Session};
 
 /// The verb a command is routed to, also its metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +214,7 @@ pub async fn execute(session: &mut Session, line: &str) -> Reply {
     }
     let verb = route(&cmd);
     let started = Instant::now();
-    let result = dispatch(session, verb, &cmd).await;
+    let result = dispatch(session, verb, line).await;
     let m = &session.shared.metrics;
     let outcome = if result.is_ok() && !matches!(result, Ok(Reply::Error(_))) {
         "ok"
@@ -236,13 +239,17 @@ pub async fn execute(session: &mut Session, line: &str) -> Reply {
 }
 
 /// Dispatch used by `execute` and by `batch` (boxed because batch recurses into it).
+///
+/// The auth gate runs on the routed verb before the grammar, as in the reference server; the
+/// grammar itself is `at_protocol::Command::parse`.
 pub fn dispatch<'a>(
     session: &'a mut Session,
     verb: Verb,
-    cmd: &'a str,
+    line: &'a str,
 ) -> Pin<Box<dyn Future<Output = CmdResult> + Send + 'a>> {
     Box::pin(async move {
-        if verb.requires_owner() && !session.is_owner() {
+        let anonymous_notify = verb == Verb::Notify && matches!(session.auth, Auth::Anonymous);
+        if (verb.requires_owner() && !session.is_owner()) || anonymous_notify {
             return Err(AtError::unauthenticated(
                 "Command cannot be executed without auth",
             ));
@@ -250,43 +257,55 @@ pub fn dispatch<'a>(
         if let Some(en) = session.enrollment().cloned() {
             enroll::check_enrollment_active(session, &en.id).await?;
         }
-        match verb {
-            Verb::Empty => Err(AtError::syntax("invalid command")),
-            Verb::From => auth::from(session, cmd).await,
-            Verb::Cram => auth::cram(session, cmd).await,
-            Verb::Pkam => auth::pkam(session, cmd).await,
-            Verb::Pol => auth::pol(session).await,
-            Verb::Update => update::update(session, cmd).await,
-            Verb::UpdateMeta => update::update_meta(session, cmd).await,
-            Verb::Llookup => lookup::llookup(session, cmd).await,
-            Verb::Lookup => lookup::lookup(session, cmd).await,
-            Verb::Plookup => lookup::plookup(session, cmd).await,
-            Verb::Delete => delete::delete(session, cmd).await,
-            Verb::Scan => scan::scan(session, cmd).await,
-            Verb::Stats => stats::stats(session, cmd).await,
-            Verb::Config => config_verb::config(session, cmd).await,
-            Verb::Monitor => monitor::monitor(session, cmd).await,
-            Verb::Notify => notify::notify(session, cmd).await,
-            Verb::NotifyList => notify::list(session, cmd).await,
-            Verb::NotifyStatus => notify::status(session, cmd).await,
-            Verb::NotifyAll => notify::all(session, cmd).await,
-            Verb::NotifyRemove => notify::remove(session, cmd).await,
-            Verb::NotifyFetch => notify::fetch(session, cmd).await,
-            Verb::Batch => batch::batch(session, cmd).await,
-            Verb::SyncFrom => sync::sync_from(session, cmd).await,
-            Verb::Info => info::info(session, cmd).await,
-            Verb::Noop => info::noop(cmd).await,
-            Verb::Enroll => enroll::enroll(session, cmd).await,
-            Verb::Otp => enroll::otp(session, cmd).await,
-            Verb::Keys => enroll::keys(session, cmd).await,
-            Verb::Unknown => Err(AtError::syntax("invalid command")),
+        if verb == Verb::Empty {
+            return Err(AtError::syntax("invalid command"));
+        }
+        let command = Command::parse(line).map_err(|e| AtError::syntax(e.to_string()))?;
+        match command {
+            Command::Exit => Ok(Reply::Close),
+            Command::From(p) => auth::from(session, p).await,
+            Command::Cram { digest } => auth::cram(session, &digest).await,
+            Command::Pkam(p) => auth::pkam(session, p).await,
+            Command::Pol => auth::pol(session).await,
+            Command::To(_) => Err(AtError::syntax(
+                "to: is a server-to-server verb this server does not serve yet",
+            )),
+            Command::Update(p) => update::update(session, p).await,
+            Command::UpdateJson(p) => update::update_json(session, p).await,
+            Command::UpdateMeta(p) => update::update_meta(session, p).await,
+            Command::Llookup(p) => lookup::llookup(session, p).await,
+            Command::Lookup(p) => lookup::lookup(session, p).await,
+            Command::Plookup(p) => lookup::plookup(session, p).await,
+            Command::Delete(p) => delete::delete(session, p).await,
+            Command::Scan(p) => scan::scan(session, p).await,
+            Command::Stats(p) => stats::stats(session, p).await,
+            Command::Config(p) => config_verb::config(session, p).await,
+            Command::Monitor(p) => monitor::monitor(session, p).await,
+            Command::Notify(p) => notify::notify(session, p).await,
+            Command::NotifyList(p) => notify::list(session, p).await,
+            Command::NotifyStatus { id } => notify::status(session, &id).await,
+            Command::NotifyAll(p) => notify::all(session, p).await,
+            Command::NotifyRemove { id } => notify::remove(session, &id).await,
+            Command::NotifyFetch { id } => notify::fetch(session, &id).await,
+            Command::Batch(p) => batch::batch(session, p).await,
+            Command::SyncFrom(p) => sync::sync_from(session, p).await,
+            Command::Info(kind) => info::info(session, kind).await,
+            Command::Noop { delay_millis } => info::noop(delay_millis).await,
+            Command::Enroll(p) => enroll::enroll(session, p).await,
+            Command::Otp(p) => enroll::otp(session, p).await,
+            Command::Keys(p) => enroll::keys(session, p).await,
         }
     })
 }
 
-/// Strips a verb prefix case-insensitively.
-pub fn strip_verb<'a>(cmd: &'a str, prefix: &str) -> Option<&'a str> {
-    has_prefix(cmd, prefix).then(|| &cmd[prefix.len()..])
+/// The metadata fragment of a command as this server's merge input.
+pub fn meta_update(md: &at_protocol::Metadata) -> Result<MetaUpdate, AtError> {
+    let mut update = MetaUpdate::default();
+    for (name, value) in md.fragment_items() {
+        // Caller-asserted timestamps (cAt/uAt/eAt/aAt) are accepted and not stored.
+        update.set(name, &value)?;
+    }
+    Ok(update)
 }
 
 #[cfg(test)]

@@ -1,201 +1,74 @@
 //! `notify`, `notify:list|status|fetch|remove|all` (atprotocol.md §3.6, §8) for the owner.
 
+use at_protocol::command::{
+    MessageType as WireMessageType, NotifyAllParams, NotifyListParams, NotifyOp, NotifyParams,
+    Priority as WirePriority, Strategy,
+};
 use serde_json::Value;
 
-use crate::commands::strip_verb;
-use crate::commands::write;
+use crate::commands::{meta_update, write};
 use crate::error::{AtError, ErrorCode};
-use crate::metadata::{self, MetaUpdate, Metadata};
+use crate::metadata::Metadata;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
-/// A parsed `notify:` command.
-#[derive(Debug, Default)]
-pub struct NotifyArgs {
-    pub id: Option<String>,
-    pub operation: Option<Operation>,
-    pub message_type: Option<MessageType>,
-    pub priority: Option<Priority>,
-    pub strategy: Option<String>,
-    pub latest_n: Option<i64>,
-    pub notifier: Option<String>,
-    pub ttln: Option<i64>,
-    pub meta: MetaUpdate,
-    /// `@bob` or `public`
-    pub recipient: String,
-    pub key: String,
-    pub owner: Option<String>,
-    pub value: Option<String>,
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-}
-
-pub fn parse(cmd: &str) -> Result<NotifyArgs, AtError> {
-    let rest = strip_verb(cmd, "notify:").ok_or_else(|| AtError::syntax("invalid notify"))?;
-    let tokens: Vec<&str> = rest.split(':').collect();
-    let mut a = NotifyArgs::default();
-    let mut i = 0;
-    let bad = |what: &str| AtError::syntax(format!("invalid {what} in notify"));
-    while i < tokens.len() {
-        let t = tokens[i];
-        let next = tokens.get(i + 1).copied();
-        match t.to_ascii_lowercase().as_str() {
-            "id" if a.id.is_none() => {
-                let v = next.filter(|v| valid_id(v)).ok_or_else(|| bad("id"))?;
-                a.id = Some(v.to_string());
-                i += 2;
-            }
-            "update" | "delete" if a.operation.is_none() => {
-                a.operation = Some(if t.eq_ignore_ascii_case("update") {
-                    Operation::Update
-                } else {
-                    Operation::Delete
-                });
-                i += 1;
-            }
-            "messagetype" => {
-                a.message_type = Some(match next.map(str::to_ascii_lowercase).as_deref() {
-                    Some("key") => MessageType::Key,
-                    Some("text") => MessageType::Text,
-                    _ => return Err(bad("messageType")),
-                });
-                i += 2;
-            }
-            "priority" => {
-                a.priority = Some(match next.map(str::to_ascii_lowercase).as_deref() {
-                    Some("low") => Priority::Low,
-                    Some("medium") => Priority::Medium,
-                    Some("high") => Priority::High,
-                    _ => return Err(bad("priority")),
-                });
-                i += 2;
-            }
-            "strategy" => {
-                let v =
-                    next.filter(|v| ["all", "latest"].contains(&v.to_ascii_lowercase().as_str()));
-                a.strategy = Some(v.ok_or_else(|| bad("strategy"))?.to_ascii_lowercase());
-                i += 2;
-            }
-            "latestn" => {
-                a.latest_n = Some(
-                    next.and_then(|v| v.parse().ok())
-                        .ok_or_else(|| bad("latestN"))?,
-                );
-                i += 2;
-            }
-            "notifier" => {
-                a.notifier = Some(
-                    next.filter(|v| !v.is_empty())
-                        .ok_or_else(|| bad("notifier"))?
-                        .to_string(),
-                );
-                i += 2;
-            }
-            "ttln" => {
-                a.ttln = Some(
-                    next.and_then(|v| v.parse().ok())
-                        .filter(|v: &i64| *v >= 0)
-                        .ok_or_else(|| bad("ttln"))?,
-                );
-                i += 2;
-            }
-            _ => {
-                let used = metadata::parse_leading(&tokens[i..], &mut a.meta)?;
-                if used == 0 {
-                    break;
-                }
-                i += used;
-            }
-        }
-    }
-    // Recipient scope, then `<atKey>[@owner][:value]`.
-    let scope = tokens
-        .get(i)
-        .copied()
-        .ok_or_else(|| AtError::syntax("notify needs a recipient"))?;
-    if scope.eq_ignore_ascii_case("public") {
-        a.recipient = "public".into();
-    } else if let Some(r) = scope.strip_prefix('@').filter(|r| !r.is_empty()) {
-        a.recipient = crate::atsign::normalize(r).map_err(|e| AtError::syntax(e.to_string()))?;
-    } else {
-        return Err(AtError::syntax("notify needs public or @recipient"));
-    }
-    let body = tokens[i + 1..].join(":");
-    if body.is_empty() {
-        return Err(AtError::syntax("notify needs a key"));
-    }
-    match body.find('@') {
-        Some(at) if at > 0 => {
-            a.key = body[..at].to_string();
-            let after = &body[at..];
-            let (owner, value) = match after.find(':') {
-                Some(c) => (&after[..c], Some(&after[c + 1..])),
-                None => (after, None),
-            };
-            a.owner =
-                Some(crate::atsign::normalize(owner).map_err(|e| AtError::syntax(e.to_string()))?);
-            a.value = value.filter(|v| !v.is_empty()).map(str::to_string);
-        }
-        _ => {
-            // Text messages carry no owner: everything is the text.
-            a.key = body;
-        }
-    }
-    if a.strategy.as_deref() == Some("latest") && a.notifier.is_none() {
-        return Err(AtError::syntax("strategy latest requires a notifier"));
-    }
-    Ok(a)
-}
-
-pub async fn notify(s: &mut Session, cmd: &str) -> CmdResult {
+pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
     if !s.is_owner() {
         return Err(AtError::unauthenticated(
             "Command cannot be executed without auth",
         ));
     }
-    let a = parse(cmd)?;
     let me = s.atsign().to_string();
-    if a.owner.as_ref().is_some_and(|o| *o != me) {
+    if p.owner.as_ref().is_some_and(|o| o.as_str() != me) {
         return Err(AtError::unauthorized("cannot notify as another atSign"));
     }
-    let message_type = a.message_type.unwrap_or(MessageType::Key);
-    let key = match (message_type, a.recipient.as_str()) {
-        (MessageType::Text, r) => format!("{r}:{}", a.key),
-        (MessageType::Key, "public") => format!("public:{}{me}", a.key),
-        (MessageType::Key, r) => format!("{r}:{}{me}", keys_lower(&a.key)),
+    if p.strategy == Some(Strategy::Latest) && p.notifier.is_none() {
+        return Err(AtError::syntax("strategy latest requires a notifier"));
+    }
+    let message_type = match p.message_type {
+        Some(WireMessageType::Text) => MessageType::Text,
+        _ => MessageType::Key,
+    };
+    let recipient =
+        p.to.as_ref()
+            .map_or_else(|| "public".to_string(), |t| t.as_str().to_string());
+    let key = match (message_type, &p.to) {
+        (MessageType::Text, _) => format!("{recipient}:{}", p.key),
+        (MessageType::Key, None) => format!("public:{}{me}", p.key.to_lowercase()),
+        (MessageType::Key, Some(_)) => format!("{recipient}:{}{me}", p.key.to_lowercase()),
     };
     if message_type == MessageType::Key {
         s.authorize(&key, Access::Write)?;
     }
+    let update = meta_update(&p.metadata)?;
     let now = s.shared.clock.now_millis();
-    let ttl = a
+    let ttl = p
         .ttln
+        .and_then(|t| i64::try_from(t).ok())
         .filter(|t| *t > 0)
         .unwrap_or(s.shared.config.notification_ttl_ms);
     let mut meta = Metadata::new_record(&me, now);
-    meta.apply(&a.meta, now, &me, false);
+    meta.apply(&update, now, &me, false);
     let is_encrypted = match message_type {
-        MessageType::Text => a.meta.is_encrypted.unwrap_or(false),
-        MessageType::Key if a.recipient == "public" || a.key.starts_with("public") => false,
-        MessageType::Key => a.meta.is_encrypted.unwrap_or(true),
+        MessageType::Text => update.is_encrypted.unwrap_or(false),
+        MessageType::Key if p.to.is_none() || p.key.starts_with("public") => false,
+        MessageType::Key => update.is_encrypted.unwrap_or(true),
     };
-    let to_self = a.recipient == me;
+    let to_self = recipient == me;
     let id =
-        a.id.clone()
+        p.id.clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let n = Notification {
         id: id.clone(),
         from: me.clone(),
-        to: a.recipient.clone(),
+        to: recipient,
         key,
-        value: a.value,
-        operation: a.operation.unwrap_or(Operation::Update),
+        value: p.value,
+        operation: match p.operation {
+            Some(NotifyOp::Delete) => Operation::Delete,
+            _ => Operation::Update,
+        },
         message_type,
         kind: if to_self { Kind::Received } else { Kind::Sent },
         status: if to_self {
@@ -203,10 +76,18 @@ pub async fn notify(s: &mut Session, cmd: &str) -> CmdResult {
         } else {
             Status::Queued
         },
-        priority: a.priority.unwrap_or(Priority::Low),
-        strategy: a.strategy.unwrap_or_else(|| "all".into()),
-        latest_n: a.latest_n.unwrap_or(1),
-        notifier: a.notifier.unwrap_or_else(|| "SYSTEM".into()),
+        priority: match p.priority {
+            Some(WirePriority::High) => Priority::High,
+            Some(WirePriority::Medium) => Priority::Medium,
+            _ => Priority::Low,
+        },
+        strategy: if p.strategy == Some(Strategy::Latest) {
+            "latest".into()
+        } else {
+            "all".into()
+        },
+        latest_n: p.latest_n.and_then(|n| i64::try_from(n).ok()).unwrap_or(1),
+        notifier: p.notifier.unwrap_or_else(|| "SYSTEM".into()),
         retry_count: 0,
         created_at: now,
         ttl,
@@ -216,10 +97,6 @@ pub async fn notify(s: &mut Session, cmd: &str) -> CmdResult {
     };
     write::store_notification(&s.shared, n).await?;
     Ok(Reply::Data(id))
-}
-
-fn keys_lower(k: &str) -> String {
-    k.to_lowercase()
 }
 
 /// Dates of `notify:list` (`YYYY-MM-DD`, inclusive, UTC).
@@ -233,27 +110,10 @@ fn parse_date(d: &str) -> Result<jiff::civil::Date, AtError> {
     }
 }
 
-pub async fn list(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest =
-        strip_verb(cmd, "notify:list").ok_or_else(|| AtError::syntax("invalid notify:list"))?;
-    let mut from_date = None;
-    let mut to_date = None;
-    let mut pattern: Option<String> = None;
-    let rest = rest.strip_prefix(':').unwrap_or(rest).trim();
-    let looks_date = |p: &str| {
-        p.len() >= 6 && p.as_bytes().first().is_some_and(u8::is_ascii_digit) && p.contains('-')
-    };
-    for part in rest.split(':').filter(|p| !p.is_empty()) {
-        if pattern.is_none() && looks_date(part) && from_date.is_none() {
-            from_date = Some(parse_date(part)?);
-        } else if pattern.is_none() && looks_date(part) && to_date.is_none() {
-            to_date = Some(parse_date(part)?);
-        } else if pattern.is_none() {
-            pattern = Some(part.to_string());
-        } else {
-            return Err(AtError::syntax("invalid notify:list"));
-        }
-    }
+pub async fn list(s: &mut Session, p: NotifyListParams) -> CmdResult {
+    let from_date = p.from_date.as_deref().map(parse_date).transpose()?;
+    let to_date = p.to_date.as_deref().map(parse_date).transpose()?;
+    let pattern = p.regex;
     // A bare `notify:list <regex>` form is also common.
     let pattern = pattern
         .map(|p| p.trim().to_string())
@@ -290,11 +150,8 @@ pub async fn list(s: &mut Session, cmd: &str) -> CmdResult {
     Ok(Reply::Data(Value::Array(items).to_string()))
 }
 
-pub async fn status(s: &mut Session, cmd: &str) -> CmdResult {
-    let id = strip_verb(cmd, "notify:status:").filter(|i| !i.is_empty() && !i.contains(' '));
-    let id = id
-        .ok_or_else(|| AtError::syntax("invalid notify:status"))?
-        .to_string();
+pub async fn status(s: &mut Session, id: &str) -> CmdResult {
+    let id = id.to_string();
     let now = s.shared.clock.now_millis();
     let n = s
         .shared
@@ -308,11 +165,8 @@ pub async fn status(s: &mut Session, cmd: &str) -> CmdResult {
     }))
 }
 
-pub async fn fetch(s: &mut Session, cmd: &str) -> CmdResult {
-    let id = strip_verb(cmd, "notify:fetch:").filter(|i| !i.is_empty() && !i.contains(' '));
-    let id = id
-        .ok_or_else(|| AtError::syntax("invalid notify:fetch"))?
-        .to_string();
+pub async fn fetch(s: &mut Session, id: &str) -> CmdResult {
+    let id = id.to_string();
     let now = s.shared.clock.now_millis();
     let lookup_id = id.clone();
     let n = s
@@ -327,11 +181,8 @@ pub async fn fetch(s: &mut Session, cmd: &str) -> CmdResult {
     }))
 }
 
-pub async fn remove(s: &mut Session, cmd: &str) -> CmdResult {
-    let id = strip_verb(cmd, "notify:remove:").filter(|i| valid_id(i));
-    let id = id
-        .ok_or_else(|| AtError::syntax("invalid notify:remove"))?
-        .to_string();
+pub async fn remove(s: &mut Session, id: &str) -> CmdResult {
+    let id = id.to_string();
     s.shared
         .store
         .call(move |db| db.remove_notification(&id))
@@ -339,74 +190,35 @@ pub async fn remove(s: &mut Session, cmd: &str) -> CmdResult {
     Ok(Reply::data("success"))
 }
 
-/// `notify:all:[op:][messageType:t:][ttl:][ttb:][ttr:][ccd:]@a,@b:<key>[@owner][:value]`.
-pub async fn all(s: &mut Session, cmd: &str) -> CmdResult {
-    let rest =
-        strip_verb(cmd, "notify:all:").ok_or_else(|| AtError::syntax("invalid notify:all"))?;
-    let tokens: Vec<&str> = rest.split(':').collect();
-    let mut i = 0;
-    let mut prefix = String::new();
-    while let Some(t) = tokens.get(i) {
-        let lower = t.to_ascii_lowercase();
-        if lower == "update" || lower == "delete" {
-            prefix.push_str(&format!("{lower}:"));
-            i += 1;
-        } else if ["messagetype", "ttl", "ttb", "ttr", "ccd"].contains(&lower.as_str()) {
-            let v = tokens
-                .get(i + 1)
-                .ok_or_else(|| AtError::syntax("invalid notify:all"))?;
-            prefix.push_str(&format!("{t}:{v}:"));
-            i += 2;
-        } else {
-            break;
-        }
-    }
-    let recipients = tokens
-        .get(i)
-        .ok_or_else(|| AtError::syntax("notify:all needs recipients"))?;
-    let body = tokens[i + 1..].join(":");
-    if body.is_empty() {
-        return Err(AtError::syntax("notify:all needs a key"));
+/// `notify:all`: one notification per recipient; reply `data: {"@bob":"<id>",…}`.
+pub async fn all(s: &mut Session, p: NotifyAllParams) -> CmdResult {
+    let mut metadata = at_protocol::Metadata {
+        ttl: p.ttl.and_then(|v| i64::try_from(v).ok()),
+        ttb: p.ttb.and_then(|v| i64::try_from(v).ok()),
+        ttr: p.ttr,
+        ..Default::default()
+    };
+    if metadata.ttr.is_some() {
+        metadata.ccd = p.ccd;
     }
     let mut ids = serde_json::Map::new();
-    for r in recipients.split(',').filter(|r| !r.is_empty()) {
-        let r = crate::atsign::normalize(r).map_err(|e| AtError::syntax(e.to_string()))?;
-        let single = format!("notify:{prefix}{r}:{body}");
-        match notify(s, &single).await? {
+    for to in p.recipients {
+        let single = NotifyParams {
+            operation: p.operation,
+            message_type: p.message_type,
+            metadata: metadata.clone(),
+            to: Some(to.clone()),
+            key: p.key.clone(),
+            owner: p.owner.clone(),
+            value: p.value.clone(),
+            ..Default::default()
+        };
+        match notify(s, single).await? {
             Reply::Data(id) => {
-                ids.insert(r, Value::String(id));
+                ids.insert(to.as_str().to_string(), Value::String(id));
             }
             other => return Ok(other),
         }
     }
     Ok(Reply::DataSpaced(Value::Object(ids).to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_atsdk_notify() {
-        let a = parse(
-            "notify:id:abc-1:update:isEncrypted:true:ivNonce:AAA=:@bob:k.app@alice:Y2lwaGVy:x",
-        )
-        .unwrap();
-        assert_eq!(a.id.as_deref(), Some("abc-1"));
-        assert_eq!(a.operation, Some(Operation::Update));
-        assert_eq!(a.recipient, "@bob");
-        assert_eq!(a.key, "k.app");
-        assert_eq!(a.owner.as_deref(), Some("@alice"));
-        assert_eq!(a.value.as_deref(), Some("Y2lwaGVy:x"));
-        assert_eq!(a.meta.is_encrypted, Some(true));
-    }
-
-    #[test]
-    fn parses_text_and_rejects_latest_without_notifier() {
-        let a = parse("notify:messageType:text:@bob:hello").unwrap();
-        assert_eq!(a.message_type, Some(MessageType::Text));
-        assert_eq!(a.key, "hello");
-        assert!(parse("notify:strategy:latest:@bob:k@alice").is_err());
-        assert!(parse("notify:").is_err());
-    }
 }

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::commands::strip_verb;
+use at_protocol::command::StatsParams;
+
 use crate::error::AtError;
 use crate::notifications::{Kind, MessageType, Operation, Status};
 use crate::reply::{CmdResult, Reply};
@@ -27,37 +28,6 @@ const NAMES: [&str; 15] = [
     "LatestCommitEntryOfEachKey",
 ];
 
-fn parse(cmd: &str) -> Result<(Vec<usize>, Option<regex::Regex>), AtError> {
-    let rest = strip_verb(cmd, "stats").ok_or_else(|| AtError::syntax("invalid stats"))?;
-    if rest.is_empty() {
-        return Ok(((1..=NAMES.len()).collect(), None));
-    }
-    let rest = rest
-        .strip_prefix(':')
-        .ok_or_else(|| AtError::syntax("invalid stats"))?;
-    let (ids, pattern) = rest.split_once(':').unwrap_or((rest, ""));
-    let ids: Vec<usize> = ids
-        .split(',')
-        .map(|i| {
-            i.parse::<usize>()
-                .ok()
-                .filter(|n| (1..=NAMES.len()).contains(n))
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| AtError::syntax("unknown stats id"))?;
-    let regex = if pattern.is_empty() {
-        None
-    } else {
-        if !ids.iter().any(|i| *i == 3 || *i == 15) {
-            return Err(AtError::syntax(
-                "a regex is only accepted for stats 3 and 15",
-            ));
-        }
-        Some(regex::Regex::new(pattern).map_err(|_| AtError::syntax("invalid regex"))?)
-    };
-    Ok((ids, regex))
-}
-
 fn dir_size(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|rd| {
@@ -69,8 +39,26 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn stats(s: &mut Session, cmd: &str) -> CmdResult {
-    let (ids, regex) = parse(cmd)?;
+pub async fn stats(s: &mut Session, p: StatsParams) -> CmdResult {
+    let ids: Vec<usize> = if p.ids.is_empty() {
+        (1..=NAMES.len()).collect()
+    } else {
+        p.ids
+            .iter()
+            .map(|i| {
+                usize::try_from(*i)
+                    .ok()
+                    .filter(|n| (1..=NAMES.len()).contains(n))
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| AtError::syntax("unknown stats id"))?
+    };
+    let regex = p
+        .regex
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|_| AtError::syntax("invalid regex"))?;
     let mut out = Vec::new();
     for id in ids {
         let value = stat(s, id, regex.as_ref()).await?;

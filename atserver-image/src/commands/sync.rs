@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::commands::strip_verb;
+use at_protocol::command::SyncFromParams;
+
 use crate::error::AtError;
 use crate::keys;
 use crate::reply::{CmdResult, Reply};
@@ -12,49 +13,6 @@ use crate::session::Session;
 const PAGE_LIMIT: i64 = 25;
 const BUFFER_BYTES: usize = 5 * 1024 * 1024;
 
-struct SyncArgs {
-    from: i64,
-    limit: i64,
-    skip_deletes_until: i64,
-    regex: Option<regex::Regex>,
-}
-
-fn parse(cmd: &str) -> Result<SyncArgs, AtError> {
-    let rest = strip_verb(cmd, "sync:from:").ok_or_else(|| AtError::syntax("invalid sync:from"))?;
-    let (from, mut rest) = rest.split_once(':').unwrap_or((rest, ""));
-    let from: i64 = from
-        .parse()
-        .map_err(|_| AtError::syntax("invalid commit id"))?;
-    if from < -1 {
-        return Err(AtError::syntax("invalid commit id"));
-    }
-    let mut args = SyncArgs {
-        from,
-        limit: PAGE_LIMIT,
-        skip_deletes_until: -1,
-        regex: None,
-    };
-    if let Some(r) = strip_verb(rest, "limit:") {
-        let (n, r) = r.split_once(':').unwrap_or((r, ""));
-        args.limit = n
-            .parse::<i64>()
-            .map_err(|_| AtError::syntax("invalid limit"))?
-            .clamp(1, PAGE_LIMIT);
-        rest = r;
-    }
-    if let Some(r) = strip_verb(rest, "skipDeletesUntil:") {
-        let (n, r) = r.split_once(':').unwrap_or((r, ""));
-        args.skip_deletes_until = n
-            .parse()
-            .map_err(|_| AtError::syntax("invalid skipDeletesUntil"))?;
-        rest = r;
-    }
-    if !rest.is_empty() {
-        args.regex = Some(regex::Regex::new(rest).map_err(|_| AtError::syntax("invalid regex"))?);
-    }
-    Ok(args)
-}
-
 /// Keys shipped whatever the regex (§9.2).
 fn always_included(key: &str) -> bool {
     let entity = keys::entity_of(key);
@@ -63,12 +21,23 @@ fn always_included(key: &str) -> bool {
         || (key.starts_with("public:") && keys::namespace_of(key).is_none())
 }
 
-pub async fn sync_from(s: &mut Session, cmd: &str) -> CmdResult {
-    let args = parse(cmd)?;
+pub async fn sync_from(s: &mut Session, p: SyncFromParams) -> CmdResult {
+    let limit = p.limit.map_or(PAGE_LIMIT, |l| {
+        i64::try_from(l).unwrap_or(PAGE_LIMIT).clamp(1, PAGE_LIMIT)
+    });
+    let skip_deletes_until = p
+        .skip_deletes_until
+        .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+    let regex = p
+        .regex
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|_| AtError::syntax("invalid regex"))?;
     let now = s.shared.clock.now_millis();
     let mut out: Vec<Value> = Vec::new();
     let mut bytes = 0usize;
-    let mut cursor = args.from;
+    let mut cursor = p.from.max(-1);
     'pages: loop {
         let rows = s
             .shared
@@ -92,13 +61,13 @@ pub async fn sync_from(s: &mut Session, cmd: &str) -> CmdResult {
         }
         for (row, rec) in rows {
             cursor = row.id;
-            let wanted = args.regex.as_ref().is_none_or(|r| r.is_match(&row.key))
-                || always_included(&row.key);
+            let wanted =
+                regex.as_ref().is_none_or(|r| r.is_match(&row.key)) || always_included(&row.key);
             if !wanted || !s.may_see(&row.key) {
                 continue;
             }
             let entry = if row.op == "-" {
-                if row.id <= args.skip_deletes_until {
+                if row.id <= skip_deletes_until {
                     continue;
                 }
                 json!({"atKey": row.key, "value": null, "metadata": null, "commitId": row.id, "operation": "-"})
@@ -116,26 +85,10 @@ pub async fn sync_from(s: &mut Session, cmd: &str) -> CmdResult {
             }
             bytes += len;
             out.push(entry);
-            if out.len() as i64 >= args.limit {
+            if out.len() as i64 >= limit {
                 break 'pages;
             }
         }
     }
     Ok(Reply::Data(Value::Array(out).to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_sync_forms() {
-        let a = parse("sync:from:-1:limit:10").unwrap();
-        assert_eq!((a.from, a.limit), (-1, 10));
-        let a = parse("sync:from:5:limit:100:skipDeletesUntil:3:.*wavi").unwrap();
-        assert_eq!((a.from, a.limit, a.skip_deletes_until), (5, PAGE_LIMIT, 3));
-        assert!(a.regex.is_some());
-        assert!(parse("sync:from:x").is_err());
-        assert!(parse("sync:from:-2").is_err());
-    }
 }
