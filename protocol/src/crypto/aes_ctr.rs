@@ -164,6 +164,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn round_trip_any_bytes(
+            key in proptest::array::uniform32(proptest::num::u8::ANY),
+            iv in proptest::array::uniform16(proptest::num::u8::ANY),
+            text in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let (key, iv) = (AesKey(key), Iv(iv));
+            let ct = key.encrypt(&iv, &text);
+            proptest::prop_assert_eq!(ct.len() % 16, 0);
+            proptest::prop_assert_eq!(key.decrypt(&iv, &ct).unwrap(), text);
+        }
+
+        #[test]
+        fn decrypting_garbage_never_panics(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+            text in "\\PC{0,60}",
+        ) {
+            let key = AesKey([9; 32]);
+            let _ = key.decrypt(&Iv::zero(), &data);
+            let _ = key.decrypt_b64(&Iv::zero(), &text);
+            let _ = Iv::from_b64(&text);
+            let _ = AesKey::from_b64(&text);
+        }
+    }
+
     #[test]
     fn wrong_lengths_are_errors_not_panics() {
         let key = AesKey::generate();

@@ -286,6 +286,12 @@ fn ecc_signature_from_ascii_hex(raw: &[u8]) -> Result<p256::ecdsa::Signature, Cr
     let text = std::str::from_utf8(raw)
         .map_err(|_| CryptoError::MalformedSignature("ECC signature is not ASCII hex".into()))?
         .trim();
+    // Checked before splitting: a multi-byte character must not reach `split_at`.
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CryptoError::Hex {
+            what: "ECC signature",
+        });
+    }
     if text.len() % 2 != 0 || text.is_empty() || text.len() > 128 {
         return Err(CryptoError::MalformedSignature(format!(
             "ECC signature hex has length {}",
@@ -321,6 +327,22 @@ mod tests {
             assert_eq!(algo.to_string().parse::<HashingAlgo>().unwrap(), algo);
         }
         assert!("dsa".parse::<SigningAlgo>().is_err());
+    }
+
+    proptest::proptest! {
+        /// Keys and signatures from the network are parsed without panicking.
+        #[test]
+        fn untrusted_text_never_panics(text in "\\PC{0,200}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..140)) {
+            for algo in [SigningAlgo::Rsa2048, SigningAlgo::EccSecp256r1] {
+                let _ = PkamPublicKey::from_encoded(algo, &text);
+                let _ = PkamSigner::from_encoded(algo, &text);
+            }
+            let _ = ecc_signature_from_ascii_hex(&raw);
+            let _ = ecc_signature_from_ascii_hex(text.as_bytes());
+            let key = PkamSigner::generate_ecc().public_key();
+            let _ = key.verify(HashingAlgo::Sha256, b"c", &text);
+            let _ = key.verify(HashingAlgo::Sha256, b"c", &B64.encode(&raw));
+        }
     }
 
     #[test]
