@@ -233,6 +233,11 @@ async fn kubectl_get_apply_describe_delete() {
 
     let pod = k.file("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: demo}}\nspec:\n  containers:\n  - {name: app, image: demo:1}\n");
     k.ok(&["apply", "--server-side", "-f", &pod]).await;
+    let pods = k.ok(&["get", "pods"]).await;
+    assert!(
+        pods.starts_with("NAME") && pods.contains("STATUS") && pods.contains("Pending"),
+        "{pods}"
+    );
     let described = k.ok(&["describe", "pod", "p"]).await;
     assert!(
         described.contains("app=demo") && described.contains("demo:1"),

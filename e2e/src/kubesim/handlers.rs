@@ -166,6 +166,10 @@ fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        // Clients fall back to JSON when the server refuses a binary encoding with 415.
+        return Err(ApiError::unsupported_media_type(ct));
+    }
     if ct.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")))

@@ -212,6 +212,39 @@ const fn b(
     }
 }
 
+/// `kubectl get` columns for built-in kinds, in the CRD `additionalPrinterColumns` shape.
+fn builtin_columns(group: &str, kind: &str) -> Vec<Value> {
+    let cols: &[(&str, &str)] = match (group, kind) {
+        ("events.k8s.io", _) => &[
+            ("Type", ".type"),
+            ("Reason", ".reason"),
+            ("Object", ".regarding.name"),
+        ],
+        (_, kind) => match kind {
+            "Namespace" | "PersistentVolumeClaim" => &[("Status", ".status.phase")],
+            "Pod" => &[
+                ("Status", ".status.phase"),
+                ("IP", ".status.podIP"),
+                ("Node", ".spec.nodeName"),
+            ],
+            "StatefulSet" | "Deployment" => &[
+                ("Replicas", ".spec.replicas"),
+                ("Ready", ".status.readyReplicas"),
+            ],
+            "Service" => &[("Type", ".spec.type"), ("Cluster-IP", ".spec.clusterIP")],
+            "Event" => &[
+                ("Type", ".type"),
+                ("Reason", ".reason"),
+                ("Object", ".involvedObject.name"),
+            ],
+            _ => &[],
+        },
+    };
+    cols.iter()
+        .map(|(name, path)| serde_json::json!({"name": name, "type": "string", "jsonPath": path}))
+        .collect()
+}
+
 /// All served resource types. CRD entries are rebuilt whenever a CRD changes.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -234,7 +267,7 @@ impl Default for Registry {
                 categories: t.categories.iter().map(|s| s.to_string()).collect(),
                 schema: None,
                 custom: false,
-                printer_columns: Vec::new(),
+                printer_columns: builtin_columns(t.group, t.kind),
             })
             .collect();
         Self { types }
