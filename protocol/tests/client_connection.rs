@@ -195,6 +195,12 @@ async fn cram_then_pkam_with_rsa_and_ecc() {
         .unwrap_err();
     assert_eq!(err.server_code(), Some(ErrorCode::Unauthenticated));
     assert!(conn.send_data("from:@alice").await.is_ok());
+    // A newline inside a command would smuggle a second command: refused before anything is sent.
+    assert!(matches!(
+        conn.send("update:public:x@alice a\nscan").await,
+        Err(ClientError::MultiLineCommand)
+    ));
+    assert!(conn.send_data("from:@alice").await.is_ok());
 }
 
 fn uuid_like(seed: usize) -> String {
