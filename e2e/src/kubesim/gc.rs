@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::objects::{self, DeleteOptions};
+use super::deletion::{self, DeleteOptions};
 use super::resources::GroupResource;
 use super::state::{namespaces, State};
 use super::store::ObjectKey;
@@ -155,7 +155,7 @@ fn perform(state: &mut State, action: Action) {
     match action {
         Action::Delete(gr, key) => {
             if let Some(rt) = state.registry.any_version(&gr).cloned() {
-                if let Err(e) = objects::delete_one(state, &rt, &key, &DeleteOptions::default()) {
+                if let Err(e) = deletion::delete_one(state, &rt, &key, &DeleteOptions::default()) {
                     tracing::debug!(error = %e, "garbage collector could not delete");
                 }
             }
@@ -212,7 +212,7 @@ fn edit(state: &mut State, gr: &GroupResource, key: &ObjectKey, change: impl FnO
     let contents = state
         .registry
         .any_version(gr)
-        .is_some_and(|rt| objects::has_contents(state, rt, &object));
+        .is_some_and(|rt| deletion::has_contents(state, rt, &object));
     if deleting(&object) && empty && !contents {
         if let Some(removed) = state.store.remove(gr, key) {
             if let Some(rt) = state.registry.any_version(gr).cloned() {

@@ -11,13 +11,14 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use serde_json::{json, Value};
 
 use super::audit::AuditEvent;
+use super::deletion::{self, DeleteOptions};
 use super::discovery;
 use super::error::{ApiError, ApiResult};
-use super::objects::{self, DeleteOptions, WriteOptions};
+use super::listing;
+use super::objects::{self, WriteOptions};
 use super::openapi;
 use super::patch::PatchType;
 use super::resources::ResourceType;
@@ -272,7 +273,23 @@ async fn resource(
             watch::start(shared.clone(), rt.clone(), req)
         }
         (&Method::GET, None) => {
-            let list = list(&shared, &rt, path.namespace.as_deref(), &q)?;
+            let sel = selectors(&q)?;
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .filter(|l| *l > 0);
+            let token = q
+                .get("continue")
+                .map(String::as_str)
+                .filter(|c| !c.is_empty());
+            let list = listing::list(
+                &shared.lock(),
+                &rt,
+                path.namespace.as_deref(),
+                &sel,
+                limit,
+                token,
+            )?;
             if table {
                 return Ok(Json(table::list(&rt, &list)).into_response());
             }
@@ -345,7 +362,7 @@ async fn resource(
             let options = delete_options(&q, &body)?;
             Ok(respond(
                 StatusCode::OK,
-                objects::delete(&mut shared.lock(), &rt, &namespace, name, &options)?,
+                deletion::delete(&mut shared.lock(), &rt, &namespace, name, &options)?,
             ))
         }
         (&Method::DELETE, None) => {
@@ -360,7 +377,7 @@ async fn resource(
                 .collect();
             let mut items = Vec::new();
             for name in names {
-                items.push(objects::delete(
+                items.push(deletion::delete(
                     &mut state, &rt, &namespace, &name, &options,
                 )?);
             }
@@ -390,73 +407,4 @@ fn delete_options(q: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
         options.dry_run = vec!["All".into()];
     }
     Ok(options)
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ContinueToken {
-    rv: u64,
-    namespace: String,
-    name: String,
-}
-
-fn list(
-    shared: &Shared,
-    rt: &ResourceType,
-    namespace: Option<&str>,
-    q: &Query,
-) -> ApiResult<Value> {
-    let sel = selectors(q)?;
-    let limit: usize = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
-    let token = match q.get("continue").filter(|c| !c.is_empty()) {
-        Some(c) => {
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c)
-                .map_err(|_| ApiError::bad_request("invalid continue token"))?;
-            Some(
-                serde_json::from_slice::<ContinueToken>(&raw)
-                    .map_err(|_| ApiError::bad_request("invalid continue token"))?,
-            )
-        }
-        None => None,
-    };
-    let state = shared.lock();
-    let rv = token
-        .as_ref()
-        .map(|t| t.rv)
-        .unwrap_or_else(|| state.store.current_rv());
-    let after = token
-        .as_ref()
-        .map(|t| (t.namespace.clone(), t.name.clone()));
-    let matching: Vec<(&(String, String), &Value)> = state
-        .store
-        .list(&rt.group_resource(), namespace)
-        .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
-        .filter(|(_, o)| sel.matches(&objects::view(rt, (*o).clone())))
-        .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .take(limit)
-        .map(|(_, o)| objects::view(rt, (*o).clone()))
-        .collect();
-    let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if matching.len() > page.len() {
-        if let Some(((ns, name), _)) = matching.get(page.len().saturating_sub(1)) {
-            let token = ContinueToken {
-                rv,
-                namespace: ns.clone(),
-                name: name.clone(),
-            };
-            let raw = serde_json::to_vec(&token).map_err(|e| ApiError::internal(e.to_string()))?;
-            metadata["continue"] =
-                json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
-            metadata["remainingItemCount"] = json!(matching.len() - page.len());
-        }
-    }
-    Ok(
-        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": page}),
-    )
 }

@@ -12,6 +12,7 @@
 mod apply;
 mod audit;
 mod cel;
+mod deletion;
 mod discovery;
 mod error;
 mod events;
@@ -20,6 +21,7 @@ mod fieldset;
 mod gc;
 mod handlers;
 mod hooks;
+mod listing;
 mod lists;
 mod objects;
 mod openapi;
