@@ -1,4 +1,7 @@
-//! What a command answers, and how that becomes bytes (payload, newline and prompt in one buffer).
+//! What a command answers, and how that becomes bytes: an `at_protocol::Response` with its
+//! prompt, as one string so payload, newline and prompt leave in one TLS record (§1.2).
+
+use at_protocol::{Prompt, Response};
 
 use crate::error::AtError;
 
@@ -9,8 +12,6 @@ pub enum Reply {
     /// `data: <payload>` (the reference server puts a space there for `stats` and `notify:all`).
     DataSpaced(String),
     Error(AtError),
-    /// Written verbatim with no newline and no prompt (`pol` success).
-    Raw(String),
     /// Nothing at all (monitor start).
     Silent,
     /// `@exit`: close without a reply.
@@ -34,22 +35,22 @@ impl From<AtError> for Reply {
 
 pub type CmdResult = Result<Reply, AtError>;
 
-/// Renders a reply line with its prompt as one string so it leaves in one TLS record (§1.2).
+/// The wire text of a reply; without a prompt only the line is written (AT0005 before closing,
+/// `noop` on a monitor connection).
 pub fn render(
     reply: &Reply,
-    prompt: Option<&str>,
+    prompt: Option<&Prompt>,
     owner: bool,
     json_errors: bool,
 ) -> Option<String> {
-    let line = match reply {
-        Reply::Data(p) => format!("data:{p}\n"),
-        Reply::DataSpaced(p) => format!("data: {p}\n"),
-        Reply::Error(e) => format!("error:{}\n", e.wire_body(owner, json_errors)),
-        Reply::Raw(r) => return Some(r.clone()),
+    let response = match reply {
+        Reply::Data(p) => Response::Data(p.clone()),
+        Reply::DataSpaced(p) => Response::DataSpaced(p.clone()),
+        Reply::Error(e) => e.to_response(owner, json_errors),
         Reply::Silent | Reply::Close => return None,
     };
     Some(match prompt {
-        Some(p) => line + p,
-        None => line,
+        Some(p) => response.to_wire(p),
+        None => response.to_line(),
     })
 }

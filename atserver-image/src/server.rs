@@ -247,9 +247,11 @@ async fn serve_connection(
     };
     let Some(_permit) = permit else {
         shared.metrics.rejected_connections.inc();
-        let _ = tls
-            .write_all(b"error:AT0012-Inbound connection limit exceeded\n")
-            .await;
+        let refusal = at_protocol::Response::error(
+            at_protocol::ErrorCode::InboundConnectionLimit,
+            "Inbound connection limit exceeded",
+        );
+        let _ = tls.write_all(refusal.to_line().as_bytes()).await;
         let _ = tls.shutdown().await;
         return;
     };

@@ -14,7 +14,9 @@ use tokio_util::codec::FramedRead;
 
 use crate::codec::{Frame, LineCodec};
 use crate::commands;
-use crate::error::{AtError, ErrorCode};
+use at_protocol::{ErrorCode, Prompt};
+
+use crate::error::AtError;
 use crate::keys;
 use crate::limits::{ConnEntry, ConnKind};
 use crate::notifications::{stats_json, Event, Kind};
@@ -133,12 +135,14 @@ impl Session {
         self.auth = auth;
     }
 
-    fn prompt(&self, is_error: bool) -> String {
+    fn prompt(&self) -> Prompt {
+        let parse = |a: &str| at_protocol::AtSign::parse(a).ok();
         match &self.auth {
-            Auth::Anonymous => "@".into(),
-            Auth::Owner { .. } => format!("{}@", self.atsign()),
-            Auth::Peer(_) if is_error => "@".into(),
-            Auth::Peer(p) => format!("{p}@"),
+            Auth::Anonymous => Prompt::Unauthenticated,
+            Auth::Owner { .. } => {
+                parse(self.atsign()).map_or(Prompt::Unauthenticated, Prompt::Owner)
+            }
+            Auth::Peer(p) => parse(p).map_or(Prompt::Unauthenticated, Prompt::Peer),
         }
     }
 
@@ -278,7 +282,7 @@ where
                 let Some(Ok(frame)) = frame else { break };
                 session.conn.touch(session.shared.clock.now_millis());
                 let reply = match frame {
-                    Frame::TooLong => Reply::Error(AtError::new(ErrorCode::AT0005, "Buffer limit exceeded").closing()),
+                    Frame::TooLong => Reply::Error(AtError::new(ErrorCode::BufferOverflow, "Buffer limit exceeded").closing()),
                     Frame::Line(bytes) => match String::from_utf8(bytes) {
                         Ok(text) => commands::execute(&mut session, &text).await,
                         Err(_) => Reply::Error(AtError::syntax("command is not valid UTF-8")),
@@ -287,17 +291,16 @@ where
                 if matches!(reply, Reply::Close) {
                     break;
                 }
-                let is_error = matches!(reply, Reply::Error(_));
                 close = matches!(&reply, Reply::Error(e) if e.should_close());
-                let prompt = if close && matches!(&reply, Reply::Error(e) if e.code == ErrorCode::AT0005) {
+                let prompt = if close && matches!(&reply, Reply::Error(e) if e.code == ErrorCode::BufferOverflow) {
                     None
                 } else if session.monitor.is_some() && matches!(reply, Reply::Data(ref d) if d == "ok") {
                     // atsdk's monitor wants complete lines only (atsdk.md §7).
                     None
                 } else {
-                    Some(session.prompt(is_error))
+                    Some(session.prompt())
                 };
-                out = render(&reply, prompt.as_deref(), session.is_owner(), session.json_errors);
+                out = render(&reply, prompt.as_ref(), session.is_owner(), session.json_errors);
                 if let Some(sub) = session.subscription.take() {
                     events = Some(sub);
                 }

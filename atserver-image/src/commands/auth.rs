@@ -4,11 +4,12 @@ use at_protocol::command::{FromParams, PkamParams};
 
 use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
 use crate::crypto;
-use crate::error::{AtError, ErrorCode};
+use crate::error::AtError;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Challenge, Enrollment, Session};
 use crate::util::constant_time_eq;
 use at_protocol::crypto::{HashingAlgo, SigningAlgo};
+use at_protocol::ErrorCode;
 
 /// Challenges are valid this long (§6.2).
 const CHALLENGE_TTL_MS: i64 = 60_000;
@@ -19,7 +20,9 @@ pub async fn from(s: &mut Session, p: FromParams) -> CmdResult {
         s.json_errors = version_above_3_0_37(version);
     }
     if super::config_verb::is_blocked(s, &who).await? {
-        return Err(AtError::new(ErrorCode::AT0013, format!("{who} is blocked")).closing());
+        return Err(
+            AtError::new(ErrorCode::BlockedConnection, format!("{who} is blocked")).closing(),
+        );
     }
     if who != s.atsign() {
         // Server-to-server (from:@peer + pol) is the next issue; refuse honestly until then.
@@ -53,10 +56,12 @@ fn version_above_3_0_37(v: &str) -> bool {
 
 /// The pending challenge, if fresh.
 fn take_challenge(s: &Session) -> Result<String, AtError> {
-    let c = s
-        .challenge
-        .as_ref()
-        .ok_or_else(|| AtError::new(ErrorCode::AT0015, "no from: challenge on this connection"))?;
+    let c = s.challenge.as_ref().ok_or_else(|| {
+        AtError::new(
+            ErrorCode::KeyNotFound,
+            "no from: challenge on this connection",
+        )
+    })?;
     if s.shared.clock.now_millis() - c.created_at > CHALLENGE_TTL_MS {
         return Err(AtError::unauthenticated(
             "challenge expired; send from: again",
@@ -68,7 +73,7 @@ fn take_challenge(s: &Session) -> Result<String, AtError> {
 fn throttle_check(s: &Session) -> Result<(), AtError> {
     if !s.shared.throttle.allowed(s.peer_addr.ip()) {
         return Err(AtError::new(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             "too many failed authentication attempts; try again later",
         ));
     }

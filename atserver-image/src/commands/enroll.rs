@@ -7,12 +7,13 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::commands::write::{self, Read};
-use crate::error::{AtError, ErrorCode};
+use crate::error::AtError;
 use crate::metadata::MetaUpdate;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Enrollment, Session};
 use at_protocol::command::{EnrollParams, KeysOp, KeysParams, KeysVisibility, OtpOp, OtpParams};
+use at_protocol::ErrorCode;
 
 const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
 const OTP_TTL_MS: i64 = 5 * 60 * 1000;
@@ -103,7 +104,7 @@ pub async fn approved_key(
 ) -> Result<(String, BTreeMap<String, String>), AtError> {
     let st = load(s, id).await?.ok_or_else(|| {
         AtError::handler(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             format!("enrollment_id: {id} is expired or invalid"),
         )
     })?;
@@ -113,19 +114,19 @@ pub async fn approved_key(
             st.namespaces(),
         )),
         "pending" => Err(AtError::handler(
-            ErrorCode::AT0026,
+            ErrorCode::ApkamAuthFailed,
             format!("enrollment_id: {id} is pending"),
         )),
         "denied" => Err(AtError::handler(
-            ErrorCode::AT0025,
+            ErrorCode::ApkamAuthDenied,
             format!("enrollment_id: {id} is denied"),
         )),
         "revoked" => Err(AtError::handler(
-            ErrorCode::AT0027,
+            ErrorCode::ApkamAccessRevoked,
             format!("enrollment_id: {id} is revoked"),
         )),
         _ => Err(AtError::handler(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             format!("enrollment_id: {id} is expired or invalid"),
         )),
     }
@@ -136,7 +137,7 @@ pub async fn check_enrollment_active(s: &Session, id: &str) -> Result<(), AtErro
     match load(s, id).await? {
         Some(st) if st.state() == "approved" => Ok(()),
         _ => Err(AtError::handler(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             format!("The enrollment id: {id} is expired. Closing the connection"),
         )
         .closing()),
@@ -194,12 +195,12 @@ fn namespaces_param(p: &Map<String, Value>) -> Result<BTreeMap<String, String>, 
     };
     let m = v
         .as_object()
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "namespaces must be an object"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "namespaces must be an object"))?;
     m.iter()
         .map(|(k, v)| match v.as_str() {
             Some(a @ ("r" | "rw")) => Ok((k.to_lowercase(), a.to_string())),
             _ => Err(AtError::new(
-                ErrorCode::AT0022,
+                ErrorCode::IllegalArguments,
                 format!("invalid access for namespace {k}"),
             )),
         })
@@ -241,11 +242,11 @@ async fn consume_otp(s: &Session, otp: &str) -> Result<bool, AtError> {
 
 async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     let app = param(p, "appName")
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "appName is mandatory"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "appName is mandatory"))?;
     let device = param(p, "deviceName")
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "deviceName is mandatory"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "deviceName is mandatory"))?;
     let apkam_key = param(p, "apkamPublicKey")
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "apkamPublicKey is mandatory"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "apkamPublicKey is mandatory"))?;
     let mut namespaces = namespaces_param(p)?;
     let cram_session = matches!(
         s.auth,
@@ -257,13 +258,13 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     if !s.is_owner() {
         if !s.shared.throttle.allowed(s.peer_addr.ip()) {
             return Err(AtError::new(
-                ErrorCode::AT0028,
+                ErrorCode::TooManyRequests,
                 "too many failed attempts; try again later",
             ));
         }
         if param(p, "encryptedAPKAMSymmetricKey").is_none() || namespaces.is_empty() {
             return Err(AtError::new(
-                ErrorCode::AT0022,
+                ErrorCode::IllegalArguments,
                 "encryptedAPKAMSymmetricKey and at least one namespace are mandatory",
             ));
         }
@@ -396,10 +397,10 @@ async fn store_default_keys(s: &Session, id: &str, p: &Map<String, Value>) -> Re
 
 async fn transition(s: &mut Session, op: &str, p: &Map<String, Value>, force: bool) -> CmdResult {
     let id = param(p, "enrollmentId")
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "enrollmentId is mandatory"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "enrollmentId is mandatory"))?;
     let mut st = load(s, id).await?.ok_or_else(|| {
         AtError::handler(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             format!("enrollment_id: {id} is expired or invalid"),
         )
     })?;
@@ -414,14 +415,14 @@ async fn transition(s: &mut Session, op: &str, p: &Map<String, Value>, force: bo
     };
     if !allowed {
         return Err(AtError::handler(
-            ErrorCode::AT0030,
+            ErrorCode::InvalidEnrollmentStatus,
             format!("Cannot {op} a {state} enrollment. Only the allowed transitions are permitted"),
         ));
     }
     let own = s.enrollment().is_some_and(|e| e.id == id);
     if op == "revoke" && own && !force {
         return Err(AtError::handler(
-            ErrorCode::AT0031,
+            ErrorCode::EnrollmentRevokeSelf,
             "Current client cannot revoke its own enrollment",
         ));
     }
@@ -515,13 +516,13 @@ async fn list(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
 
 async fn fetch(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     let id = param(p, "enrollmentId")
-        .ok_or_else(|| AtError::new(ErrorCode::AT0022, "enrollmentId is mandatory"))?;
+        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "enrollmentId is mandatory"))?;
     if s.enrollment().is_some_and(|e| e.id != id) {
         may_manage(s, &BTreeMap::new())?;
     }
     let st = load(s, id).await?.ok_or_else(|| {
         AtError::handler(
-            ErrorCode::AT0028,
+            ErrorCode::TooManyRequests,
             format!("enrollment_id: {id} is expired or invalid"),
         )
     })?;

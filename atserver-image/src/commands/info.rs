@@ -5,9 +5,10 @@ use std::time::Duration;
 use at_protocol::command::InfoKind;
 use serde_json::json;
 
-use crate::error::{AtError, ErrorCode};
+use crate::error::AtError;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
+use at_protocol::ErrorCode;
 
 pub async fn info(s: &mut Session, kind: InfoKind) -> CmdResult {
     let uptime = (s.shared.clock.now_millis() - s.shared.started_at).max(0);
@@ -39,7 +40,7 @@ pub async fn info(s: &mut Session, kind: InfoKind) -> CmdResult {
 pub async fn noop(ms: u64) -> CmdResult {
     if ms > 5000 {
         return Err(AtError::new(
-            ErrorCode::AT0022,
+            ErrorCode::IllegalArguments,
             "noop delay may not exceed 5000 ms",
         ));
     }

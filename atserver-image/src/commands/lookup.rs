@@ -5,11 +5,12 @@ use serde_json::json;
 use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
 
 use crate::commands::write::{self, Read};
-use crate::error::{AtError, ErrorCode};
+use crate::error::AtError;
 use crate::keys;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Auth, Session};
 use crate::store::Record;
+use at_protocol::ErrorCode;
 
 fn render(op: LookupOp, record: &Record) -> Reply {
     match op {
@@ -83,7 +84,7 @@ async fn cached_or_remote(s: &Session, cached: &str, op: LookupOp) -> CmdResult 
         }
     }
     Err(AtError::new(
-        ErrorCode::AT0007,
+        ErrorCode::SecondaryNotFound,
         "remote lookups to other atServers are not available on this server yet",
     ))
 }

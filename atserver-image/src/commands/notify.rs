@@ -7,11 +7,12 @@ use at_protocol::command::{
 use serde_json::Value;
 
 use crate::commands::{meta_update, write};
-use crate::error::{AtError, ErrorCode};
+use crate::error::AtError;
 use crate::metadata::Metadata;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
+use at_protocol::ErrorCode;
 
 pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
     if !s.is_owner() {
@@ -105,8 +106,11 @@ fn parse_date(d: &str) -> Result<jiff::civil::Date, AtError> {
     let num = |i: usize| parts.get(i).and_then(|p| p.parse::<i16>().ok());
     match (num(0), num(1), num(2)) {
         (Some(y), Some(m), Some(day)) => jiff::civil::Date::new(y, m as i8, day as i8)
-            .map_err(|_| AtError::new(ErrorCode::AT0022, format!("invalid date {d}"))),
-        _ => Err(AtError::new(ErrorCode::AT0022, format!("invalid date {d}"))),
+            .map_err(|_| AtError::new(ErrorCode::IllegalArguments, format!("invalid date {d}"))),
+        _ => Err(AtError::new(
+            ErrorCode::IllegalArguments,
+            format!("invalid date {d}"),
+        )),
     }
 }
 

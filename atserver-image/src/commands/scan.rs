@@ -11,7 +11,7 @@ pub async fn scan(s: &mut Session, p: ScanParams) -> CmdResult {
     if p.for_atsign.is_some() || p.commit_log {
         // scan:@bob proxies to @bob's atServer: the server-to-server issue.
         return Err(AtError::new(
-            crate::error::ErrorCode::AT0007,
+            at_protocol::ErrorCode::SecondaryNotFound,
             "remote scan and scan:cl are not available on this server yet",
         ));
     }
