@@ -47,8 +47,10 @@ async fn lookups_found_not_found_prefix_case_many_on_one_connection() {
             conn.reply().await.as_deref(),
             Some("alice.fleet.example:6464\r\n@")
         );
-        // Not an atSign at all.
+        // Not an atSign at all, or not even UTF-8: answered, and the connection stays usable.
         assert_eq!(conn.lookup("a:b").await, "null\r\n@");
+        conn.send(b"\xff\xfe\n").await;
+        assert_eq!(conn.reply().await.as_deref(), Some("null\r\n@"));
     }
     server.shutdown().await;
 }

@@ -2,7 +2,6 @@
 
 mod limits;
 mod session;
-mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

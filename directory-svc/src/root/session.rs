@@ -4,15 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use at_protocol::root::{RootReply, RootRequest};
+use at_protocol::{CodecError, LineCodec};
 use futures::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::SourceLimiter;
-use super::wire::{self, RootRequest};
 use crate::directory::{Directory, Resolution};
 
 #[derive(Debug, Clone)]
@@ -61,12 +62,14 @@ pub(super) async fn run(
             }
         };
     let (read, mut write) = tokio::io::split(tls);
-    let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(settings.max_line));
+    let mut lines = FramedRead::new(read, LineCodec::new(settings.max_line));
     if send(&mut write, "@").await.is_err() {
         return;
     }
     let mut misses = 0u32;
     let mut used = false;
+    // After a decoding error FramedRead ends the stream once, then resumes: that end is not the peer's.
+    let mut resuming = false;
     loop {
         let idle = if used {
             settings.session_idle_timeout
@@ -79,8 +82,15 @@ pub(super) async fn run(
         };
         let line = match next {
             Next::Line(line) => line,
-            // Not UTF-8: cannot be an atSign.
-            Next::Undecodable => String::from("\u{0}"),
+            // Not UTF-8: cannot be an atSign; answered like any invalid request.
+            Next::Undecodable => {
+                resuming = true;
+                String::from("\u{0}")
+            }
+            Next::Closed if resuming => {
+                resuming = false;
+                continue;
+            }
             Next::TooLong => {
                 metrics.reject("oversized_line");
                 break;
@@ -117,20 +127,28 @@ pub(super) async fn run(
                     }
                 }
             }
-            RootRequest::Invalid => {
+            RootRequest::Invalid(reason) => {
+                tracing::debug!(%peer, %reason, "invalid root request");
                 metrics.lookup("invalid");
                 None
             }
             // Clients such as at_c send a blank line first and wait for any answer.
             RootRequest::Blank | RootRequest::Exit => {
-                if send(&mut write, wire::NOT_FOUND).await.is_err() {
+                if send(&mut write, &RootReply::NotFound.to_wire())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 continue;
             }
         };
         let reply = match found {
-            Some(address) => wire::found(&address),
+            Some(address) => RootReply::Found {
+                host: address.host,
+                port: address.port,
+            }
+            .to_wire(),
             None => {
                 misses = misses.saturating_add(1);
                 if misses > settings.miss_allowance {
@@ -140,7 +158,7 @@ pub(super) async fn run(
                         _ = tokio::time::sleep(settings.miss_delay) => {}
                     }
                 }
-                wire::NOT_FOUND.to_owned()
+                RootReply::NotFound.to_wire()
             }
         };
         if send(&mut write, &reply).await.is_err() {
@@ -159,7 +177,7 @@ enum Next {
     Closed,
 }
 
-async fn next_line<R>(lines: &mut FramedRead<R, LinesCodec>, idle: Option<Duration>) -> Next
+async fn next_line<R>(lines: &mut FramedRead<R, LineCodec>, idle: Option<Duration>) -> Next
 where
     R: tokio::io::AsyncRead + Unpin,
 {
@@ -172,10 +190,8 @@ where
     };
     match item {
         Some(Ok(line)) => Next::Line(line),
-        Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Next::TooLong,
-        Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Next::Undecodable
-        }
-        Some(Err(LinesCodecError::Io(_))) | None => Next::Closed,
+        Some(Err(CodecError::LineTooLong { .. })) => Next::TooLong,
+        Some(Err(CodecError::InvalidUtf8)) => Next::Undecodable,
+        Some(Err(CodecError::Io(_))) | None => Next::Closed,
     }
 }
