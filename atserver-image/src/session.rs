@@ -81,6 +81,8 @@ pub struct Session {
     pub pending_lines: Vec<String>,
     /// Set by `monitor` before it reads the replay, so no live event falls between the two.
     pub subscription: Option<broadcast::Receiver<Event>>,
+    /// Times of `enroll:request`s on this connection (at most 5 an hour, §1.5).
+    pub enroll_requests: Vec<i64>,
     pub conn: Arc<ConnEntry>,
 }
 
@@ -97,6 +99,7 @@ impl Session {
             monitor: None,
             pending_lines: Vec::new(),
             subscription: None,
+            enroll_requests: Vec::new(),
             conn,
         }
     }

@@ -385,6 +385,37 @@ async fn delete_commit_log_and_sync() {
 }
 
 #[tokio::test]
+async fn immutable_records_need_force_to_delete() {
+    let server = TestServer::start().await;
+    let mut c = server.owner().await;
+    assert!(
+        data(&c.send("update:immutable:true:fixed.app@alice v1").await)
+            .parse::<i64>()
+            .is_ok()
+    );
+    assert_eq!(code(&c.send("update:fixed.app@alice v2").await), "AT0009");
+    assert_eq!(c.send("llookup:fixed.app@alice").await, "data:v1");
+    assert_eq!(code(&c.send("delete:fixed.app@alice").await), "AT0009");
+    assert!(data(&c.send("delete:force:fixed.app@alice").await)
+        .parse::<i64>()
+        .is_ok());
+    assert_eq!(code(&c.send("llookup:fixed.app@alice").await), "AT0015");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn enroll_requests_are_limited_per_connection() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    let req = r#"enroll:request:{"appName":"a","deviceName":"d","namespaces":{"a":"r"},"otp":"NOPE12","apkamPublicKey":"k","encryptedAPKAMSymmetricKey":"s"}"#;
+    for _ in 0..5 {
+        assert_eq!(code(&c.send(req).await), "AT0011");
+    }
+    assert_eq!(code(&c.send(req).await), "AT0028");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn batch_runs_each_command() {
     let server = TestServer::start().await;
     let mut c = server.owner().await;
@@ -624,6 +655,11 @@ async fn apkam_enrollment_otp_approve_and_namespace_restriction() {
             .iter()
             .any(|k| k.contains("wavi") && !k.starts_with("public:")),
         "{seen:?}"
+    );
+    // Nor replace the legacy PKAM key.
+    assert_eq!(
+        code(&dev.send("update:privatekey:at_pkam_publickey x").await),
+        "AT0009"
     );
     // It may not manage enrollments.
     assert_eq!(code(&dev.send("enroll:list").await), "AT0011");

@@ -39,6 +39,17 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
         )));
     }
     s.authorize(&key, Access::Write)?;
+    if !p.force {
+        if let write::Read::Active(r) | write::Read::Unborn(r) =
+            write::read(&s.shared, &key).await?
+        {
+            if r.meta.immutable {
+                return Err(AtError::unauthorized(format!(
+                    "{key} is immutable; use delete:force"
+                )));
+            }
+        }
+    }
     let id = write::delete(&s.shared, &key).await?;
     Ok(Reply::Data(id.to_string()))
 }

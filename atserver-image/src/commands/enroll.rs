@@ -17,6 +17,9 @@ use at_protocol::ErrorCode;
 
 const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
 const OTP_TTL_MS: i64 = 5 * 60 * 1000;
+/// `enroll:request`s allowed per connection per window (the reference's defaults).
+const MAX_ENROLL_REQUESTS: usize = 5;
+const ENROLL_WINDOW_MS: i64 = 3600 * 1000;
 const ENROLLMENT_SUFFIX: &str = ".new.enrollments.__manage";
 
 fn record_key(id: &str, me: &str) -> String {
@@ -247,6 +250,15 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "deviceName is mandatory"))?;
     let apkam_key = param(p, "apkamPublicKey")
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "apkamPublicKey is mandatory"))?;
+    let now = s.shared.clock.now_millis();
+    s.enroll_requests.retain(|t| now - t < ENROLL_WINDOW_MS);
+    if s.enroll_requests.len() >= MAX_ENROLL_REQUESTS {
+        return Err(AtError::new(
+            ErrorCode::TooManyRequests,
+            "too many enrollment requests on this connection",
+        ));
+    }
+    s.enroll_requests.push(now);
     let mut namespaces = namespaces_param(p)?;
     let cram_session = matches!(
         s.auth,
@@ -336,7 +348,6 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     }
     st.set_state("pending");
     save(s, &id, &st, Some(PENDING_TTL_MS)).await?;
-    let now = s.shared.clock.now_millis();
     let ttl = 24 * 3600 * 1000;
     let sym = param(p, "encryptedAPKAMSymmetricKey");
     let n = Notification {

@@ -33,7 +33,16 @@ pub fn writable_key(s: &Session, part: &str) -> Result<String, AtError> {
                 return Err(AtError::syntax("invalid key name"));
             }
         }
-        KeyKind::Reserved if key.starts_with("privatekey:") && key != write::AT_SECRET => {}
+        KeyKind::Reserved if key.starts_with("privatekey:") && key != write::AT_SECRET => {
+            // Replacing the legacy PKAM key is an owner-wide act: APKAM devices need __manage.
+            if s.enrollment()
+                .is_some_and(|e| !e.namespaces.contains_key("__manage"))
+            {
+                return Err(AtError::unauthorized(format!(
+                    "{key} needs __manage access"
+                )));
+            }
+        }
         KeyKind::Reserved => return Err(AtError::invalid_key(format!("You may not update {key}"))),
         KeyKind::Private => {
             return Err(AtError::invalid_key(

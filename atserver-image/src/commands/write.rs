@@ -57,10 +57,13 @@ pub async fn put(
     let op = op_symbol(value_given, !update.is_empty());
     let commit = !skip_commit && !keys::never_committed(key);
     let upd = update.clone();
-    let (id, record) = shared
+    let written = shared
         .store
         .call(move |db| {
             let existing = db.get(&k)?.filter(|r| !r.meta.expired(now));
+            if existing.as_ref().is_some_and(|r| r.meta.immutable) {
+                return Ok(None);
+            }
             let existed = existing.is_some();
             let (mut meta, old_value) = match existing {
                 Some(r) => (r.meta, r.value),
@@ -73,9 +76,12 @@ pub async fn put(
                 meta,
             };
             let id = db.put(&record, op, commit, now)?;
-            Ok((id, record))
+            Ok(Some((id, record)))
         })
         .await?;
+    let Some((id, record)) = written else {
+        return Err(AtError::unauthorized(format!("{key} is immutable")));
+    };
     if commit {
         shared.hub.publish(Event::Stats {
             last_commit_id: Some(id),
