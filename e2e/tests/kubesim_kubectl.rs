@@ -277,6 +277,18 @@ async fn kubectl_get_apply_describe_delete() {
         "{described}"
     );
 
+    let sts = k.file("sts.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web}\nspec:\n  serviceName: web\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: c, image: web:1}]}\n");
+    k.ok(&["apply", "--server-side", "-f", &sts]).await;
+    assert!(k
+        .ok(&["scale", "statefulset", "web", "--replicas=3"])
+        .await
+        .contains("scaled"));
+    assert_eq!(
+        k.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.replicas}"])
+            .await,
+        "3"
+    );
+
     assert!(k.ok(&["delete", "widget", "w1"]).await.contains("deleted"));
     assert!(k.fails(&["get", "widget", "w1"]).await.contains("NotFound"));
     let agents: Vec<String> = sim
@@ -342,4 +354,34 @@ async fn kubectl_waits_for_a_condition() {
         String::from_utf8_lossy(&out.stderr)
     );
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_kubesim_binary_serves_kubectl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("kubeconfig");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubesim starts");
+    eventually("the kubeconfig", || async { config.exists() }).await;
+    let out = Command::new(kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&config)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["get", "namespace", "default", "-o", "name"])
+        .output()
+        .await
+        .expect("kubectl runs");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "namespace/default\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.kill().await.expect("stop kubesim");
 }

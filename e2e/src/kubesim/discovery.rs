@@ -79,6 +79,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
                 "kind": t.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.scale.is_some() {
+            resources.push(json!({
+                "name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     if resources.is_empty() {
         return None;

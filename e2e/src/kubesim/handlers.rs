@@ -18,11 +18,14 @@ use super::deletion::{self, DeleteOptions};
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::listing;
+use super::lists::ListTypes;
 use super::objects::{self, WriteOptions};
 use super::openapi;
+use super::patch;
 use super::patch::PatchType;
-use super::resources::ResourceType;
+use super::resources::{ResourceType, ScalePaths};
 use super::routes::{self, ResourcePath, Route};
+use super::scale;
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::table;
 use super::watch::{self, WatchRequest};
@@ -237,6 +240,13 @@ async fn resource(
     {
         return Err(ApiError::path_not_found(&rt.plural));
     }
+    if path.subresource.as_deref() == Some("scale") {
+        let paths = rt
+            .scale
+            .clone()
+            .ok_or_else(|| ApiError::path_not_found(&format!("{}/scale", rt.plural)))?;
+        return scale_request(&shared, &rt, &paths, &method, &path, &q, &headers, &body);
+    }
     let status = match path.subresource.as_deref() {
         None => false,
         Some("status") if rt.status => true,
@@ -407,4 +417,73 @@ fn delete_options(q: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
         options.dry_run = vec!["All".into()];
     }
     Ok(options)
+}
+
+/// GET, PUT or PATCH of `/scale`: reads and writes the replica count through the main resource.
+#[allow(clippy::too_many_arguments)]
+fn scale_request(
+    shared: &Shared,
+    rt: &ResourceType,
+    paths: &ScalePaths,
+    method: &Method,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let name = path
+        .name
+        .as_deref()
+        .ok_or_else(|| ApiError::method_not_allowed("scale needs an object name"))?;
+    let namespace = path.namespace.clone().unwrap_or_default();
+    let mut state = shared.lock();
+    let current = scale::view(paths, &objects::get(&state, rt, &namespace, name)?);
+    let wanted = match *method {
+        Method::GET => return Ok(Json(current).into_response()),
+        Method::PUT => decode_body(headers, body)?,
+        Method::PATCH => {
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let kind = match PatchType::from_content_type(ct) {
+                Some(PatchType::Json) => PatchType::Json,
+                Some(PatchType::Merge | PatchType::Strategic) => PatchType::Merge,
+                _ => return Err(ApiError::unsupported_media_type(ct)),
+            };
+            let mut scale = current;
+            patch::patch(
+                &mut scale,
+                kind,
+                &decode_body(headers, body)?,
+                ListTypes::new(None),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            scale
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on scale"
+            )))
+        }
+    };
+    let merge = scale::merge_patch(paths, &wanted)
+        .ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?;
+    let opts = WriteOptions {
+        manager: manager(q, headers, true),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        strict: false,
+    };
+    let updated = objects::patch(
+        &mut state,
+        rt,
+        &namespace,
+        name,
+        PatchType::Merge,
+        merge,
+        false,
+        false,
+        &opts,
+    )?;
+    Ok(Json(scale::view(paths, &updated)).into_response())
 }

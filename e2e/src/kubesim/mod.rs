@@ -28,6 +28,7 @@ mod openapi;
 mod patch;
 mod resources;
 mod routes;
+mod scale;
 mod schema;
 mod selectors;
 mod state;
@@ -176,8 +177,13 @@ impl Handle {
         )
     }
 
+    /// Writes the kubeconfig atomically (temporary file, then rename), so a process waiting for the
+    /// file never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
-        std::fs::write(path, self.kubeconfig())?;
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        std::fs::write(&partial, self.kubeconfig())?;
+        std::fs::rename(&partial, path)?;
         Ok(())
     }
 

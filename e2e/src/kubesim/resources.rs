@@ -28,6 +28,17 @@ pub struct ResourceType {
     pub custom: bool,
     /// `additionalPrinterColumns` of a CRD version.
     pub printer_columns: Vec<Value>,
+    /// Where the `/scale` subresource reads and writes replicas, if the kind has one.
+    pub scale: Option<ScalePaths>,
+}
+
+/// JSON paths (`.spec.replicas` style) behind a `/scale` subresource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    /// A path to a label selector string (CRDs) or `None` for `.spec.selector` (built-ins).
+    pub label_selector: Option<String>,
 }
 
 impl ResourceType {
@@ -268,6 +279,11 @@ impl Default for Registry {
                 schema: None,
                 custom: false,
                 printer_columns: builtin_columns(t.group, t.kind),
+                scale: matches!(t.kind, "StatefulSet" | "Deployment").then(|| ScalePaths {
+                    spec_replicas: ".spec.replicas".into(),
+                    status_replicas: ".status.replicas".into(),
+                    label_selector: None,
+                }),
             })
             .collect();
         Self { types }
@@ -402,6 +418,14 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<(String, Str
                 .as_array()
                 .cloned()
                 .unwrap_or_default(),
+            scale: v["subresources"]["scale"].as_object().map(|s| ScalePaths {
+                spec_replicas: text(&s.get("specReplicasPath").cloned().unwrap_or_default()),
+                status_replicas: text(&s.get("statusReplicasPath").cloned().unwrap_or_default()),
+                label_selector: s
+                    .get("labelSelectorPath")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+            }),
         })
         .collect())
 }
