@@ -153,9 +153,18 @@ async fn main() -> anyhow::Result<()> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "atfleet-operator".into());
         format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
     });
-    let client = kube::Client::try_default()
+    let mut kube_config = kube::Config::infer()
         .await
-        .context("connecting to Kubernetes")?;
+        .context("finding the Kubernetes API")?;
+    // Name ourselves in API server audit logs.
+    kube_config.headers.push((
+        hyper::header::USER_AGENT,
+        hyper::header::HeaderValue::from_static(concat!(
+            "atfleet-operator/",
+            env!("CARGO_PKG_VERSION")
+        )),
+    ));
+    let client = kube::Client::try_from(kube_config).context("connecting to Kubernetes")?;
     let metrics = Arc::new(Metrics::new());
     let config = Config {
         defaults: Defaults {

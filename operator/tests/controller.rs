@@ -558,3 +558,203 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
     op.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_issuer_gets_a_cert_manager_certificate() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::DynamicObject;
+    let (sim, client) = kubesim().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "certificates.cert-manager.io" },
+        "spec": { "group": "cert-manager.io", "scope": "Namespaced",
+            "names": { "plural": "certificates", "singular": "certificate", "kind": "Certificate" },
+            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
+                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+                    "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+                    "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
+    }))
+    .expect("crd");
+    crds.create(&Default::default(), &crd)
+        .await
+        .expect("cert-manager CRD");
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(
+        &client,
+        "lena",
+        json!({ "tls": { "issuerRef": { "name": "acme" }, "durationHours": 900 } }),
+    )
+    .await;
+
+    let certs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &atfleet_operator::build::certificate_api_resource(),
+    );
+    eventually("the Certificate", || async {
+        certs.get_opt("lena").await.ok().flatten().is_some()
+    })
+    .await;
+    let cert = certs.get("lena").await.expect("certificate");
+    let spec = &cert.data["spec"];
+    assert_eq!(spec["dnsNames"], json!(["lena.fleet.svc.cluster.local"]));
+    assert_eq!(
+        spec["issuerRef"],
+        json!({ "name": "acme", "kind": "ClusterIssuer", "group": "cert-manager.io" })
+    );
+    assert_eq!(
+        (spec["duration"].as_str(), spec["renewBefore"].as_str()),
+        (Some("900h"), Some("300h"))
+    );
+    assert!(spec["usages"]
+        .as_array()
+        .expect("usages")
+        .contains(&json!("client auth")));
+    assert_eq!(
+        condition(&client, "lena", "CertificateReady")
+            .await
+            .map(|c| c.0),
+        Some("False".into())
+    );
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    assert!(
+        statefulsets.get_opt("lena").await.expect("get").is_none(),
+        "no pod before there is a certificate"
+    );
+
+    // Play cert-manager: write the Secret the Certificate asks for.
+    let now = jiff::Timestamp::now();
+    let ca = atfleet_operator::tls::BuiltInCa::generate(now).expect("ca");
+    let leaf = ca
+        .issue(
+            "lena.fleet.svc.cluster.local",
+            now,
+            jiff::SignedDuration::from_hours(900),
+        )
+        .expect("leaf");
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": { "name": spec["secretName"], "namespace": NS, "labels": spec["secretTemplate"]["labels"] },
+        "stringData": { "tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem, "ca.crt": leaf.ca_pem },
+    }))
+    .expect("secret");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    secrets
+        .create(&Default::default(), &secret)
+        .await
+        .expect("secret");
+    wait_condition(&client, "lena", "Ready", "True").await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let status = atsigns
+        .get("lena")
+        .await
+        .expect("lena")
+        .status
+        .expect("status");
+    assert_eq!(
+        status.certificate.map(|c| c.source),
+        Some("CertManager".into())
+    );
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_and_tls_route_publish_the_reachable_address() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::DynamicObject;
+    let (sim, client) = kubesim().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "tlsroutes.gateway.networking.k8s.io" },
+        "spec": { "group": "gateway.networking.k8s.io", "scope": "Namespaced",
+            "names": { "plural": "tlsroutes", "singular": "tlsroute", "kind": "TLSRoute" },
+            "versions": [{ "name": "v1alpha2", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+                    "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
+    }))
+    .expect("crd");
+    crds.create(&Default::default(), &crd)
+        .await
+        .expect("Gateway API CRD");
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+
+    // LoadBalancer without a DNS name: the balancer's observed address is published.
+    create_atsign(
+        &client,
+        "mona",
+        json!({ "exposure": { "mode": "LoadBalancer", "port": 7000 } }),
+    )
+    .await;
+    eventually("waiting for the balancer address", || async {
+        condition(&client, "mona", "CertificateReady")
+            .await
+            .is_some_and(|c| c.1 == "WaitingForAddress")
+    })
+    .await;
+    // Play the cloud controller.
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let patch = json!({ "status": { "loadBalancer": { "ingress": [{ "ip": "203.0.113.7" }] } } });
+    services
+        .patch_status("mona", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("lb status");
+    wait_condition(&client, "mona", "Ready", "True").await;
+    assert_eq!(
+        dir.record("@mona").map(|r| (r.0, r.1)),
+        Some(("203.0.113.7".into(), 7000))
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let tls = secrets.get("mona-tls").await.expect("tls");
+    let cert = inspect(
+        &tls.data
+            .as_ref()
+            .and_then(|d| d.get("tls.crt"))
+            .expect("crt")
+            .0,
+    )
+    .expect("cert");
+    assert_eq!(cert.names, ["203.0.113.7"]);
+
+    // TLSRoute: a hostname under the fleet domain, routed by SNI through the shared Gateway.
+    create_atsign(
+        &client,
+        "nina",
+        json!({ "exposure": { "mode": "TLSRoute", "domain": "atsign.example.com", "port": 443,
+                              "gateway": { "name": "fleet", "namespace": "gateways" } } }),
+    )
+    .await;
+    wait_condition(&client, "nina", "Ready", "True").await;
+    assert_eq!(
+        dir.record("@nina").map(|r| (r.0, r.1)),
+        Some(("nina.fleet.atsign.example.com".into(), 443))
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &atfleet_operator::build::tls_route_api_resource(),
+    );
+    let route = routes.get("nina").await.expect("route");
+    assert_eq!(
+        route.data["spec"]["hostnames"],
+        json!(["nina.fleet.atsign.example.com"])
+    );
+    assert_eq!(
+        route.data["spec"]["rules"][0]["backendRefs"][0]["name"],
+        json!("nina")
+    );
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}

@@ -8,7 +8,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::reconcile::{publish, result_label};
+use super::register::result_label;
+use super::status::publish;
 use super::{jitter, Context, Error, FINALIZER, SKIP_DEREGISTER_ANNOTATION};
 use crate::build;
 use crate::crd::{AtServerClass, Atsign, RetentionPolicy};

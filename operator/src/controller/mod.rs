@@ -6,6 +6,8 @@ mod cleanup;
 mod conditions;
 mod materials;
 mod reconcile;
+mod register;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

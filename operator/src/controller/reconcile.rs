@@ -14,13 +14,15 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::apply::{apply, Applied};
-use super::conditions::{compute_status, Observed, RegistrationState};
+use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
+use super::register::register;
+use super::status::{finish, publish};
 use super::{cleanup, jitter, Context, Error, FINALIZER};
 use crate::build::{self, Materials};
-use crate::crd::{AtServerClass, Atsign, AtsignStatus};
+use crate::crd::{AtServerClass, Atsign};
 use crate::endpoint;
-use crate::resolve::{resolve, Resolved};
+use crate::resolve::resolve;
 
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Atsign>>,
@@ -57,10 +59,6 @@ pub async fn reconcile(
     ctx.metrics.reconciles_in_flight.dec();
     ctx.metrics.observe_reconcile(started.elapsed());
     result
-}
-
-fn reference(atsign: &Atsign) -> ObjectReference {
-    atsign.object_ref(&())
 }
 
 async fn reconcile_atsign(atsign: &Atsign, ctx: &Context) -> Result<Action, Error> {
@@ -366,152 +364,6 @@ fn statefulset_state(sts: &StatefulSet) -> (bool, bool) {
     };
     let ready = observed_current && status.ready_replicas.unwrap_or(0) >= 1;
     (ready, !(observed_current && revision_settled))
-}
-
-async fn register(atsign: &Atsign, ctx: &Context, r: &Resolved, o: &Observed) -> RegistrationState {
-    let Some(directory) = &ctx.directory else {
-        return RegistrationState::Disabled;
-    };
-    let owner = ctx.owner_for(&r.namespace, &r.name);
-    let previous = atsign.status.as_ref().and_then(|s| s.registration.as_ref());
-    if r.suspend {
-        if previous.is_some() {
-            let result = directory.deregister(&r.at_sign, &owner, false).await;
-            ctx.metrics
-                .directory_call("deregister", result_label(&result));
-            if let Err(e) = result {
-                return RegistrationState::Failed(e.reason(), e.to_string());
-            }
-            publish(
-                ctx,
-                atsign,
-                false,
-                "Deregistered",
-                "Suspend",
-                "withdrawn from the directory while suspended".into(),
-            )
-            .await;
-        }
-        return RegistrationState::Suspended;
-    }
-    let Some(endpoint) = &o.endpoint else {
-        return RegistrationState::Waiting(
-            "WaitingForAddress",
-            "the published address is not known yet".into(),
-        );
-    };
-    if !o.pod_ready {
-        return RegistrationState::Waiting(
-            "PodNotReady",
-            "registration waits for the atServer to be ready".into(),
-        );
-    }
-    if !o.cert_ready() {
-        return RegistrationState::Waiting(
-            "CertificateNotReady",
-            "registration waits for a valid certificate".into(),
-        );
-    }
-    let target = endpoint.to_string();
-    if previous.is_some_and(|p| p.endpoint == target && p.owner == owner) {
-        return RegistrationState::Registered {
-            endpoint: target,
-            owner,
-        };
-    }
-    let result = directory
-        .register(&r.at_sign, &endpoint.host, endpoint.port, &owner, false)
-        .await;
-    ctx.metrics
-        .directory_call("register", result_label(&result));
-    match result {
-        Ok(reg) => {
-            publish(
-                ctx,
-                atsign,
-                false,
-                "Registered",
-                "Register",
-                format!("{} → {}:{}", reg.atsign, reg.host, reg.port),
-            )
-            .await;
-            RegistrationState::Registered {
-                endpoint: target,
-                owner,
-            }
-        }
-        Err(e) => {
-            publish(ctx, atsign, true, e.reason(), "Register", e.to_string()).await;
-            RegistrationState::Failed(e.reason(), e.to_string())
-        }
-    }
-}
-
-pub(super) fn result_label<T>(r: &Result<T, crate::directory::DirectoryError>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(e) => e.reason(),
-    }
-}
-
-pub(super) async fn publish(
-    ctx: &Context,
-    atsign: &Atsign,
-    warning: bool,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    ctx.events
-        .publish(&reference(atsign), warning, reason, action, note)
-        .await;
-}
-
-/// Writes the status if it changed, and emits events for phase transitions.
-async fn finish(
-    atsign: &Atsign,
-    ctx: &Context,
-    api: &Api<Atsign>,
-    observed: &Observed,
-) -> Result<(), Error> {
-    let previous = atsign.status.as_ref();
-    let status = compute_status(previous, observed);
-    let ns = atsign.namespace().unwrap_or_default();
-    ctx.metrics.set_phase(&ns, &atsign.name_any(), status.phase);
-    if previous == Some(&status) {
-        return Ok(());
-    }
-    let old_phase = previous.and_then(|s| s.phase);
-    if old_phase != status.phase {
-        if let Some(phase) = status.phase {
-            let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
-            let note = ready.map(|c| c.message.clone()).unwrap_or_default();
-            let warning = phase == crate::crd::Phase::Degraded;
-            publish(ctx, atsign, warning, phase.as_str(), "Reconcile", note).await;
-        }
-    }
-    write_status(api, &atsign.name_any(), &status).await
-}
-
-async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> Result<(), Error> {
-    // A merge patch leaves out what is absent: fields that went away must be nulled explicitly.
-    let mut value = serde_json::to_value(status)?;
-    if let Some(map) = value.as_object_mut() {
-        for key in [
-            "observedGeneration",
-            "phase",
-            "endpoint",
-            "conditions",
-            "certificate",
-            "registration",
-        ] {
-            map.entry(key).or_insert(serde_json::Value::Null);
-        }
-    }
-    let patch = json!({ "status": value });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
 }
 
 fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {

@@ -236,6 +236,10 @@ pub async fn directory(client: kube::Client) -> Directory {
 /// Plays the kubelet and StatefulSet controller for readiness: every StatefulSet's status follows
 /// its spec (ready replicas = replicas, current generation observed). Stops with `stop`.
 pub fn readiness_kubelet(client: kube::Client, stop: CancellationToken) {
+    readiness_kubelet_every(client, stop, Duration::from_millis(100));
+}
+
+pub fn readiness_kubelet_every(client: kube::Client, stop: CancellationToken, interval: Duration) {
     tokio::spawn(async move {
         let api: Api<StatefulSet> = Api::namespaced(client, NS);
         while !stop.is_cancelled() {
@@ -266,7 +270,7 @@ pub fn readiness_kubelet(client: kube::Client, stop: CancellationToken) {
                         .await;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(interval).await;
         }
     });
 }

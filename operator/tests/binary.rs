@@ -1,0 +1,129 @@
+//! The `atfleet-operator` binary: flags, fail-fast configuration errors, and its HTTP endpoints
+//! while running against kubesim.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_atfleet-operator");
+
+#[test]
+fn help_lists_the_fixed_flags() {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--directory-url",
+        "--directory-token-file",
+        "--watch-namespace",
+        "--http-listen",
+        "--leader-election",
+        "--log-format",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn a_bad_setting_fails_fast_naming_it() {
+    let out = std::process::Command::new(BIN)
+        .args(["--directory-token-file", "/nonexistent/token"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--directory-token-file"), "{err}");
+}
+
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
+    let (sim, _client) = kubesim().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    // A free port for the HTTP endpoints.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut child = tokio::process::Command::new(BIN)
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--namespace",
+            SYSTEM_NS,
+            "--leader-election",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    eventually("/readyz", || async {
+        http_get(port, "/readyz")
+            .await
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200"))
+    })
+    .await;
+    assert!(http_get(port, "/healthz")
+        .await
+        .is_some_and(|r| r.starts_with("HTTP/1.0 200")));
+    eventually("leadership in /metrics", || async {
+        http_get(port, "/metrics")
+            .await
+            .is_some_and(|m| m.contains("atfleet_operator_leader 1"))
+    })
+    .await;
+    let metrics = http_get(port, "/metrics").await.expect("metrics");
+    for name in [
+        "atfleet_operator_reconcile_duration_seconds",
+        "atfleet_operator_reconciles_in_flight",
+        "atfleet_operator_atsigns{phase=\"Ready\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    // SIGTERM: graceful stop, lease released.
+    let pid = child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops")
+        .expect("exit status");
+    assert!(exit.success(), "{exit:?}");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(sim.client().expect("client"), SYSTEM_NS);
+    let lease = leases.get("atfleet-operator-leader").await.expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity),
+        None,
+        "released on shutdown"
+    );
+    sim.shutdown().await;
+}
