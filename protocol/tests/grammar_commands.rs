@@ -130,6 +130,8 @@ fn invalid_forms_are_at0003() {
         "enroll:",
         "enroll:dance:{}",
         "enroll:request:{bad json",
+        "enroll:listns:a b",
+        "enroll:delete:ns\t:",
         "otp:",
         "otp:set",
         "otp:put:abc",

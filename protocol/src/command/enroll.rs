@@ -131,8 +131,8 @@ pub(super) fn parse_enroll(c: &mut Cursor<'_>) -> Result<EnrollParams, ParseErro
     let list_namespace = if c.peek(":") && !c.peek(":{") && !c.rest().is_empty() {
         c.eat(":");
         let ns = c.take_until(|ch| ch == ':' || ch == '{');
-        if ns.is_empty() {
-            return Err(ParseError::syntax("empty namespace"));
+        if ns.is_empty() || ns.contains(char::is_whitespace) {
+            return Err(ParseError::syntax("invalid namespace"));
         }
         Some(ns.to_string())
     } else {
