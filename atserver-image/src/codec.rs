@@ -75,4 +75,29 @@ mod tests {
         b.extend_from_slice(b"ghijklm");
         assert_eq!(c.decode(&mut b).unwrap(), Some(Frame::TooLong));
     }
+
+    proptest::proptest! {
+        /// However the bytes are chunked, the frames are the input's complete lines.
+        #[test]
+        fn chunking_does_not_change_frames(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                           cuts in proptest::collection::vec(0usize..300, 0..10)) {
+            let mut codec = LineCodec::new(1000);
+            let mut buf = BytesMut::new();
+            let mut frames = Vec::new();
+            let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= data.len()).collect();
+            points.push(data.len());
+            points.sort_unstable();
+            let mut last = 0;
+            for p in points {
+                buf.extend_from_slice(&data[last..p]);
+                last = p;
+                while let Some(f) = codec.decode(&mut buf).unwrap() {
+                    frames.push(f);
+                }
+            }
+            let mut expected: Vec<Frame> = data.split(|b| *b == b'\n').map(|l| Frame::Line(l.to_vec())).collect();
+            expected.pop(); // the part after the last newline is not a frame yet
+            proptest::prop_assert_eq!(frames, expected);
+        }
+    }
 }

@@ -416,6 +416,22 @@ async fn enroll_requests_are_limited_per_connection() {
 }
 
 #[tokio::test]
+async fn monitors_get_stats_notifications_after_commits() {
+    let server = TestServer::start().await;
+    let mut mon = server.owner().await;
+    mon.write(b"monitor\n").await;
+    let mut c = server.owner().await;
+    let id = data(&c.send("update:x.app@alice 1").await).to_string();
+    let line = mon.read_line().await;
+    let n: Value = serde_json::from_str(line.strip_prefix("notification: ").unwrap()).unwrap();
+    assert_eq!(n["id"], "-1");
+    assert_eq!(n["key"], "statsNotification.@alice");
+    assert_eq!(n["value"], id.as_str());
+    assert_eq!(n["operation"], "update");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn batch_runs_each_command() {
     let server = TestServer::start().await;
     let mut c = server.owner().await;
