@@ -298,3 +298,43 @@ mod tests {
         assert_eq!(copy["spec"]["template"]["spec"]["containers"], json!([]));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-zA-Z:.]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn fields_v1_round_trips(object in json_value()) {
+            let set = fields_of(&object, ListTypes::new(None));
+            prop_assert_eq!(decode(&encode(&set)), set);
+        }
+
+        #[test]
+        fn decoding_arbitrary_trees_never_panics(tree in json_value()) {
+            let set = decode(&tree);
+            let mut target = tree.clone();
+            for p in &set {
+                let _ = get(&tree, p);
+                remove(&mut target, p);
+            }
+        }
+    }
+}

@@ -144,3 +144,19 @@ mod tests {
         assert_eq!(parse("/nonsense"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(path in "(/[a-z0-9.{}-]{0,8}){0,9}") {
+            if let Some(Route::Resource(p)) = parse(&path) {
+                let _ = verb("GET", &p, true);
+                prop_assert!(!p.plural.is_empty());
+            }
+        }
+    }
+}

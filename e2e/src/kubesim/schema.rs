@@ -379,3 +379,23 @@ mod tests {
         assert_eq!(missing, Err(Rejection::Invalid(required)));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn admission_never_panics(size in any::<i64>(), mode in ".{0,5}", junk in any::<bool>(), extra in "[a-z]{0,5}") {
+            let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+                "x-kubernetes-validations": [{"rule": "self.size < 100", "message": "small"}],
+                "properties": {"size": {"type": "integer"}, "mode": {"type": "string", "pattern": "^[a-z]+$"},
+                               "extra": {"type": "object", "additionalProperties": {"type": "string"}}}}}});
+            let object = json!({"spec": {"size": size, "mode": mode, "junk": junk, "extra": {extra: size}}});
+            let target = Target { api_version: "g/v1", group: "g", kind: "K" };
+            let _ = admit(&schema, object.clone(), Some(&object), &target, junk);
+        }
+    }
+}

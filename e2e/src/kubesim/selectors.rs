@@ -185,3 +185,26 @@ mod tests {
         assert!(m("bogus").is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".{0,80}") {
+            let _ = LabelSelector::parse(&s).map(|sel| sel.matches(&json!({})));
+            let _ = FieldSelector::parse(&s).map(|sel| sel.matches(&json!({})));
+        }
+
+        #[test]
+        fn equality_selectors_match_their_labels(labels in proptest::collection::btree_map("[a-z][a-z0-9.-]{0,10}", "[a-z0-9]{0,8}", 0..5)) {
+            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let sel = LabelSelector::parse(&text.join(","));
+            let object = json!({"metadata": {"labels": labels}});
+            prop_assert_eq!(sel.map(|s| s.matches(&object)), Ok(true));
+        }
+    }
+}
