@@ -36,7 +36,10 @@ async fn registration_through_one_replica_is_answered_by_the_other() {
         "100000",
     ]);
     let a = DirectoryProcess::spawn(args.clone()).await;
-    let b = DirectoryProcess::spawn(args).await;
+    // B also runs without a rate limit (a configuration whose limiter has no background work).
+    let mut b_args = args;
+    b_args.extend(["--rate-limit-per-second".to_string(), "0".to_string()]);
+    let b = DirectoryProcess::spawn(b_args).await;
     let api_a = Api::new(a.http_addr, Some(TOKEN));
     let mut root_b = RootConn::connect(b.root_addr, fixture.pki.client_config()).await;
 

@@ -30,7 +30,11 @@ impl SourceLimiter {
 
     /// Forgets sources whose buckets are full again, so the map stays bounded by recent sources.
     pub async fn prune(&self, every: Duration, shutdown: CancellationToken) {
-        let Some(limiter) = &self.limiter else { return };
+        let Some(limiter) = &self.limiter else {
+            // Nothing to prune; still live until shutdown like every other server task.
+            shutdown.cancelled().await;
+            return;
+        };
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
