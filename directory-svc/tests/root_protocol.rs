@@ -52,6 +52,20 @@ async fn lookups_found_not_found_prefix_case_many_on_one_connection() {
         conn.send(b"\xff\xfe\n").await;
         assert_eq!(conn.reply().await.as_deref(), Some("null\r\n@"));
     }
+    let metrics = Api::new(server.http_addr, None).get("/metrics").await.text;
+    for line in [
+        r#"atdirectory_lookups_total{result="found"} 15"#,
+        r#"atdirectory_lookups_total{result="not_found"} 3"#,
+        r#"atdirectory_lookups_total{result="invalid"} 6"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    // Registrations warm the cache and "nobody" is then cached as not found, so the database is asked
+    // at most three times (once more for each registration if the change listener connected after it).
+    let hits = common::metric(&metrics, "atdirectory_cache_hits_total");
+    let misses = common::metric(&metrics, "atdirectory_cache_misses_total");
+    assert_eq!(hits + misses, 18.0, "{metrics}");
+    assert!((1.0..=3.0).contains(&misses), "{metrics}");
     server.shutdown().await;
 }
 

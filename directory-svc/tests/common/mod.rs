@@ -18,6 +18,13 @@ pub use pki::Pki;
 
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// The value of an unlabelled metric in a Prometheus text exposition (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The throwaway cluster's URL, or a failure that says how to get one.
 pub fn base_database_url() -> String {
     match std::env::var("DATABASE_URL") {
