@@ -48,8 +48,11 @@ impl AtSign {
             if RESERVED.contains(&c) {
                 return Err(AtSignError::ReservedChar(c));
             }
-            chars += 1;
-            normalised.extend(c.to_lowercase());
+            // Count after lower-casing: a few characters lower-case to two.
+            for lower in c.to_lowercase() {
+                chars += 1;
+                normalised.push(lower);
+            }
         }
         if chars == 0 {
             return Err(AtSignError::Empty);
@@ -149,6 +152,10 @@ mod tests {
         }
         assert_eq!(AtSign::parse(&"a".repeat(56)), Err(AtSignError::TooLong));
         assert!(AtSign::parse(&"a".repeat(55)).is_ok());
+        // 'İ' lower-cases to two characters; the limit applies to the normalised form.
+        assert_eq!(AtSign::parse(&"İ".repeat(28)), Err(AtSignError::TooLong));
+        let ok = AtSign::parse(&"İ".repeat(27)).unwrap();
+        assert_eq!(AtSign::parse(ok.as_str()), Ok(ok.clone()));
     }
 
     #[test]
