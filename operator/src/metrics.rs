@@ -99,7 +99,7 @@ impl Metrics {
         );
         registry.register(
             "leader",
-            "1 while this replica holds the leader lease",
+            "Whether this replica holds the leader lease",
             leader.clone(),
         );
         for phase in Phase::ALL {

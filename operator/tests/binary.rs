@@ -94,7 +94,7 @@ async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     eventually("leadership in /metrics", || async {
         http_get(port, "/metrics")
             .await
-            .is_some_and(|m| m.contains("atfleet_operator_leader 1"))
+            .is_some_and(|m| m.lines().any(|l| l == "atfleet_operator_leader 1"))
     })
     .await;
     let metrics = http_get(port, "/metrics").await.expect("metrics");
@@ -125,5 +125,78 @@ async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
         None,
         "released on shutdown"
     );
+    sim.shutdown().await;
+}
+
+/// Two distinct free ports (both held while choosing, so they differ).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
+}
+
+fn spawn_replica(kubeconfig: &std::path::Path, port: u16, identity: &str) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .env("KUBECONFIG", kubeconfig)
+        .args([
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--namespace",
+            SYSTEM_NS,
+            "--leader-election",
+        ])
+        .args([
+            "--lease-seconds",
+            "3",
+            "--identity",
+            identity,
+            "--resync-seconds",
+            "10",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts")
+}
+
+async fn leads(port: u16) -> bool {
+    http_get(port, "/metrics")
+        .await
+        .is_some_and(|m| m.lines().any(|l| l == "atfleet_operator_leader 1"))
+}
+
+/// Two operator processes: one leads; `kill -9` of the leader (no lease release) hands over
+/// once the lease expires, and the new leader reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_process_hands_over() {
+    let (sim, client) = kubesim().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = tmp.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (pa, pb) = free_ports();
+    let mut a = spawn_replica(&kubeconfig, pa, "replica-a");
+    eventually("a leads", || leads(pa)).await;
+    let mut b = spawn_replica(&kubeconfig, pb, "replica-b");
+    eventually("b is up", || async {
+        http_get(pb, "/readyz")
+            .await
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200"))
+    })
+    .await;
+    assert!(!leads(pb).await, "only one replica leads");
+
+    a.start_kill().expect("kill -9");
+    let _ = a.wait().await;
+    eventually("b leads", || leads(pb)).await;
+    let kubelet = tokio_util::sync::CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "olga", serde_json::json!({})).await;
+    wait_condition(&client, "olga", "Ready", "True").await;
+
+    kubelet.cancel();
+    let _ = b.start_kill();
+    let _ = b.wait().await;
     sim.shutdown().await;
 }
