@@ -873,6 +873,24 @@ async fn discovery_follows_crds() {
     let sim = start().await;
     let client = sim.client().expect("client");
     install_crd(&client, &widget_crd()).await;
+    // Installers re-apply CRDs on every start; an unchanged CRD must not change.
+    let crd_api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let apply = PatchParams::apply("installer");
+    let mut config = widget_crd();
+    config.metadata.managed_fields = None;
+    let first = crd_api
+        .patch("widgets.example.com", &apply, &Patch::Apply(&config))
+        .await
+        .expect("apply");
+    let again = crd_api
+        .patch("widgets.example.com", &apply, &Patch::Apply(&config))
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        first.metadata.resource_version,
+        again.metadata.resource_version
+    );
     let discovery = kube::Discovery::new(client.clone())
         .run()
         .await

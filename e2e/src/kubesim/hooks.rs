@@ -34,7 +34,7 @@ pub fn admit(
         {
             new["spec"]["replicas"] = json!(1);
         }
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(new)?,
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(old, new)?,
         _ => {}
     }
     Ok(())
@@ -171,7 +171,7 @@ fn cluster_ip(uid: &str) -> String {
 }
 
 /// Validates a CRD and marks it established, as the apiextensions controllers would.
-fn crd(new: &mut Value) -> ApiResult<()> {
+fn crd(old: Option<&Value>, new: &mut Value) -> ApiResult<()> {
     let name = new["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -192,7 +192,14 @@ fn crd(new: &mut Value) -> ApiResult<()> {
         .map(|v| v["name"].clone())
         .collect();
     let at = now();
-    let condition = |ty: &str, reason: &str| json!({"type": ty, "status": "True", "lastTransitionTime": at, "reason": reason, "message": ""});
+    // A condition that already held keeps its transition time, so re-applying a CRD is a no-op.
+    let since = |ty: &str| {
+        old.and_then(|o| o["status"]["conditions"].as_array())
+            .and_then(|cs| cs.iter().find(|c| c["type"] == ty && c["status"] == "True"))
+            .map(|c| c["lastTransitionTime"].clone())
+            .unwrap_or_else(|| json!(at))
+    };
+    let condition = |ty: &str, reason: &str| json!({"type": ty, "status": "True", "lastTransitionTime": since(ty), "reason": reason, "message": ""});
     let terminating = new["metadata"].get("deletionTimestamp").is_some();
     let mut conditions = vec![
         condition("NamesAccepted", "NoConflicts"),
