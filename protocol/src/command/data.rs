@@ -18,15 +18,20 @@ fn parse_scoped_key(text: &str, cached: bool, specials: &[&str]) -> Result<AtKey
     if specials.iter().any(|s| s.eq_ignore_ascii_case(text)) && !cached {
         return Ok(AtKey::parse(text)?);
     }
+    enum Scope {
+        Unscoped,
+        Public,
+        Shared(AtSign),
+    }
     let mut c = Cursor::new(text);
     let scope = if c.eat("public:") {
-        Some(None)
+        Scope::Public
     } else if c.peek("@") {
         let with = c.take_until(|ch| ch == ':');
         c.expect(":")?;
-        Some(Some(AtSign::parse(with)?))
+        Scope::Shared(AtSign::parse(with)?)
     } else {
-        None
+        Scope::Unscoped
     };
     let name = c.take_until(|ch| ch == '@');
     if !is_token(name) {
@@ -37,18 +42,18 @@ fn parse_scoped_key(text: &str, cached: bool, specials: &[&str]) -> Result<AtKey
     } else {
         None
     };
-    let kind = match (scope, cached, &owner) {
-        (Some(None), false, _) => KeyKind::Public,
-        (Some(None), true, _) => KeyKind::CachedPublic,
-        (Some(Some(w)), false, _) => KeyKind::Shared(w),
-        (Some(Some(w)), true, _) => KeyKind::CachedShared(w),
-        (None, true, _) => {
+    let kind = match (scope, cached) {
+        (Scope::Public, false) => KeyKind::Public,
+        (Scope::Public, true) => KeyKind::CachedPublic,
+        (Scope::Shared(w), false) => KeyKind::Shared(w),
+        (Scope::Shared(w), true) => KeyKind::CachedShared(w),
+        (Scope::Unscoped, true) => {
             return Err(ParseError::syntax(
                 "cached keys must be public: or shared (@atSign:)",
             ))
         }
-        (None, false, Some(_)) => KeyKind::SelfKey,
-        (None, false, None) => KeyKind::Reserved,
+        (Scope::Unscoped, false) if owner.is_some() => KeyKind::SelfKey,
+        (Scope::Unscoped, false) => KeyKind::Reserved,
     };
     Ok(AtKey::new(kind, name, owner)?)
 }
