@@ -127,6 +127,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     init_logging(args.log_format);
     let config = config(args)?;
+    // Installed before anything is announced, so an early SIGTERM still shuts down gracefully.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let handle = Server::start(config, Arc::new(SystemClock))
         .await
         .context("starting the atserver")?;
@@ -136,7 +138,6 @@ async fn main() -> Result<()> {
         handle.tls_addr,
         handle.http_addr.map(|a| a.to_string()).unwrap_or_default()
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
