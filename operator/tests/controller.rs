@@ -318,6 +318,12 @@ async fn directory_outage_reports_not_registered_and_recovers() {
         Some("False".into())
     );
     assert!(dir.record("@erin").is_some());
+    // The directory loses the record (restored from an old backup): the next resync puts it back.
+    dir.state.lock().expect("lock").records.remove("@erin");
+    eventually("re-registration after drift", || async {
+        dir.record("@erin").is_some()
+    })
+    .await;
     assert!(op
         .metrics
         .encode()

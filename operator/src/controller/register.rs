@@ -58,10 +58,30 @@ pub(super) async fn register(
     }
     let target = endpoint.to_string();
     if previous.is_some_and(|p| p.endpoint == target && p.owner == owner) {
-        return RegistrationState::Registered {
-            endpoint: target,
-            owner,
-        };
+        // Believed registered: check the directory still says so (it may have been restored
+        // from a backup). A failed check keeps the belief; the next resync checks again.
+        let current = directory.get(&r.at_sign).await;
+        ctx.metrics.directory_call("get", result_label(&current));
+        match current {
+            Ok(Some(reg))
+                if reg.host == endpoint.host && reg.port == endpoint.port && reg.owner == owner =>
+            {
+                return RegistrationState::Registered {
+                    endpoint: target,
+                    owner,
+                };
+            }
+            Ok(_) => {
+                tracing::warn!(atsign = %r.at_sign, "directory record drifted; registering again")
+            }
+            Err(e) => {
+                tracing::warn!(atsign = %r.at_sign, error = %e, "could not verify the registration");
+                return RegistrationState::Registered {
+                    endpoint: target,
+                    owner,
+                };
+            }
+        }
     }
     let result = directory
         .register(&r.at_sign, &endpoint.host, endpoint.port, &owner, false)
