@@ -1117,3 +1117,98 @@ async fn injected_latency_delays_requests() {
     assert!(before.elapsed() >= latency, "{:?}", before.elapsed());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn appliers_share_keyed_lists_item_by_item() {
+    let sim = start().await;
+    let client = sim.client().expect("client");
+    install_crd(&client, &widget_crd()).await;
+    let w = widgets(&client);
+    let config = |ports: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "l"},
+                                       "spec": {"owner": "@l", "ports": ports}})
+    };
+    let apply = |who: &'static str| PatchParams::apply(who);
+    w.patch(
+        "l",
+        &apply("a"),
+        &Patch::Apply(config(json!([{"name": "http", "port": 80}]))),
+    )
+    .await
+    .expect("a");
+    w.patch(
+        "l",
+        &apply("b"),
+        &Patch::Apply(config(json!([{"name": "tls", "port": 443}]))),
+    )
+    .await
+    .expect("b");
+    let names = |o: &DynamicObject| -> Vec<String> {
+        o.data["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(names(&w.get("l").await.expect("get")), ["http", "tls"]);
+    let clash = status(
+        w.patch(
+            "l",
+            &apply("b"),
+            &Patch::Apply(config(json!([{"name": "http", "port": 8080}]))),
+        )
+        .await,
+    );
+    assert_eq!(
+        clash.details.map(|d| d.causes.len()),
+        Some(1),
+        "b may not change a's port"
+    );
+    let dropped = w
+        .patch("l", &apply("a"), &Patch::Apply(config(json!([]))))
+        .await
+        .expect("a drops its item");
+    assert_eq!(names(&dropped), ["tls"]);
+
+    // Built-in kinds merge containers by name the same way.
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let with = |containers: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+        "spec": {"serviceName": "s", "selector": {"matchLabels": {"app": "s"}},
+                 "template": {"metadata": {"labels": {"app": "s"}}, "spec": {"containers": containers}}}})
+    };
+    sets.patch(
+        "s",
+        &apply("a"),
+        &Patch::Apply(with(json!([{"name": "app", "image": "app:1"}]))),
+    )
+    .await
+    .expect("a");
+    sets.patch(
+        "s",
+        &apply("sidecar"),
+        &Patch::Apply(with(json!([{"name": "proxy", "image": "proxy:1"}]))),
+    )
+    .await
+    .expect("sidecar");
+    let s = sets
+        .patch(
+            "s",
+            &apply("a"),
+            &Patch::Apply(with(json!([{"name": "app", "image": "app:2"}]))),
+        )
+        .await
+        .expect("a again");
+    let images: Vec<String> = s
+        .spec
+        .template
+        .spec
+        .map(|p| p.containers)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.image)
+        .collect();
+    assert_eq!(images, ["app:2", "proxy:1"]);
+    sim.shutdown().await;
+}
