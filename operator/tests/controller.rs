@@ -764,3 +764,55 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     op.stop().await;
     sim.shutdown().await;
 }
+
+/// A stored Atsign the operator cannot even parse (possible after a schema change) is reported
+/// with an Event and does not hold up the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_atsign_does_not_stall_the_others() {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::CustomResourceExt;
+    let mut crd = Atsign::crd();
+    // A permissive schema, as an older or hand-edited CRD might have.
+    crd.spec.versions[0].schema = serde_json::from_value(json!({ "openAPIV3Schema": {
+        "type": "object",
+        "properties": {
+            "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+            "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } }))
+    .expect("schema");
+    let (sim, client) = kubesim_with(crd).await;
+    let dir = directory(client.clone()).await;
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &kube::core::ApiResource::erase::<Atsign>(&()),
+    );
+    let bad: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
+        "metadata": { "name": "broken", "namespace": NS },
+        "spec": { "atSign": 42, "suspend": "maybe" },
+    }))
+    .expect("object");
+    raw.create(&Default::default(), &bad).await.expect("stored");
+    create_atsign(&client, "pat", json!({})).await;
+    wait_condition(&client, "pat", "Ready", "True").await;
+
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    eventually("a MalformedAtsign event", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some("MalformedAtsign")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
+            })
+        })
+    })
+    .await;
+    assert!(op.metrics.encode().contains("reason=\"MalformedAtsign\""));
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}

@@ -49,12 +49,17 @@ where
 }
 
 pub async fn kubesim() -> (Handle, kube::Client) {
+    kubesim_with(Atsign::crd()).await
+}
+
+/// kubesim with the given Atsign CRD (tests of objects the real schema would refuse).
+pub async fn kubesim_with(atsign_crd: CustomResourceDefinition) -> (Handle, kube::Client) {
     let sim = Server::start(SimConfig::default())
         .await
         .expect("kubesim starts");
     let client = sim.client().expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [Atsign::crd(), AtServerClass::crd()] {
+    for crd in [atsign_crd, AtServerClass::crd()] {
         crds.create(&PostParams::default(), &crd)
             .await
             .expect("CRD installs");
