@@ -8,6 +8,14 @@
 //! let client = sim.client()?;
 //! # drop(client); sim.shutdown().await; Ok(()) }
 //! ```
+//!
+//! Deliberate gaps, compared with a real apiserver: plain HTTP only and no authentication or RBAC;
+//! JSON and YAML only (kubectl's typed `create <kind>` commands send protobuf and get 415; use
+//! `kubectl apply` or `create -f`); no admission webhooks, no CRD conversion between versions (all
+//! served versions share one stored form), no built-in controllers (StatefulSets do not create
+//! pods); lists are served from current state, not a snapshot at the continue token's version;
+//! server-side apply knows the list keys of the built-in fields the operator and kubelet touch, and
+//! `x-kubernetes-list-type` for custom resources.
 
 mod apply;
 mod audit;
