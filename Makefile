@@ -13,6 +13,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 test: fmt-check clippy test-rust ## Everything CI checks: formatting, clippy (warnings denied), all tests
+	scripts/check-chart
 
 fmt-check: ## Check formatting
 	$(CARGO) fmt --all -- --check
