@@ -86,10 +86,11 @@ pub struct Config {
     /// Delay before replying to a not-found lookup beyond the allowance, in milliseconds.
     #[arg(long, env = "ATDIRECTORY_MISS_DELAY_MS", default_value_t = 3_000)]
     pub miss_delay_ms: u64,
-    /// Lookups per second allowed from one source address (token refill rate); 0 disables the limit.
+    /// Connections plus lookups per second allowed from one source address (token refill rate);
+    /// 0 disables the limit.
     #[arg(long, env = "ATDIRECTORY_RATE_LIMIT_PER_SECOND", default_value_t = 50)]
     pub rate_limit_per_second: u32,
-    /// Lookups a source address may burst before the rate limit applies.
+    /// Connections plus lookups a source address may burst before the rate limit applies.
     #[arg(long, env = "ATDIRECTORY_RATE_LIMIT_BURST", default_value_t = 200)]
     pub rate_limit_burst: u32,
 

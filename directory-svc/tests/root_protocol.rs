@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use common::http::Api;
@@ -135,27 +136,31 @@ async fn repeated_misses_are_delayed_but_hits_are_not() {
 }
 
 #[tokio::test]
-async fn per_source_rate_limit_closes_the_abusive_connection() {
+async fn per_source_rate_limit_refuses_lookups_and_connections() {
     let fixture = Fixture::new().await;
-    // One token per hour after a burst of 5: the 6th request is refused however slow the machine is.
+    // A burst of 6 tokens per source, refilled at one a second: the connection and 5 lookups pass.
     let (server, api) = registered(
         &fixture,
         &[
             "--rate-limit-per-second",
             "1",
             "--rate-limit-burst",
-            "5",
+            "6",
             "--miss-allowance",
             "100",
         ],
     )
     .await;
-    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    let cfg = fixture.pki.client_config();
+    let abuser: IpAddr = [127, 0, 0, 1].into();
+    let mut conn = RootConn::try_connect_from(server.root_addr, cfg.clone(), Some(abuser))
+        .await
+        .expect("connect");
     for _ in 0..5 {
         assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
     }
     // The bucket refills one token a second, so on a slow machine a request or two more may pass;
-    // lookups come far faster than that, so the connection is soon refused.
+    // requests come far faster than that, so the source is soon refused.
     let mut refused = false;
     for _ in 0..20 {
         conn.send(b"alice\n").await;
@@ -164,12 +169,29 @@ async fn per_source_rate_limit_closes_the_abusive_connection() {
             break;
         }
     }
-    assert!(refused, "the source exceeded its burst");
+    assert!(refused, "a lookup over the limit closes the connection");
+    let mut refused = false;
+    for _ in 0..20 {
+        if RootConn::try_connect_from(server.root_addr, cfg.clone(), Some(abuser))
+            .await
+            .is_none()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a connection over the limit is closed before TLS");
+    // Another source has its own bucket.
+    let mut other = RootConn::try_connect_from(server.root_addr, cfg, Some([127, 0, 0, 2].into()))
+        .await
+        .expect("another source connects");
+    assert_eq!(other.lookup("alice").await, "alice.fleet.example:6464\r\n@");
     let metrics = api.get("/metrics").await.text;
-    assert!(
-        metrics.contains(r#"atdirectory_root_rejections_total{reason="rate_limited"} 1"#),
-        "{metrics}"
+    let rejected = common::metric(
+        &metrics,
+        r#"atdirectory_root_rejections_total{reason="rate_limited"}"#,
     );
+    assert!(rejected >= 2.0, "{metrics}");
     server.shutdown().await;
 }
 

@@ -53,6 +53,12 @@ impl RootServer {
                 drop(tcp);
                 continue;
             };
+            // A connection costs a token too, before the (expensive) TLS handshake.
+            if !shared.limiter.allow(peer.ip()) {
+                shared.directory.metrics.reject("rate_limited");
+                drop(tcp);
+                continue;
+            }
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "set_nodelay failed");
             }

@@ -1,11 +1,11 @@
 //! A root-protocol client over TLS, written from the specification (atprotocol.md §2).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -17,20 +17,36 @@ pub struct RootConn {
 impl RootConn {
     /// Connects, completes TLS for `localhost` and reads the `@` greeting.
     pub async fn connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let name = ServerName::try_from("localhost").expect("name");
-        let tls = TlsConnector::from(config)
-            .connect(name, tcp)
+        Self::try_connect_from(addr, config, None)
             .await
-            .expect("TLS handshake");
+            .expect("TLS handshake and greeting")
+    }
+
+    /// Like [`RootConn::connect`], from a chosen loopback source address (any of 127/8 works on Linux);
+    /// `None` when the server refuses the connection.
+    pub async fn try_connect_from(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        from: Option<IpAddr>,
+    ) -> Option<Self> {
+        let tcp = match from {
+            Some(ip) => {
+                let socket = TcpSocket::new_v4().expect("socket");
+                socket.bind(SocketAddr::new(ip, 0)).expect("bind source");
+                socket.connect(addr).await.expect("connect")
+            }
+            None => TcpStream::connect(addr).await.expect("connect"),
+        };
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = TlsConnector::from(config).connect(name, tcp).await.ok()?;
         let mut conn = Self {
             tls,
             buf: Vec::new(),
         };
         let mut greeting = [0u8; 1];
-        conn.tls.read_exact(&mut greeting).await.expect("greeting");
+        conn.tls.read_exact(&mut greeting).await.ok()?;
         assert_eq!(&greeting, b"@", "greeting");
-        conn
+        Some(conn)
     }
 
     /// The certificate the server presented.
