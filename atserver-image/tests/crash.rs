@@ -82,8 +82,15 @@ async fn acknowledged_updates_survive_sigkill() {
                 }
             })
         };
-        // Let some updates through, then kill at a random moment.
-        let delay = rng.gen_range(100..600);
+        // Wait for the stream to be flowing (a loaded machine may be slow), then kill at a
+        // random moment.
+        for _ in 0..1200 {
+            if !acked.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let delay = rng.gen_range(0..500);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
