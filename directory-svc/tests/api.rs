@@ -374,3 +374,28 @@ async fn openapi_document_is_served_and_covers_every_route() {
     assert_eq!(unknown.json()["error"], "no_route");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn reads_go_through_the_read_database_url() {
+    let fixture = Fixture::new().await;
+    // The "replica" is the same database here; what matters is that reads and health use that pool.
+    let url = fixture.database_url.clone();
+    let server = fixture.start(&["--read-database-url", &url]).await;
+    let api = Api::new(server.http_addr, Some(TOKEN));
+    api.register("alice", "a.example", 1, "op-a").await;
+    assert_eq!(
+        api.get("/v1/atsigns/alice").await.json()["host"],
+        "a.example"
+    );
+    assert_eq!(
+        api.get("/v1/atsigns").await.json()["items"][0]["atsign"],
+        "@alice"
+    );
+    assert_eq!(api.get("/readyz").await.status, StatusCode::OK);
+    let metrics = api.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"op="get""#) && metrics.contains(r#"op="list""#),
+        "{metrics}"
+    );
+    server.shutdown().await;
+}
