@@ -136,6 +136,17 @@ async fn create_provisions_registers_and_settles_without_writes() {
     );
     assert!(op.reconciles() > 1, "resyncs happened");
 
+    // Scaling the StatefulSet by hand (two writers on one volume) is undone.
+    let patch = json!({ "spec": { "replicas": 2 } });
+    statefulsets
+        .patch("alice", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("scale");
+    eventually("replicas back to 1", || async {
+        statefulsets.get("alice").await.expect("sts").spec.replicas == Some(1)
+    })
+    .await;
+
     kubelet.cancel();
     op.stop().await;
     sim.shutdown().await;

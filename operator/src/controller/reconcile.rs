@@ -294,6 +294,10 @@ async fn apply_atsign(
         .get_opt(&build::statefulset_name(&name))
         .await?;
     let sts = if tls.checksum.is_some() {
+        // Someone scaling the StatefulSet by hand would put two writers on one volume:
+        // a replica count that is not ours forces the apply even if the hash matches.
+        let sts_existing =
+            sts_existing.filter(|e| e.spec.replicas == desired.statefulset.spec.replicas);
         let (sts, applied) =
             apply(&children.statefulsets, desired.statefulset, sts_existing).await?;
         if applied == Applied::Written {
