@@ -254,41 +254,6 @@ impl Metadata {
         Value::Object(m)
     }
 
-    /// The metadata object of notification JSON (§8.5).
-    pub fn to_notification_json(&self) -> Value {
-        let mut m = Map::new();
-        for name in [
-            "encKeyName",
-            "encAlgo",
-            "ivNonce",
-            "skeEncKeyName",
-            "skeEncAlgo",
-            "sharedKeyEnc",
-            "pubKeyCS",
-        ] {
-            m.insert(
-                name.into(),
-                self.strings
-                    .get(name)
-                    .cloned()
-                    .map_or(Value::Null, Value::String),
-            );
-        }
-        for (name, v) in [("ttl", self.ttl), ("ttb", self.ttb), ("ttr", self.ttr)] {
-            if let Some(v) = v {
-                m.insert(name.into(), v.into());
-            }
-        }
-        if let Some(ccd) = self.ccd {
-            m.insert("ccd".into(), ccd.into());
-        }
-        if let Some(sig) = self.strings.get("dataSignature") {
-            m.insert("dataSignature".into(), sig.clone().into());
-        }
-        m.insert("isEncrypted".into(), self.is_encrypted.into());
-        Value::Object(m)
-    }
-
     /// Applies a Metadata JSON object (as sent by `update:json:`) on top of this record.
     pub fn update_from_json(obj: &Map<String, Value>) -> Result<MetaUpdate, AtError> {
         let mut u = MetaUpdate::default();

@@ -1,5 +1,10 @@
 //! Notification records (atprotocol.md §8) and the in-process hub that feeds monitor connections.
 
+use std::collections::BTreeMap;
+
+use at_protocol::notification::{
+    NotificationJson, NotificationMessageType, NotificationMetadata, NotificationOperation,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -102,44 +107,62 @@ pub struct Notification {
 }
 
 impl Notification {
-    fn message_type_str(&self) -> &'static str {
-        match self.message_type {
-            MessageType::Key => "MessageType.key",
-            MessageType::Text => "MessageType.text",
+    /// The notification JSON of §8.5. Live pushes carry the encryption members; replays and
+    /// `notify:list` (`listed`) also carry `availableAt`/`expiresAt` strings.
+    pub fn to_json(&self, listed: bool) -> NotificationJson {
+        let metadata = self.metadata.as_ref().map(|m| {
+            let field = |name: &str| m.strings.get(name).cloned();
+            let mut other = BTreeMap::new();
+            for (name, v) in [("ttl", m.ttl), ("ttb", m.ttb), ("ttr", m.ttr)] {
+                if let Some(v) = v {
+                    other.insert(name.to_string(), Value::from(v));
+                }
+            }
+            if let Some(ccd) = m.ccd {
+                other.insert("ccd".into(), Value::from(ccd));
+            }
+            for name in ["dataSignature", "pubKeyCS", "encoding", "appMetadata"] {
+                if let Some(v) = field(name) {
+                    other.insert(name.into(), Value::from(v));
+                }
+            }
+            other.insert("isEncrypted".into(), Value::from(m.is_encrypted));
+            if listed {
+                let available = m.available_at.map_or("null".into(), format_millis);
+                other.insert("availableAt".into(), Value::from(available));
+                other.insert(
+                    "expiresAt".into(),
+                    Value::from(format_millis(self.expires_at)),
+                );
+            }
+            NotificationMetadata {
+                enc_key_name: field("encKeyName"),
+                enc_algo: field("encAlgo"),
+                iv_nonce: field("ivNonce"),
+                ske_enc_key_name: field("skeEncKeyName"),
+                ske_enc_algo: field("skeEncAlgo"),
+                shared_key_enc: field("sharedKeyEnc"),
+                other,
+            }
+        });
+        NotificationJson {
+            id: self.id.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            operation: match self.operation {
+                Operation::Update => NotificationOperation::Update,
+                Operation::Delete => NotificationOperation::Delete,
+            },
+            epoch_millis: self.created_at,
+            message_type: match self.message_type {
+                MessageType::Key => NotificationMessageType::Key,
+                MessageType::Text => NotificationMessageType::Text,
+            },
+            is_encrypted: self.is_encrypted,
+            metadata,
         }
-    }
-
-    /// The live monitor JSON (§8.5).
-    pub fn to_monitor_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "from": self.from,
-            "to": self.to,
-            "key": self.key,
-            "value": self.value,
-            "operation": self.operation.as_str(),
-            "epochMillis": self.created_at,
-            "messageType": self.message_type_str(),
-            "isEncrypted": self.is_encrypted,
-            "metadata": self.metadata.as_ref().map(Metadata::to_notification_json),
-        })
-    }
-
-    /// The replay / `notify:list` JSON: the monitor form plus availableAt/expiresAt strings.
-    pub fn to_list_json(&self) -> Value {
-        let mut v = self.to_monitor_json();
-        let mut meta = match v.get("metadata") {
-            Some(Value::Object(m)) => m.clone(),
-            _ => serde_json::Map::new(),
-        };
-        let available = self.metadata.as_ref().and_then(|m| m.available_at);
-        meta.insert(
-            "availableAt".into(),
-            available.map_or("null".into(), format_millis).into(),
-        );
-        meta.insert("expiresAt".into(), format_millis(self.expires_at).into());
-        v["metadata"] = Value::Object(meta);
-        v
     }
 
     /// The `notify:fetch` JSON: every non-string value stringified the Dart way.
@@ -218,18 +241,20 @@ impl Default for Hub {
     }
 }
 
-/// The stats notification JSON (§8.4).
-pub fn stats_json(atsign: &str, last_commit_id: Option<i64>, op: Operation, now: i64) -> Value {
-    json!({
-        "id": "-1",
-        "from": atsign,
-        "to": atsign,
-        "key": format!("statsNotification.{atsign}"),
-        "value": last_commit_id.map_or("null".to_string(), |c| c.to_string()),
-        "operation": op.as_str(),
-        "epochMillis": now,
-        "messageType": "MessageType.key",
-        "isEncrypted": false,
-        "metadata": null,
-    })
+/// The stats notification (§8.4): the latest commit id, `"null"` while the log is empty.
+pub fn stats_notification(
+    atsign: &str,
+    last_commit_id: Option<i64>,
+    op: Operation,
+    now: i64,
+) -> NotificationJson {
+    let operation = match op {
+        Operation::Update => NotificationOperation::Update,
+        Operation::Delete => NotificationOperation::Delete,
+    };
+    let mut n = NotificationJson::stats(atsign, last_commit_id.unwrap_or(-1), operation, now);
+    if last_commit_id.is_none() {
+        n.value = Some("null".into());
+    }
+    n
 }

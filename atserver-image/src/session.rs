@@ -19,7 +19,7 @@ use at_protocol::{ErrorCode, Prompt};
 use crate::error::AtError;
 use crate::keys;
 use crate::limits::{ConnEntry, ConnKind};
-use crate::notifications::{stats_json, Event, Kind};
+use crate::notifications::{stats_notification, Event, Kind};
 use crate::reply::{render, Reply};
 use crate::server::Shared;
 
@@ -240,13 +240,11 @@ fn monitor_line(session: &Session, event: &Event) -> Option<String> {
             last_commit_id,
             operation,
         } => {
-            let v = stats_json(
-                session.atsign(),
-                *last_commit_id,
-                *operation,
-                session.shared.clock.now_millis(),
-            );
-            Some(format!("notification: {v}\n"))
+            let now = session.shared.clock.now_millis();
+            Some(
+                stats_notification(session.atsign(), *last_commit_id, *operation, now)
+                    .to_monitor_line(),
+            )
         }
         Event::Notification(n) => {
             let wanted_kind =
@@ -255,8 +253,7 @@ fn monitor_line(session: &Session, event: &Event) -> Option<String> {
             let matches = spec.regex.is_match(&n.key) || spec.regex.is_match(from);
             let allowed =
                 session.enrollment().is_none() || session.authorize(&n.key, Access::Read).is_ok();
-            (wanted_kind && matches && allowed)
-                .then(|| format!("notification: {}\n", n.to_monitor_json()))
+            (wanted_kind && matches && allowed).then(|| n.to_json(false).to_monitor_line())
         }
     }
 }

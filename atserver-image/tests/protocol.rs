@@ -66,6 +66,8 @@ async fn unauthenticated_use_of_owner_verbs_is_at0401() {
         "otp:get",
         "keys:get:public",
         "enroll:list",
+        "enroll:approve:{\"enrollmentId\":\"x\"}",
+        "update:json:{}",
     ] {
         let r = c.send_raw(cmd).await;
         assert!(
@@ -227,6 +229,18 @@ async fn malformed_input_is_at0003_and_connection_stays() {
         "noop:x",
         "otp:zap",
         "enroll:dance",
+        "cram:",
+        "update:json:{not json",
+        "delete:",
+        "delete:a b@alice",
+        "plookup:nokey",
+        "notify:list:2024-13-45:x:y:z",
+        "notify:status:",
+        "notify:fetch:",
+        "notify:remove:bad id!",
+        "notify:all:",
+        "keys:explode",
+        "config:bogus",
     ] {
         let r = c.send_raw(cmd).await;
         assert!(
@@ -428,6 +442,19 @@ async fn monitors_get_stats_notifications_after_commits() {
     assert_eq!(n["key"], "statsNotification.@alice");
     assert_eq!(n["value"], id.as_str());
     assert_eq!(n["operation"], "update");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn peer_verbs_are_refused_until_server_to_server_lands() {
+    let server = TestServer::start().await;
+    let mut c = server.connect().await;
+    // from:@other needs a peer certificate check: refused, connection kept.
+    assert_eq!(code(&c.send("from:@bob").await), "AT0401");
+    assert_eq!(c.send("noop:0").await, "data:ok");
+    // pol without a from:@peer challenge closes the connection, as in the reference.
+    assert_eq!(code(&c.send("pol").await), "AT0011");
+    assert!(c.closed().await);
     server.stop().await;
 }
 

@@ -38,8 +38,7 @@ pub async fn monitor(s: &mut Session, p: MonitorParams) -> CmdResult {
             let from = n.from.trim_start_matches('@');
             let allowed = s.enrollment().is_none() || s.authorize(&n.key, Access::Read).is_ok();
             if allowed && (regex.is_match(&n.key) || regex.is_match(from)) {
-                s.pending_lines
-                    .push(format!("notification: {}\n", n.to_list_json()));
+                s.pending_lines.push(n.to_json(true).to_monitor_line());
             }
         }
     }

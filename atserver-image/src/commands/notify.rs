@@ -146,7 +146,7 @@ pub async fn list(s: &mut Session, p: NotifyListParams) -> CmdResult {
         .filter(|n| {
             s.authorize(&n.key, Access::Read).is_ok() || n.message_type == MessageType::Text
         })
-        .map(|n| n.to_list_json())
+        .map(|n| serde_json::to_value(n.to_json(true)).unwrap_or(Value::Null))
         .collect();
     if items.is_empty() {
         return Ok(Reply::null());

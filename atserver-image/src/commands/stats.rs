@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use at_protocol::command::StatsParams;
+use at_protocol::notification::{format_stats, StatEntry};
 
 use crate::error::AtError;
 use crate::notifications::{Kind, MessageType, Operation, Status};
@@ -59,12 +60,16 @@ pub async fn stats(s: &mut Session, p: StatsParams) -> CmdResult {
         .map(regex::Regex::new)
         .transpose()
         .map_err(|_| AtError::syntax("invalid regex"))?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let value = stat(s, id, regex.as_ref()).await?;
-        out.push(json!({"id": id.to_string(), "name": NAMES[id - 1], "value": value}).to_string());
+        out.push(StatEntry {
+            id: id.to_string(),
+            name: NAMES[id - 1].to_string(),
+            value,
+        });
     }
-    Ok(Reply::DataSpaced(format!("[{}]", out.join(", "))))
+    Ok(Reply::DataSpaced(format_stats(&out)))
 }
 
 async fn stat(s: &Session, id: usize, regex: Option<&regex::Regex>) -> Result<Value, AtError> {
