@@ -286,3 +286,47 @@ async fn certificate_is_reloaded_for_new_connections() {
     assert_eq!(old.lookup("alice").await, "alice.fleet.example:6464\r\n@");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn random_bytes_never_break_the_server() {
+    use rand::{Rng, SeedableRng};
+    let fixture = Fixture::new().await;
+    let (server, _api) = registered(
+        &fixture,
+        &["--miss-allowance", "100000", "--max-line", "64"],
+    )
+    .await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    for _ in 0..20 {
+        let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+        for _ in 0..20 {
+            let len = rng.gen_range(0..100);
+            let mut line: Vec<u8> = (0..len)
+                .map(|_| rng.gen::<u8>())
+                .filter(|b| *b != b'\n')
+                .collect();
+            line.push(b'\n');
+            conn.send(&line).await;
+            match conn.reply().await {
+                // Anything that is not a registered atSign is a miss.
+                Some(reply) => assert!(
+                    reply == "null\r\n@"
+                        || reply.ends_with(":6464\r\n@")
+                        || reply.ends_with(":25000\r\n@"),
+                    "{reply:?} for {line:?}"
+                ),
+                // Only an overlong line or "@exit" may close the connection.
+                None => {
+                    assert!(
+                        len > 64 || line.eq_ignore_ascii_case(b"@exit\n"),
+                        "closed after {line:?}"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let mut conn = RootConn::connect(server.root_addr, fixture.pki.client_config()).await;
+    assert_eq!(conn.lookup("alice").await, "alice.fleet.example:6464\r\n@");
+    server.shutdown().await;
+}
