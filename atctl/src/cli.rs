@@ -295,3 +295,43 @@ pub struct OtpArgs {
     #[arg(long, value_name = "MS")]
     pub ttl: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let here = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() && !path.is_empty() {
+            missing.push(format!("{here}: no description"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() {
+                missing.push(format!("{here} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                undocumented(sub, &here, missing);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_is_documented() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+        let help = cmd.clone().render_long_help().to_string();
+        for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 "] {
+            assert!(
+                help.contains(&format!("  {code}")),
+                "exit code {code} missing"
+            );
+        }
+    }
+}

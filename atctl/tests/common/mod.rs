@@ -34,7 +34,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = debug.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first with `cargo build -p atserver -p atdirectory`",
+        "{} is missing: build it first with `cargo build -p atserver -p atdirectory` (and `-p atfleet-e2e --bin kubesim` for the Kubernetes test)",
         path.display()
     );
     path
@@ -391,5 +391,48 @@ impl Atctl {
 
     pub fn keys_file(&self, atsign: &str) -> PathBuf {
         self.keys_dir.join(format!("{atsign}_key.atKeys"))
+    }
+}
+
+/// A running kubesim (in-memory Kubernetes API) with a kubeconfig pointing at it.
+pub struct Kube {
+    _child: Child,
+    pub url: String,
+    pub kubeconfig: PathBuf,
+}
+
+impl Kube {
+    pub async fn start(dir: &Path) -> Kube {
+        let kubeconfig = dir.join("kubeconfig");
+        let mut child = Command::new(bin("kubesim"))
+            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn kubesim (cargo build -p atfleet-e2e --bin kubesim)");
+        let url = first_match(&mut child, "kubesim", |line| {
+            line.strip_prefix("kubesim listening on ")
+                .map(|u| u.trim().to_owned())
+        })
+        .await;
+        Kube {
+            _child: child,
+            url,
+            kubeconfig,
+        }
+    }
+
+    /// POSTs a Kubernetes object to `path` (e.g. `/api/v1/namespaces/fleet/secrets`).
+    pub async fn create(&self, path: &str, object: serde_json::Value) {
+        let (status, text) = http(
+            Method::POST,
+            &format!("{}{path}", self.url),
+            None,
+            Some(object.to_string()),
+        )
+        .await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {text}");
     }
 }
