@@ -66,12 +66,16 @@ pub(super) async fn run(
     if send(&mut write, "@").await.is_err() {
         return;
     }
-    let mut misses = 0u32;
-    let mut used = false;
+    let mut session = Session {
+        shared,
+        peer,
+        misses: 0,
+        used: false,
+    };
     // After a decoding error FramedRead ends the stream once, then resumes: that end is not the peer's.
     let mut resuming = false;
     loop {
-        let idle = if used {
+        let idle = if session.used {
             settings.session_idle_timeout
         } else {
             Some(settings.idle_timeout)
@@ -80,12 +84,11 @@ pub(super) async fn run(
             _ = shutdown.cancelled() => break,
             next = next_line(&mut lines, idle) => next,
         };
-        let line = match next {
-            Next::Line(line) => line,
-            // Not UTF-8: cannot be an atSign; answered like any invalid request.
+        let request = match next {
+            Next::Line(line) => RootRequest::parse(&line),
             Next::Undecodable => {
                 resuming = true;
-                String::from("\u{0}")
+                RootRequest::Invalid("not UTF-8".into())
             }
             Next::Closed if resuming => {
                 resuming = false;
@@ -101,65 +104,9 @@ pub(super) async fn run(
             }
             Next::Closed => break,
         };
-        let request = RootRequest::parse(&line);
-        if request == RootRequest::Exit {
-            break;
-        }
-        if !shared.limiter.allow(peer.ip()) {
-            metrics.reject("rate_limited");
-            break;
-        }
-        let found = match request {
-            RootRequest::Lookup(atsign) => {
-                used = true;
-                match shared.directory.resolve(atsign.name()).await {
-                    Resolution::Found(address) => {
-                        metrics.lookup("found");
-                        Some(address)
-                    }
-                    Resolution::NotFound => {
-                        metrics.lookup("not_found");
-                        None
-                    }
-                    Resolution::Unavailable => {
-                        metrics.lookup("error");
-                        None
-                    }
-                }
-            }
-            RootRequest::Invalid(reason) => {
-                tracing::debug!(%peer, %reason, "invalid root request");
-                metrics.lookup("invalid");
-                None
-            }
-            // Clients such as at_c send a blank line first and wait for any answer.
-            RootRequest::Blank | RootRequest::Exit => {
-                if send(&mut write, &RootReply::NotFound.to_wire())
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-        };
-        let reply = match found {
-            Some(address) => RootReply::Found {
-                host: address.host,
-                port: address.port,
-            }
-            .to_wire(),
-            None => {
-                misses = misses.saturating_add(1);
-                if misses > settings.miss_allowance {
-                    metrics.miss_delays.inc();
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(settings.miss_delay) => {}
-                    }
-                }
-                RootReply::NotFound.to_wire()
-            }
+        let reply = match session.handle(request, &shutdown).await {
+            Step::Reply(reply) => reply,
+            Step::Close => break,
         };
         if send(&mut write, &reply).await.is_err() {
             break;
@@ -167,6 +114,76 @@ pub(super) async fn run(
     }
     // Best effort: the peer may already be gone.
     let _ = write.shutdown().await;
+}
+
+enum Step {
+    Reply(String),
+    Close,
+}
+
+/// Per-connection state of the abuse control.
+struct Session<'a> {
+    shared: &'a Shared,
+    peer: SocketAddr,
+    misses: u32,
+    /// Has looked something up: from then on the (longer) session idle timeout applies.
+    used: bool,
+}
+
+impl Session<'_> {
+    async fn handle(&mut self, request: RootRequest, shutdown: &CancellationToken) -> Step {
+        let metrics = &self.shared.directory.metrics;
+        if request == RootRequest::Exit {
+            return Step::Close;
+        }
+        if !self.shared.limiter.allow(self.peer.ip()) {
+            metrics.reject("rate_limited");
+            return Step::Close;
+        }
+        match request {
+            // Clients such as at_c send a blank line first and wait for any answer.
+            RootRequest::Blank | RootRequest::Exit => Step::Reply(RootReply::NotFound.to_wire()),
+            RootRequest::Invalid(reason) => {
+                tracing::debug!(peer = %self.peer, %reason, "invalid root request");
+                metrics.lookup("invalid");
+                self.miss(shutdown).await
+            }
+            RootRequest::Lookup(atsign) => {
+                self.used = true;
+                match self.shared.directory.resolve(atsign.name()).await {
+                    Resolution::Found(address) => {
+                        metrics.lookup("found");
+                        let reply = RootReply::Found {
+                            host: address.host,
+                            port: address.port,
+                        };
+                        Step::Reply(reply.to_wire())
+                    }
+                    Resolution::NotFound => {
+                        metrics.lookup("not_found");
+                        self.miss(shutdown).await
+                    }
+                    Resolution::Unavailable => {
+                        metrics.lookup("error");
+                        self.miss(shutdown).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// A not-found answer; beyond the allowance it is delayed, which slows down enumeration.
+    async fn miss(&mut self, shutdown: &CancellationToken) -> Step {
+        self.misses = self.misses.saturating_add(1);
+        if self.misses > self.shared.settings.miss_allowance {
+            self.shared.directory.metrics.miss_delays.inc();
+            tokio::select! {
+                _ = shutdown.cancelled() => return Step::Close,
+                _ = tokio::time::sleep(self.shared.settings.miss_delay) => {}
+            }
+        }
+        Step::Reply(RootReply::NotFound.to_wire())
+    }
 }
 
 enum Next {
