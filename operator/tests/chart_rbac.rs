@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atfleet_e2e::kubesim::{AuditEvent, Handle};
-use atfleet_operator::crd::{Atsign, Phase};
+use atfleet_operator::crd::{AtServerClass, Atsign, Phase};
 use atfleet_operator::directory::DirectoryClient;
 use atfleet_operator::leader::{LeaderElector, LeaseConfig};
 use atfleet_operator::metrics::Metrics;
@@ -40,10 +40,14 @@ type Grant = (String, String, String, String, String);
 /// What the operator may do in each namespace it manages, and why.
 const PER_NAMESPACE: &[(&str, &str, &[&str])] = &[
     // The watched resource; the finalizer is added and removed with JSON patches.
-    ("atfleet.dev", "atsigns", &["get", "list", "watch", "patch"]),
+    ("atfleet.dev", "atsigns", &["list", "watch", "patch"]),
     ("atfleet.dev", "atsigns/status", &["patch"]),
     // Owned children: watched, server-side applied; the StatefulSet is deleted first on retire.
-    ("apps", "statefulsets", &["get", "list", "watch", "patch", "delete"]),
+    (
+        "apps",
+        "statefulsets",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
     ("", "services", &["get", "list", "watch", "patch"]),
     // CRAM and TLS Secrets: watched by label, applied, deleted under the Delete retention policy.
     ("", "secrets", &["get", "list", "watch", "patch", "delete"]),
@@ -56,11 +60,17 @@ const PER_NAMESPACE: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 /// Cluster-scoped reads, in both modes: classes are cluster-scoped.
-const CLUSTER: &[(&str, &str, &[&str])] = &[("atfleet.dev", "atserverclasses", &["get", "list", "watch"])];
+const CLUSTER: &[(&str, &str, &[&str])] =
+    &[("atfleet.dev", "atserverclasses", &["get", "list", "watch"])];
 /// In the operator's own namespace: the leader Lease, and the built-in CA Secret (read by name,
 /// created once).
 const SELF: &[(&str, &str, &[&str], &str)] = &[
-    ("coordination.k8s.io", "leases", &["get", "create", "update"], ""),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+        "",
+    ),
     ("", "secrets", &["get"], "atfleet-ca"),
     ("", "secrets", &["create"], ""),
 ];
@@ -127,7 +137,12 @@ fn render_rbac(set: &[&str]) -> Vec<Value> {
     let mut cmd = std::process::Command::new(helm());
     cmd.args(["template", RELEASE])
         .arg(repo_root().join("charts/atfleet"))
-        .args(["--namespace", SYSTEM_NS, "--show-only", "templates/operator-rbac.yaml"]);
+        .args([
+            "--namespace",
+            SYSTEM_NS,
+            "--show-only",
+            "templates/operator-rbac.yaml",
+        ]);
     for s in set {
         cmd.args(["--set", s]);
     }
@@ -292,7 +307,12 @@ async fn install_foreign_crds(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (group, plural, kind, version) in [
         ("cert-manager.io", "certificates", "Certificate", "v1"),
-        ("gateway.networking.k8s.io", "tlsroutes", "TLSRoute", "v1alpha2"),
+        (
+            "gateway.networking.k8s.io",
+            "tlsroutes",
+            "TLSRoute",
+            "v1alpha2",
+        ),
     ] {
         let crd: CustomResourceDefinition = serde_json::from_value(json!({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -329,9 +349,24 @@ async fn scenario(watch: &[&str]) -> Vec<AuditEvent> {
     let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
 
-    // Create: built-in CA, a cert-manager issuer, a TLSRoute.
-    create_atsign(&client, "alice", json!({ "storage": { "retention": "Delete" } })).await;
-    create_atsign(&client, "lena", json!({ "tls": { "issuerRef": { "name": "acme" } } })).await;
+    // Create: built-in CA, a class naming a cert-manager issuer, a TLSRoute.
+    let class: AtServerClass = serde_json::from_value(json!({
+        "apiVersion": "atfleet.dev/v1alpha1", "kind": "AtServerClass",
+        "metadata": { "name": "issued" },
+        "spec": { "tls": { "issuerRef": { "name": "acme" } } },
+    }))
+    .expect("class");
+    Api::<AtServerClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("create class");
+    create_atsign(
+        &client,
+        "alice",
+        json!({ "storage": { "retention": "Delete" } }),
+    )
+    .await;
+    create_atsign(&client, "lena", json!({ "className": "issued" })).await;
     create_atsign(
         &client,
         "nina",
@@ -451,7 +486,10 @@ async fn check(watch: &[&str], set: &[&str]) {
         .filter(|e| e.resource.is_empty())
         .map(|e| &e.path)
         .collect();
-    assert!(non_resource.is_empty(), "non-resource requests: {non_resource:?}");
+    assert!(
+        non_resource.is_empty(),
+        "non-resource requests: {non_resource:?}"
+    );
 
     // Nothing granted sits unused: every documented grant was exercised, bar the named exceptions.
     let used: BTreeSet<(String, String, String)> = events
