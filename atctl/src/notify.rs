@@ -131,9 +131,12 @@ pub async fn monitor(ctx: &Context, out: Output, args: &MonitorArgs) -> Result<(
         .ok_or_else(|| CtlError::other("monitor stream unavailable"))?;
     eprintln!("monitoring {me} (Ctrl-C to stop)");
     let decrypter = Decrypter { me, keys };
+    // One listener for the whole stream, so an interrupt between two notifications is not missed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupted => break,
             next = stream.recv() => {
                 let Some(text) = next else {
                     return Err(CtlError::new(

@@ -177,11 +177,16 @@ async fn request_enrollment(
             code: Some(ErrorCode::InvalidSyntax),
             ..
         } => Ok(None),
-        Reply::Error { code, message } => Err(CtlError::server(
-            "requesting this device's enrollment",
-            code,
-            &message,
-        )),
+        Reply::Error { code, message } => {
+            let mut err = CtlError::server("requesting this device's enrollment", code, &message);
+            if message.contains("already exists") {
+                err.message.push_str(
+                    "; an earlier onboarding attempt enrolled this app/device name: pass another \
+                     --device-name",
+                );
+            }
+            Err(err)
+        }
         other => Err(CtlError::other(format!(
             "unexpected enrollment reply: {other:?}"
         ))),

@@ -233,8 +233,18 @@ async fn notify_to_self_reaches_the_monitor() {
     })
     .await
     .unwrap_or_else(|_| panic!("notifications not seen: {seen:?}"));
-    monitor.start_kill().unwrap();
-    monitor.wait().await.unwrap();
+    // Interrupting the stream (Ctrl-C) ends it cleanly.
+    let pid = monitor.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), monitor.wait())
+        .await
+        .expect("monitor stops on SIGINT")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
