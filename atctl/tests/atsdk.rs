@@ -1,5 +1,6 @@
 //! Acceptance 2: Atsign's Python SDK (atsdk) loads the keys file atctl wrote, authenticates, reads
-//! what atctl stored; atctl reads back what atsdk stored. Real atserver and atdirectory processes.
+//! what atctl stored (public, self, and as owner shared); atctl reads back what atsdk stored. Real
+//! atserver and atdirectory processes. Reads by the recipient wait for server-to-server lookups.
 
 mod common;
 
@@ -31,7 +32,18 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
     let python = python();
     let mut fleet = Fleet::start().await;
     let _alice = fleet.server("@alice").await;
+    let _bob = fleet.server("@bob").await;
     let atctl = fleet.atctl("keys");
+    let bob = fleet.atctl("bob");
+    let bob_secret = fleet.path().join("bob.cram");
+    bob.run(&[
+        "onboard",
+        "@bob",
+        "--cram-secret-file",
+        bob_secret.to_str().unwrap(),
+    ])
+    .await
+    .ok();
     let secret = fleet.path().join("alice.cram");
     atctl
         .run(&[
@@ -48,6 +60,11 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
         .ok();
     atctl
         .run(&["put", "phone.wavi@alice", "+234 555 0100"])
+        .await
+        .ok();
+    // Shared with @bob: atsdk (as @alice) must open it with the shared key atctl created.
+    atctl
+        .run(&["put", "@bob:phone.wavi@alice", "+234 555 0199"])
         .await
         .ok();
 
@@ -79,4 +96,6 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
     assert_eq!(run.stdout.trim(), "Accra");
     let run = atctl.run(&["get", "pin.py@alice"]).await.ok();
     assert_eq!(run.stdout.trim(), "4321 from python");
+    let run = atctl.run(&["get", "@bob:email.py@alice"]).await.ok();
+    assert_eq!(run.stdout.trim(), "alice@example.com");
 }
