@@ -155,6 +155,29 @@ async fn onboard_disables_cram_and_keys_work_for_data() {
     assert!(meta.contains("\"isEncrypted\":true"), "{meta}");
     assert!(meta.contains("ivNonce"), "{meta}");
 
+    // Metadata flags reach the server: a ttl is reported back; a value not yet born is not found.
+    atctl
+        .run(&[
+            "put",
+            "otp.wavi@alice",
+            "1234",
+            "--ttl",
+            "3600000",
+            "--ccd",
+            "true",
+        ])
+        .await
+        .ok();
+    let run = atctl.run(&["--json", "get", "otp.wavi@alice"]).await.ok();
+    assert_eq!(run.json()["value"], "1234");
+    assert_eq!(run.json()["metadata"]["ttl"], 3600000, "{run:?}");
+    atctl
+        .run(&["put", "later.wavi@alice", "soon", "--ttb", "3600000"])
+        .await
+        .ok();
+    let run = atctl.run(&["get", "later.wavi@alice"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+
     let run = atctl.run(&["--json", "scan"]).await.ok();
     let keys_listed = run.json()["keys"].clone();
     let listed: Vec<String> = serde_json::from_value(keys_listed).unwrap();
