@@ -56,7 +56,7 @@ async fn second_device_enrolls_with_otp_and_is_limited_to_its_namespaces() {
         .unwrap()
         .to_owned();
     // The new device asks and waits; the first device approves what it sees pending.
-    let request = laptop
+    let mut request = laptop
         .command(&[
             "--json",
             "enroll",
@@ -83,6 +83,9 @@ async fn second_device_enrolls_with_otp_and_is_limited_to_its_namespaces() {
                 assert_eq!(e["appName"], "buzz");
                 assert_eq!(e["namespaces"]["buzz"], "rw");
                 return e["enrollmentId"].as_str().unwrap().to_owned();
+            }
+            if let Ok(Some(status)) = request.try_wait() {
+                panic!("enroll request exited before it was pending: {status:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -131,7 +134,7 @@ async fn wrong_otp_and_denied_requests_fail_cleanly() {
     let tablet = fleet.atctl("tablet");
     onboard(&fleet, &phone, "@alice").await;
     let otp = phone.run(&["otp"]).await.ok().stdout.trim().to_owned();
-    let request = tablet
+    let mut request = tablet
         .command(&[
             "enroll",
             "request",
@@ -153,6 +156,9 @@ async fn wrong_otp_and_denied_requests_fail_cleanly() {
                 .ok();
             if let Some(e) = run.json()["enrollments"].as_array().and_then(|a| a.first()) {
                 return e["enrollmentId"].as_str().unwrap().to_owned();
+            }
+            if let Ok(Some(status)) = request.try_wait() {
+                panic!("enroll request exited before it was pending: {status:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -268,6 +268,25 @@ async fn directory_lookups_and_exit_codes() {
         .run(&["lookup", "@alice"])
         .await;
     assert_eq!(run.code, 5, "{run:?}");
+    // --server skips the directory altogether (here: an unreachable one).
+    let direct = fleet.atctl_with_root("keys", &format!("127.0.0.1:{port}"));
+    let secret = fleet.path().join("alice.cram");
+    let server = format!("127.0.0.1:{}", alice.tls.port());
+    direct
+        .run(&[
+            "--server",
+            &server,
+            "onboard",
+            "@alice",
+            "--cram-secret-file",
+            secret.to_str().unwrap(),
+        ])
+        .await
+        .ok();
+    direct
+        .run(&["--server", &server, "auth", "check"])
+        .await
+        .ok();
     // Bad flags: clap's usage error.
     let run = atctl.run(&["put"]).await;
     assert_eq!(run.code, 2, "{run:?}");
