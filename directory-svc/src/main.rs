@@ -1,5 +1,7 @@
 //! `atdirectory`: run the directory, or `atdirectory migrate` to apply migrations and exit.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use atdirectory::{Cli, Command, LogFormat};
 use clap::Parser;
@@ -37,8 +39,34 @@ async fn terminated() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the bad setting, as every atfleet binary does.
+            eprintln!("atdirectory: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping causes a message already quotes (sqlx's do).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logs(cli.config.log_format);
     if let Some(Command::Migrate) = cli.command {
         let db = atdirectory::server::database(&cli.config, atdirectory::metrics::Metrics::new())?;

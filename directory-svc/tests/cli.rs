@@ -65,10 +65,9 @@ async fn bad_configuration_fails_fast_naming_the_setting() {
     args[at + 1] = "/nonexistent/token".into();
     let out = atdirectory().args(&args).output().expect("run");
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/token"),
-        "{out:?}"
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/token"), "{out:?}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 
     let out = atdirectory()
         .args(["--listen", "not-an-address"])

@@ -22,11 +22,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("{0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
     #[error("unexpected data in the database: {0}")]
     Data(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::Sqlx(e)
+    }
 }
 
 /// Pools for the primary (writes, LISTEN) and for reads (a replica when configured).
