@@ -2,7 +2,6 @@
 //! pieces live here so they can be tested.
 
 pub mod cli;
-pub mod data;
 pub mod enroll;
 pub mod error;
 pub mod keyref;
@@ -10,9 +9,11 @@ pub mod keysfile;
 pub mod notify;
 pub mod onboard;
 pub mod output;
+pub mod read;
 pub mod secret;
 pub mod session;
 pub mod sharing;
+pub mod write;
 
 use serde_json::json;
 
@@ -52,11 +53,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Put(args) => data::put(&ctx, out, args).await,
-        Cmd::Get(args) => data::get(&ctx, out, args).await,
-        Cmd::Delete(args) => data::delete(&ctx, out, args).await,
-        Cmd::Share(args) => data::share(&ctx, out, args).await,
-        Cmd::Scan(args) => data::scan(&ctx, out, args).await,
+        Cmd::Put(args) => write::put(&ctx, out, args).await,
+        Cmd::Get(args) => read::get(&ctx, out, args).await,
+        Cmd::Delete(args) => write::delete(&ctx, out, args).await,
+        Cmd::Share(args) => write::share(&ctx, out, args).await,
+        Cmd::Scan(args) => read::scan(&ctx, out, args).await,
         Cmd::Notify(args) => notify::notify(&ctx, out, args).await,
         Cmd::Monitor(args) => notify::monitor(&ctx, out, args).await,
         Cmd::Enroll(cmd) => enroll::run(&ctx, out, cmd).await,

@@ -1,156 +1,20 @@
-//! `put`, `get`, `delete`, `share` and `scan`: public values are plain and signed, self values are
-//! encrypted with the self-encryption key, shared values with the key shared with the recipient.
+//! `get` and `scan`: reads decrypt self values with the self-encryption key and shared values with
+//! the shared key; public values need no keys at all.
 
-use at_protocol::command::{
-    DeleteParams, LlookupParams, LookupOp, LookupParams, ScanParams, UpdateParams,
-};
-use at_protocol::crypto::{sign_data, AesKey, Iv};
+use at_protocol::command::{LlookupParams, LookupOp, LookupParams, ScanParams};
+use at_protocol::crypto::{AesKey, Iv};
 use at_protocol::key::KeyKind;
-use at_protocol::{AtKey, AtSign, Command, Metadata};
+use at_protocol::{AtKey, Command, Metadata};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::cli::{KeyArgs, MetaArgs, PutArgs, ScanArgs, ShareArgs};
+use crate::cli::{KeyArgs, ScanArgs};
 use crate::error::{CtlError, Result};
 use crate::keyref::{KeyRef, Scope};
 use crate::output::Output;
 use crate::session::{Context, Session};
 use crate::sharing;
-
-fn base_metadata(m: &MetaArgs) -> Result<Metadata> {
-    for (flag, v) in [("--ttl", m.ttl), ("--ttb", m.ttb)] {
-        if v.is_some_and(|v| v < 0) {
-            return Err(CtlError::usage(format!("{flag} must be >= 0")));
-        }
-    }
-    if m.ttr.is_some_and(|v| v < -1) {
-        return Err(CtlError::usage("--ttr must be -1 (forever) or more"));
-    }
-    Ok(Metadata {
-        ttl: m.ttl,
-        ttb: m.ttb,
-        ttr: m.ttr,
-        ccd: m.ccd,
-        ..Metadata::default()
-    })
-}
-
-/// The key a command names, with the acting atSign (the owner when none is given).
-fn key_and_me(ctx: &Context, args: &KeyArgs) -> Result<(AtKey, AtSign)> {
-    let r = KeyRef::parse(&args.key, args.namespace.as_deref())?;
-    let me = ctx.me(r.owner.as_ref())?;
-    Ok((r.resolve(&me)?, me))
-}
-
-fn owned_by(key: &AtKey, me: &AtSign, verb: &str) -> Result<()> {
-    if key.owner() != Some(me) {
-        return Err(CtlError::usage(format!(
-            "you ({me}) can only {verb} your own keys, and {key} belongs to {}",
-            key.owner().map_or("nobody", |o| o.as_str())
-        )));
-    }
-    Ok(())
-}
-
-/// Encrypts `value` for `key` and returns the update command.
-async fn build_update(
-    ctx: &Context,
-    s: &mut Session,
-    key: AtKey,
-    value: &str,
-    meta: &MetaArgs,
-) -> Result<Command> {
-    let mut metadata = base_metadata(meta)?;
-    let iv = Iv::random();
-    let value = match key.kind().clone() {
-        KeyKind::Public => {
-            metadata.data_signature =
-                Some(sign_data(s.keys.encryption.private_key(), value.as_bytes()));
-            metadata.is_encrypted = Some(false);
-            if value.contains(['\n', '\r']) {
-                metadata.encoding = Some("base64".into());
-                B64.encode(value)
-            } else {
-                value.to_owned()
-            }
-        }
-        KeyKind::Shared(with) if with != s.me => {
-            let (k, their_pub) = sharing::shared_key_for(ctx, s, &with).await?;
-            let enc = sharing::shared_metadata(&k, &their_pub, iv.to_b64())?;
-            metadata.is_encrypted = enc.is_encrypted;
-            metadata.shared_key_enc = enc.shared_key_enc;
-            metadata.pub_key_cs = enc.pub_key_cs;
-            metadata.iv_nonce = enc.iv_nonce;
-            k.encrypt_b64(&iv, value)
-        }
-        _ => {
-            metadata.data_signature =
-                Some(sign_data(s.keys.encryption.private_key(), value.as_bytes()));
-            metadata.is_encrypted = Some(true);
-            metadata.iv_nonce = Some(iv.to_b64());
-            s.keys.self_encryption_key.encrypt_b64(&iv, value)
-        }
-    };
-    Ok(Command::Update(UpdateParams {
-        no_commit: false,
-        metadata,
-        key,
-        value,
-    }))
-}
-
-pub async fn put(ctx: &Context, out: Output, args: &PutArgs) -> Result<()> {
-    let (key, me) = key_and_me(ctx, &args.key)?;
-    owned_by(&key, &me, "put")?;
-    let mut s = ctx.authenticated(&me).await?;
-    let display = key.to_string();
-    let cmd = build_update(ctx, &mut s, key, &args.value, &args.meta).await?;
-    let commit = s
-        .data(&cmd.to_string(), &format!("storing {display}"))
-        .await?;
-    let _ = s.conn.close().await;
-    out.emit(
-        format!("stored {display} (commit {})", commit.trim()),
-        json!({"key": display, "commitId": commit.trim()}),
-    );
-    Ok(())
-}
-
-pub async fn share(ctx: &Context, out: Output, args: &ShareArgs) -> Result<()> {
-    let r = KeyRef::parse(&args.key.key, args.key.namespace.as_deref())?;
-    if r.scope != Scope::SelfOrReceived {
-        return Err(CtlError::usage(
-            "share takes a plain key name (e.g. phone.wavi); the recipient comes from --with",
-        ));
-    }
-    let me = ctx.me(r.owner.as_ref())?;
-    let with = crate::session::parse_atsign(&args.with)?;
-    let own = r.resolve(&me)?;
-    owned_by(&own, &me, "share")?;
-    let mut s = ctx.authenticated(&me).await?;
-    let value = match &args.value {
-        Some(v) => v.clone(),
-        None => read_own(&mut s, &own).await?.0,
-    };
-    let key = AtKey::shared(own.name(), with.clone(), me.clone())
-        .map_err(|e| CtlError::usage(e.to_string()))?;
-    let display = key.to_string();
-    let cmd = build_update(ctx, &mut s, key, &value, &args.meta).await?;
-    let commit = s
-        .data(&cmd.to_string(), &format!("storing {display}"))
-        .await?;
-    let _ = s.conn.close().await;
-    out.emit(
-        format!(
-            "shared {} with {with} as {display} (commit {})",
-            own.name(),
-            commit.trim()
-        ),
-        json!({"key": display, "sharedWith": with.as_str(), "commitId": commit.trim()}),
-    );
-    Ok(())
-}
 
 /// `{"key","data","metaData"}` of a lookup reply.
 fn parse_all(text: &str, what: &str) -> Result<(Option<String>, Metadata)> {
@@ -212,7 +76,7 @@ fn null_is_missing(data: Option<String>, key: &str) -> Result<String> {
 }
 
 /// Reads and decrypts one of `s.me`'s own keys.
-async fn read_own(s: &mut Session, key: &AtKey) -> Result<(String, Metadata)> {
+pub(crate) async fn read_own(s: &mut Session, key: &AtKey) -> Result<(String, Metadata)> {
     let display = key.to_string();
     let cmd = Command::Llookup(LlookupParams {
         operation: LookupOp::All,
@@ -329,29 +193,6 @@ async fn read_received(s: &mut Session, key: &AtKey) -> Result<(String, Metadata
     Ok((decrypt_with(&k, &data, &meta)?, meta))
 }
 
-pub async fn delete(ctx: &Context, out: Output, args: &KeyArgs) -> Result<()> {
-    let (key, me) = key_and_me(ctx, args)?;
-    owned_by(&key, &me, "delete")?;
-    let mut s = ctx.authenticated(&me).await?;
-    let display = key.to_string();
-    let cmd = Command::Delete(DeleteParams {
-        deleted_at: None,
-        no_commit: false,
-        force: false,
-        priority: None,
-        key,
-    });
-    let commit = s
-        .data(&cmd.to_string(), &format!("deleting {display}"))
-        .await?;
-    let _ = s.conn.close().await;
-    out.emit(
-        format!("deleted {display} (commit {})", commit.trim()),
-        json!({"key": display, "commitId": commit.trim()}),
-    );
-    Ok(())
-}
-
 pub async fn scan(ctx: &Context, out: Output, args: &ScanArgs) -> Result<()> {
     let me = ctx.me(None)?;
     let mut s = ctx.authenticated(&me).await?;
@@ -385,23 +226,6 @@ mod tests {
         let (data, _) = parse_all(r#"{"key":"x@alice","data":null}"#, "x").unwrap();
         assert!(null_is_missing(data, "x").is_err());
         assert!(parse_all("not json", "x").is_err());
-    }
-
-    #[test]
-    fn metadata_flags_are_checked() {
-        let bad = MetaArgs {
-            ttl: Some(-1),
-            ..MetaArgs::default()
-        };
-        assert!(base_metadata(&bad).is_err());
-        let ok = MetaArgs {
-            ttl: Some(1000),
-            ttr: Some(-1),
-            ccd: Some(true),
-            ..MetaArgs::default()
-        };
-        let m = base_metadata(&ok).unwrap();
-        assert_eq!(m.to_fragment(), ":ttl:1000:ttr:-1:ccd:true");
     }
 
     #[test]
