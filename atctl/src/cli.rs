@@ -47,7 +47,13 @@ pub struct Global {
     #[arg(long, env = "ATCTL_KEYS_DIR", global = true, value_name = "DIR")]
     pub keys_dir: Option<PathBuf>,
     /// Print machine-readable JSON on stdout (errors as JSON on stderr).
-    #[arg(long, env = "ATCTL_JSON", global = true)]
+    /// (ATCTL_JSON accepts 1/true/yes/on and 0/false/no/off.)
+    #[arg(
+        long,
+        env = "ATCTL_JSON",
+        global = true,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub json: bool,
     /// The atSign you act as (default: the owner named in the key, or the only keys file).
     #[arg(
