@@ -1,37 +1,28 @@
-//! The atSign grammar the CRD admits (the CEL rule on `spec.atSign` says the same thing).
+//! The atSign an `Atsign` may name: exactly the canonical form of the protocol's own grammar
+//! (`at_protocol::AtSign`), so what the CRD admits, what the directory stores and what the
+//! atServer is started with are the same string. The CEL rule on `spec.atSign` says the same
+//! thing for ASCII; non-ASCII upper case is caught here.
 
-/// Characters the directory and atServers reject in an atSign name.
-const RESERVED: &str = "@.!*'`();:&=+$,/?#[]{}";
-const MAX_CHARS: usize = 55;
+use at_protocol::{AtSign, AtSignError as GrammarError};
 
-/// Why a string is not a canonical atSign.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AtSignError {
     #[error("an atSign starts with '@'")]
     MissingAt,
-    #[error("an atSign has 1 to {MAX_CHARS} characters after '@'")]
-    Length,
-    #[error("an atSign is lower-case")]
-    UpperCase,
-    #[error("character {0:?} is not allowed in an atSign")]
-    Forbidden(char),
+    #[error(transparent)]
+    Grammar(#[from] GrammarError),
+    #[error("not in canonical form; write it as {0:?} (lower case, no dots)")]
+    NotCanonical(String),
 }
 
-/// Checks that `s` is an atSign in canonical form: `@`, then 1–55 characters that are not
-/// upper-case ASCII, reserved punctuation, dots, whitespace or control characters.
+/// Checks that `s` is an atSign in canonical form.
 pub fn validate(s: &str) -> Result<(), AtSignError> {
-    let name = s.strip_prefix('@').ok_or(AtSignError::MissingAt)?;
-    let count = name.chars().count();
-    if count == 0 || count > MAX_CHARS {
-        return Err(AtSignError::Length);
+    if !s.starts_with('@') {
+        return Err(AtSignError::MissingAt);
     }
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            return Err(AtSignError::UpperCase);
-        }
-        if RESERVED.contains(c) || c.is_whitespace() || c.is_control() {
-            return Err(AtSignError::Forbidden(c));
-        }
+    let parsed = AtSign::parse(s)?;
+    if parsed.as_str() != s {
+        return Err(AtSignError::NotCanonical(parsed.as_str().to_owned()));
     }
     Ok(())
 }
@@ -56,18 +47,33 @@ mod tests {
     #[test]
     fn rejects_non_canonical_forms() {
         assert_eq!(validate("alice"), Err(AtSignError::MissingAt));
-        assert_eq!(validate("@"), Err(AtSignError::Length));
+        assert_eq!(
+            validate("@"),
+            Err(AtSignError::Grammar(GrammarError::Empty))
+        );
         assert_eq!(
             validate(&format!("@{}", "a".repeat(56))),
-            Err(AtSignError::Length)
+            Err(AtSignError::Grammar(GrammarError::TooLong))
         );
-        assert_eq!(validate("@Alice"), Err(AtSignError::UpperCase));
-        assert_eq!(validate("@al.ice"), Err(AtSignError::Forbidden('.')));
-        assert_eq!(validate("@al ice"), Err(AtSignError::Forbidden(' ')));
-        assert_eq!(validate("@al@ice"), Err(AtSignError::Forbidden('@')));
         assert_eq!(
-            validate("@a\u{0007}"),
-            Err(AtSignError::Forbidden('\u{0007}'))
+            validate("@Alice"),
+            Err(AtSignError::NotCanonical("@alice".into()))
+        );
+        assert_eq!(
+            validate("@Ärger"),
+            Err(AtSignError::NotCanonical("@ärger".into()))
+        );
+        assert_eq!(
+            validate("@al.ice"),
+            Err(AtSignError::NotCanonical("@alice".into()))
+        );
+        assert_eq!(
+            validate("@al ice"),
+            Err(AtSignError::Grammar(GrammarError::WhitespaceOrControl))
+        );
+        assert_eq!(
+            validate("@al@ice"),
+            Err(AtSignError::Grammar(GrammarError::ReservedChar('@')))
         );
     }
 }

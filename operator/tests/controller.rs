@@ -631,12 +631,11 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         .as_array()
         .expect("usages")
         .contains(&json!("client auth")));
-    assert_eq!(
-        condition(&client, "lena", "CertificateReady")
-            .await
-            .map(|c| c.0),
-        Some("False".into())
-    );
+    eventually("CertificateReady=False Pending", || async {
+        condition(&client, "lena", "CertificateReady").await
+            == Some(("False".into(), "Pending".into()))
+    })
+    .await;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
     assert!(
         statefulsets.get_opt("lena").await.expect("get").is_none(),

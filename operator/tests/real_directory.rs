@@ -1,0 +1,117 @@
+//! The controller against the real atDirectory (registration API and Postgres), checked through
+//! the root protocol over TLS as clients resolve atSigns. Needs `DATABASE_URL` (a throwaway
+//! cluster: `scripts/with-postgres -- cargo test -p atfleet-operator`; `make test` provides it).
+
+mod common;
+
+use at_protocol::client::{ClientConfig, RootClient, TlsOptions};
+use at_protocol::AtSign;
+use atfleet_operator::crd::Atsign;
+use clap::Parser;
+use common::*;
+use kube::api::DeleteParams;
+use kube::Api;
+use serde_json::json;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+async fn fresh_database() -> String {
+    let base = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("DATABASE_URL is not set: run under scripts/with-postgres"),
+    };
+    let name = format!("atfleet_op_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    admin.close().await.ok();
+    let (server, query) = match base.split_once('?') {
+        Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
+        None => (base.clone(), None),
+    };
+    let (cluster, _) = server.rsplit_once('/').expect("database URL has a path");
+    match query {
+        Some(q) => format!("{cluster}/{name}?{q}"),
+        None => format!("{cluster}/{name}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_atsigns_resolve_through_the_real_directory() {
+    let database_url = fresh_database().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert_path, key_path, token_path) = (
+        tmp.path().join("tls.crt"),
+        tmp.path().join("tls.key"),
+        tmp.path().join("token"),
+    );
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write");
+    std::fs::write(&token_path, TOKEN).expect("write");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let cli = atdirectory::Cli::try_parse_from([
+        "atdirectory".to_owned(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        path(&cert_path),
+        "--tls-key".into(),
+        path(&key_path),
+        "--database-url".into(),
+        database_url,
+        "--api-token-file".into(),
+        path(&token_path),
+    ])
+    .expect("flags");
+    let directory = atdirectory::start(cli.config)
+        .await
+        .expect("directory starts");
+
+    let (sim, client) = kubesim().await;
+    let dir = Directory {
+        url: format!("http://{}", directory.http_addr),
+        state: Default::default(),
+    };
+    let op = operator(&client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    create_atsign(&client, "quinn", json!({})).await;
+    wait_condition(&client, "quinn", "Ready", "True").await;
+
+    let tls = TlsOptions::from_ca_pem(cert.cert.pem().as_bytes()).expect("trust");
+    let root = RootClient::new(
+        ClientConfig::new(tls).expect("client config"),
+        "localhost",
+        directory.root_addr.port(),
+    );
+    let quinn = AtSign::parse("@quinn").expect("atSign");
+    assert_eq!(
+        root.lookup(&quinn).await.expect("lookup"),
+        Some(("quinn.fleet.svc.cluster.local".to_owned(), 6464))
+    );
+
+    // Delete: the directory stops answering once the finalizer has run.
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    atsigns
+        .delete("quinn", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("Atsign gone", || async {
+        atsigns.get_opt("quinn").await.expect("get").is_none()
+    })
+    .await;
+    assert_eq!(root.lookup(&quinn).await.expect("lookup"), None);
+
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+    directory.shutdown().await;
+}
