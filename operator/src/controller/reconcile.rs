@@ -398,3 +398,78 @@ fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {
             .min(until_renewal + Duration::from_secs(1)),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, VolumeResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn pvc(size: &str, class: Option<&str>) -> PersistentVolumeClaim {
+        PersistentVolumeClaim {
+            spec: Some(PersistentVolumeClaimSpec {
+                storage_class_name: class.map(str::to_owned),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some([("storage".to_owned(), Quantity(size.into()))].into()),
+                    ..VolumeResourceRequirements::default()
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        }
+    }
+
+    fn size(p: &PersistentVolumeClaim) -> Option<String> {
+        let req = p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+        req.get("storage").map(|q| q.0.clone())
+    }
+
+    #[test]
+    fn claims_grow_but_never_shrink_or_change_class() {
+        let existing = pvc("2Gi", Some("fast"));
+        let grown = keep_pvc_immutables(pvc("3Gi", Some("slow")), Some(&existing));
+        assert_eq!(size(&grown).as_deref(), Some("3Gi"));
+        assert_eq!(
+            grown
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref()),
+            Some("fast")
+        );
+        let shrunk = keep_pvc_immutables(pvc("1Gi", None), Some(&existing));
+        assert_eq!(size(&shrunk).as_deref(), Some("2Gi"));
+        let fresh = keep_pvc_immutables(pvc("1Gi", None), None);
+        assert_eq!(size(&fresh).as_deref(), Some("1Gi"));
+    }
+
+    #[test]
+    fn statefulset_readiness_needs_the_current_generation() {
+        let mut sts = StatefulSet::default();
+        sts.metadata.generation = Some(2);
+        assert_eq!(statefulset_state(&sts), (false, false));
+        sts.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
+            observed_generation: Some(1),
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        assert_eq!(
+            statefulset_state(&sts),
+            (false, true),
+            "an old generation is still rolling out"
+        );
+        if let Some(s) = sts.status.as_mut() {
+            s.observed_generation = Some(2);
+            s.current_revision = Some("a".into());
+            s.update_revision = Some("b".into());
+        }
+        assert_eq!(
+            statefulset_state(&sts),
+            (true, true),
+            "ready while the revision rolls"
+        );
+        if let Some(s) = sts.status.as_mut() {
+            s.current_revision = Some("b".into());
+        }
+        assert_eq!(statefulset_state(&sts), (true, false));
+    }
+}
