@@ -120,7 +120,11 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// helm from the packaging tools (`make test` exports their directory as ATFLEET_TOOLS_BIN).
 fn helm() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ATFLEET_TOOLS_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin).join("helm");
+    }
     let out = std::process::Command::new(repo_root().join("scripts/tools-env"))
         .output()
         .expect("scripts/tools-env runs");
