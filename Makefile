@@ -6,8 +6,10 @@ SHELL := /bin/bash
 # Builds share one target directory outside the clone, so CI and fresh clones do not rebuild from zero.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/atfleet-target
 CARGO ?= cargo
+VERSION ?= dev
+REGISTRY ?= ghcr.io/atfleet
 
-.PHONY: help test fmt-check clippy check-chart test-rust python-env fuzz fmt
+.PHONY: help test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,3 +45,11 @@ test-rust: python-env ## All Rust tests (unit, integration, interop with atsdk) 
 
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run
+
+images: ## Build the three container images (needs a container engine: docker)
+	docker build -f atserver-image/Dockerfile -t $(REGISTRY)/atserver:$(VERSION) --build-arg VERSION=$(VERSION) .
+	docker build -f directory-svc/Dockerfile -t $(REGISTRY)/atdirectory:$(VERSION) --build-arg VERSION=$(VERSION) .
+	docker build -f operator/Dockerfile -t $(REGISTRY)/atfleet-operator:$(VERSION) --build-arg VERSION=$(VERSION) .
+
+e2e-kind: ## End to end on a kind cluster (needs docker, kind, kubectl, helm; not run in this repository's CI)
+	deploy/kind/e2e.sh
