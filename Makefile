@@ -12,7 +12,7 @@ REGISTRY ?= ghcr.io/atfleet
 .PHONY: help test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 test: fmt-check clippy check-chart test-rust ## Everything CI checks: formatting, clippy (warnings denied), chart checks, all tests
 
