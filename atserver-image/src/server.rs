@@ -95,6 +95,7 @@ impl Handle {
     pub async fn shutdown(mut self) {
         self.shared.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.shared.store.close();
         let thread = self.store_thread.take();
         drop(self);
         if let Some(t) = thread {

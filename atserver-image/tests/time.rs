@@ -227,3 +227,65 @@ async fn idle_connections_are_reaped() {
     assert!(owner.closed().await);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cached_copies_are_served_until_their_ttr_runs_out() {
+    use atserver::commands::write;
+    use atserver::metadata::MetaUpdate;
+    let server = TestServer::start().await;
+    // Seed cached copies as the delivery engine of the server-to-server issue will write them.
+    let shared = server.handle().shared().clone();
+    let fresh = MetaUpdate {
+        ttr: Some(60),
+        ccd: Some(true),
+        ..Default::default()
+    };
+    write::put(
+        &shared,
+        "cached:@alice:phone.wavi@bob",
+        Some("cipher".into()),
+        &fresh,
+        false,
+    )
+    .await
+    .unwrap();
+    let forever = MetaUpdate {
+        ttr: Some(-1),
+        ..Default::default()
+    };
+    write::put(
+        &shared,
+        "cached:@alice:email.wavi@bob",
+        Some("kept".into()),
+        &forever,
+        false,
+    )
+    .await
+    .unwrap();
+
+    let mut c = server.owner().await;
+    assert_eq!(c.send("lookup:phone.wavi@bob").await, "data:cipher");
+    let all = json(&c.send("lookup:all:phone.wavi@bob").await);
+    assert_eq!(
+        all["key"], "cached:@alice:phone.wavi@bob",
+        "a cache hit names the cached key"
+    );
+    assert_eq!(all["metaData"]["ccd"], true);
+    server.clock.advance(60_001);
+    // Stale: a remote lookup would be needed, which this server does not make yet.
+    assert!(c
+        .send("lookup:phone.wavi@bob")
+        .await
+        .starts_with("error:AT0007"));
+    assert_eq!(c.send("lookup:email.wavi@bob").await, "data:kept");
+    // Owners may read their cached copies directly, but never write them.
+    assert_eq!(
+        c.send("llookup:cached:@alice:phone.wavi@bob").await,
+        "data:cipher"
+    );
+    assert!(c
+        .send("update:cached:@alice:phone.wavi@bob x")
+        .await
+        .starts_with("error:"));
+    server.stop().await;
+}

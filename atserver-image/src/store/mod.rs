@@ -26,7 +26,11 @@ pub enum StoreError {
     Closed,
 }
 
-type Job = Box<dyn FnOnce(&mut Db) + Send>;
+enum Job {
+    Run(Box<dyn FnOnce(&mut Db) + Send>),
+    /// Finish the queued jobs and stop, even while handles are still held elsewhere.
+    Stop,
+}
 
 /// A cheap, cloneable handle to the store thread.
 #[derive(Clone)]
@@ -45,7 +49,7 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("atserver-store".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                while let Ok(Job::Run(job)) = rx.recv() {
                     job(&mut db);
                 }
             })?;
@@ -56,6 +60,12 @@ impl Store {
         &self.path
     }
 
+    /// Asks the store thread to stop after the jobs already queued; later calls fail with
+    /// [`StoreError::Closed`].
+    pub fn close(&self) {
+        let _ = self.tx.send(Job::Stop);
+    }
+
     /// Runs `f` on the store thread.
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -63,9 +73,9 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
         let (done, wait) = oneshot::channel();
-        let job: Job = Box::new(move |db| {
+        let job = Job::Run(Box::new(move |db| {
             let _ = done.send(f(db));
-        });
+        }));
         self.tx.send(job).map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
     }
