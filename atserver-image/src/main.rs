@@ -66,6 +66,33 @@ struct Args {
     /// Seconds between expiry sweeps.
     #[arg(long, env = "ATSERVER_SWEEP_INTERVAL_SECS", default_value_t = 60)]
     sweep_interval_secs: u64,
+    /// Seconds between refreshes of cached copies of other atSigns' data past their refreshAt
+    /// (0 disables the job).
+    #[arg(long, env = "ATSERVER_CACHE_REFRESH_SECS", default_value_t = 3600)]
+    cache_refresh_secs: u64,
+    /// Pooled authenticated connections per peer atServer.
+    #[arg(long, env = "ATSERVER_PEER_CONNECTIONS", default_value_t = 4)]
+    peer_connections: usize,
+    /// Delivery attempts per notification before it is marked errored.
+    #[arg(long, env = "ATSERVER_DELIVERY_MAX_ATTEMPTS", default_value_t = 30)]
+    delivery_max_attempts: i64,
+    /// First retry delay of a failed delivery in ms (doubles per attempt).
+    #[arg(long, env = "ATSERVER_DELIVERY_BACKOFF_MS", default_value_t = 1000)]
+    delivery_backoff_ms: u64,
+    /// Longest retry or quarantine delay in ms.
+    #[arg(
+        long,
+        env = "ATSERVER_DELIVERY_MAX_BACKOFF_MS",
+        default_value_t = 300_000
+    )]
+    delivery_max_backoff_ms: u64,
+    /// How long an unreachable recipient is left alone at first, in ms (doubles per failure).
+    #[arg(
+        long,
+        env = "ATSERVER_DELIVERY_QUARANTINE_MS",
+        default_value_t = 10_000
+    )]
+    delivery_quarantine_ms: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -119,6 +146,18 @@ fn config(args: Args) -> Result<Config> {
         ..Limits::default()
     };
     c.sweep_interval = secs(args.sweep_interval_secs.max(1));
+    anyhow::ensure!(
+        args.peer_connections > 0,
+        "--peer-connections must be at least 1"
+    );
+    c.peer.cache_refresh_interval =
+        (args.cache_refresh_secs > 0).then(|| secs(args.cache_refresh_secs));
+    c.peer.max_connections_per_peer = args.peer_connections;
+    let ms = std::time::Duration::from_millis;
+    c.delivery.max_attempts = args.delivery_max_attempts.max(1);
+    c.delivery.initial_backoff = ms(args.delivery_backoff_ms.max(1));
+    c.delivery.max_backoff = ms(args.delivery_max_backoff_ms.max(1));
+    c.delivery.quarantine = ms(args.delivery_quarantine_ms.max(1));
     Ok(c)
 }
 

@@ -12,6 +12,8 @@ pub enum Reply {
     /// `data: <payload>` (the reference server puts a space there for `stats` and `notify:all`).
     DataSpaced(String),
     Error(AtError),
+    /// A successful `pol`: `@peer@`, no newline (§1.4).
+    PolOk(at_protocol::AtSign),
     /// Nothing at all (monitor start).
     Silent,
     /// `@exit`: close without a reply.
@@ -47,6 +49,7 @@ pub fn render(
         Reply::Data(p) => Response::Data(p.clone()),
         Reply::DataSpaced(p) => Response::DataSpaced(p.clone()),
         Reply::Error(e) => e.to_response(owner, json_errors),
+        Reply::PolOk(a) => Response::PolOk(a.clone()),
         Reply::Silent | Reply::Close => return None,
     };
     Some(match prompt {

@@ -16,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::commands::write;
 use crate::config::Config;
+use crate::delivery::engine::{Engine, EngineHandle};
 use crate::limits::{AuthThrottle, Registry};
 use crate::metrics::Metrics;
 use crate::notifications::Hub;
+use crate::peer::metrics::PeerMetrics;
+use crate::peer::Peers;
 use crate::session::{self, Session};
 use crate::store::{Store, StoreError};
 use crate::tls::{self, CertReloader, TlsError};
@@ -38,13 +41,12 @@ pub enum StartError {
     Init(String),
 }
 
-/// Queued notifications to other atSigns are handed here. Delivery to peer atServers is the
-/// server-to-server issue; until then they stay persisted with status `queued`.
+/// Queued notifications to other atSigns are handed here (the delivery engine in production).
 pub trait PeerDelivery: Send + Sync {
     fn enqueue(&self, notification_id: &str, recipient: &str);
 }
 
-/// Keeps notifications queued in the store for the future delivery engine to pick up.
+/// Only logs: notifications stay queued in the store (for embedders without delivery).
 pub struct StoreQueue;
 
 impl PeerDelivery for StoreQueue {
@@ -68,6 +70,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub started_at: i64,
     pub delivery: Box<dyn PeerDelivery>,
+    /// Outbound server-to-server connections, the pool and their metrics.
+    pub peers: Peers,
     pub shutdown: CancellationToken,
     pub tls_up: std::sync::atomic::AtomicBool,
 }
@@ -121,15 +125,20 @@ impl Server {
             config.limits.auth_failures_per_address,
             i64::try_from(config.limits.auth_failure_window.as_millis()).unwrap_or(i64::MAX),
         );
+        let mut metrics = Metrics::new();
+        let peer_metrics = PeerMetrics::register(&mut metrics.registry);
+        let peers = Peers::new(&config, config.peer.clone(), peer_metrics);
+        let engine = Engine::new(config.delivery.clone());
         let shared = Arc::new(Shared {
             throttle,
             clock,
             store,
             hub: Hub::new(),
             registry: Registry::default(),
-            metrics: Metrics::new(),
+            metrics,
             started_at: now,
-            delivery: Box::new(StoreQueue),
+            delivery: Box::new(EngineHandle(engine.clone())),
+            peers,
             shutdown: CancellationToken::new(),
             tls_up: std::sync::atomic::AtomicBool::new(false),
             config,
@@ -175,6 +184,8 @@ impl Server {
         tasks.spawn(jobs::reaper(shared.clone()));
         tasks.spawn(jobs::cert_reload(shared.clone(), reloader));
         tasks.spawn(jobs::stats_notifications(shared.clone()));
+        tasks.spawn(engine.run(shared.clone()));
+        tasks.spawn(crate::peer::cache::refresh_job(shared.clone()));
         tracing::info!(atsign = %shared.config.atsign, %tls_addr, ?http_addr, "atserver listening");
         Ok(Handle {
             tls_addr,
@@ -259,7 +270,8 @@ async fn serve_connection(
     let (id, conn) = shared
         .registry
         .register(shared.clock.now_millis(), &shared.shutdown);
-    let session = Session::new(shared.clone(), addr, conn);
+    let mut session = Session::new(shared.clone(), addr, conn);
+    session.peer_certs = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
     session::run(session, tls).await;
     shared.registry.unregister(id);
 }

@@ -1,7 +1,7 @@
 //! Per-connection state machine and the read/dispatch/write loop.
 //!
-//! States: anonymous → owner (CRAM or PKAM, optionally bound to an APKAM enrollment); the `Peer`
-//! state is where a pol-authenticated atServer lands once server-to-server support is built.
+//! States: anonymous → owner (CRAM or PKAM, optionally bound to an APKAM enrollment), or
+//! anonymous → peer (an atServer proven with `from:@peer` + `pol`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ pub enum Auth {
         method: AuthMethod,
         enrollment: Option<Enrollment>,
     },
-    /// A peer atServer proven with from/pol (server-to-server issue).
+    /// A peer atServer proven with from/pol (§6.5).
     Peer(String),
 }
 
@@ -84,6 +84,8 @@ pub struct Session {
     /// Times of `enroll:request`s on this connection (at most 5 an hour, §1.5).
     pub enroll_requests: Vec<i64>,
     pub conn: Arc<ConnEntry>,
+    /// The client certificate chain, when one was presented (peers, §6.5).
+    pub peer_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
 }
 
 impl Session {
@@ -101,6 +103,7 @@ impl Session {
             subscription: None,
             enroll_requests: Vec::new(),
             conn,
+            peer_certs: None,
         }
     }
 

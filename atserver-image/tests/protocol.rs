@@ -446,10 +446,10 @@ async fn monitors_get_stats_notifications_after_commits() {
 }
 
 #[tokio::test]
-async fn peer_verbs_are_refused_until_server_to_server_lands() {
+async fn peer_verbs_need_a_certificate_and_a_challenge() {
     let server = TestServer::start().await;
     let mut c = server.connect().await;
-    // from:@other needs a peer certificate check: refused, connection kept.
+    // from:@other without a client certificate: refused, connection kept.
     assert_eq!(code(&c.send("from:@bob").await), "AT0401");
     assert_eq!(c.send("noop:0").await, "data:ok");
     // pol without a from:@peer challenge closes the connection, as in the reference.

@@ -272,7 +272,7 @@ async fn cached_copies_are_served_until_their_ttr_runs_out() {
     );
     assert_eq!(all["metaData"]["ccd"], true);
     server.clock.advance(60_001);
-    // Stale: a remote lookup would be needed, which this server does not make yet.
+    // Stale: a remote lookup is needed, and this server has no atDirectory to find @bob.
     assert!(c
         .send("lookup:phone.wavi@bob")
         .await

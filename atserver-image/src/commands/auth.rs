@@ -5,10 +5,12 @@ use at_protocol::command::{FromParams, PkamParams};
 use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
 use crate::crypto;
 use crate::error::AtError;
+use crate::peer::inbound;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Challenge, Enrollment, Session};
 use crate::util::constant_time_eq;
 use at_protocol::crypto::{HashingAlgo, SigningAlgo};
+use at_protocol::AtSign;
 use at_protocol::ErrorCode;
 
 /// Challenges are valid this long (§6.2).
@@ -25,10 +27,7 @@ pub async fn from(s: &mut Session, p: FromParams) -> CmdResult {
         );
     }
     if who != s.atsign() {
-        // Server-to-server (from:@peer + pol) is the next issue; refuse honestly until then.
-        return Err(AtError::unauthenticated(
-            "Certificate Verification Failed: peer authentication is not enabled on this server",
-        ));
+        return from_peer(s, who).await;
     }
     let now = s.shared.clock.now_millis();
     let logged = who.clone();
@@ -43,6 +42,27 @@ pub async fn from(s: &mut Session, p: FromParams) -> CmdResult {
         created_at: now,
     });
     Ok(Reply::Data(text))
+}
+
+/// `from:@peer` (§6.5 step 4): the client certificate must name the peer's host; the reply is
+/// the proof challenge the peer signs for `pol`.
+async fn from_peer(s: &mut Session, who: String) -> CmdResult {
+    let peer = AtSign::parse(&who).map_err(|e| AtError::syntax(e.to_string()))?;
+    let checked = inbound::check_peer_certificate(&s.shared, &peer, s.peer_certs.as_deref()).await;
+    if let Err(e) = checked {
+        s.shared.peers.metrics.pol("inbound", false);
+        tracing::info!(peer = %who, addr = %s.peer_addr, "peer certificate refused");
+        return Err(e);
+    }
+    let now = s.shared.clock.now_millis();
+    let challenge = uuid::Uuid::new_v4().to_string();
+    let reply = format!("proof:{}{}:{}", s.session_id, who, challenge);
+    s.challenge = Some(Challenge {
+        atsign: who,
+        text: challenge,
+        created_at: now,
+    });
+    Ok(Reply::Data(reply))
 }
 
 fn version_above_3_0_37(v: &str) -> bool {
@@ -184,13 +204,25 @@ pub async fn pkam(s: &mut Session, p: PkamParams) -> CmdResult {
     Ok(Reply::data("success"))
 }
 
+/// `pol` (§6.5 step 7): verify the peer's published signature over our challenge.
 pub async fn pol(s: &mut Session) -> CmdResult {
-    match &s.challenge {
-        Some(c) if c.atsign != s.atsign() => {
-            Err(AtError::unauthenticated("Pol Authentication Failed"))
-        }
-        _ => Err(AtError::internal("pol without a from:@peer challenge").closing()),
-    }
+    let challenge = match &s.challenge {
+        Some(c) if c.atsign != s.atsign() => c.clone(),
+        _ => return Err(AtError::internal("pol without a from:@peer challenge").closing()),
+    };
+    let peer = AtSign::parse(&challenge.atsign).map_err(|e| AtError::syntax(e.to_string()))?;
+    // A challenge is single-use, whatever the outcome.
+    s.challenge = None;
+    let fresh = s.shared.clock.now_millis() - challenge.created_at <= CHALLENGE_TTL_MS;
+    let verified = if fresh {
+        inbound::verify_pol(&s.shared, &peer, &s.session_id, &challenge.text).await
+    } else {
+        Err(AtError::unauthenticated("Pol Authentication Failed"))
+    };
+    s.shared.peers.metrics.pol("inbound", verified.is_ok());
+    verified?;
+    s.set_auth(Auth::Peer(challenge.atsign));
+    Ok(Reply::PolOk(peer))
 }
 
 #[cfg(test)]

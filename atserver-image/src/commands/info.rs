@@ -47,3 +47,26 @@ pub async fn noop(ms: u64) -> CmdResult {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(Reply::data("ok"))
 }
+
+/// `to:@me` (§14, 3.15): a peer's first verb; answers with this atSign's public keys.
+pub async fn to(s: &mut Session, to: &at_protocol::AtSign) -> CmdResult {
+    let me = s.atsign().to_string();
+    if to.as_str() != me {
+        return Err(AtError::new(
+            at_protocol::ErrorCode::Unauthorized,
+            format!("this is the atServer of {me}, not {to}"),
+        ));
+    }
+    let mut out = serde_json::Map::new();
+    for name in ["publickey", "signing_publickey"] {
+        let value =
+            match crate::commands::write::read(&s.shared, &format!("public:{name}{me}")).await? {
+                crate::commands::write::Read::Active(r) => r
+                    .value
+                    .map_or(serde_json::Value::Null, serde_json::Value::String),
+                _ => serde_json::Value::Null,
+            };
+        out.insert(name.to_string(), value);
+    }
+    Ok(Reply::Data(serde_json::Value::Object(out).to_string()))
+}

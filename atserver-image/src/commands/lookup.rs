@@ -7,10 +7,10 @@ use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
 use crate::commands::write::{self, Read};
 use crate::error::AtError;
 use crate::keys;
+use crate::peer::cache;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Auth, Session};
 use crate::store::Record;
-use at_protocol::ErrorCode;
 
 fn render(op: LookupOp, record: &Record) -> Reply {
     match op {
@@ -55,7 +55,8 @@ pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
 }
 
 pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
-    let (op, name, owner) = (p.operation, p.key, p.owner.as_str().to_string());
+    let (op, name, owner) = (p.operation, p.key.clone(), p.owner.as_str().to_string());
+    let bypass = p.bypass_cache == Some(true);
     let me = s.atsign().to_string();
     let key = match &s.auth {
         Auth::Anonymous => format!("public:{name}{owner}"),
@@ -64,7 +65,8 @@ pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
         Auth::Owner { .. } => {
             let cached = format!("cached:{me}:{name}{owner}");
             s.authorize(&cached, Access::Read)?;
-            return cached_or_remote(s, &cached, op).await;
+            let found = cache::lookup_shared(&s.shared, &p.owner, &name, bypass).await?;
+            return Ok(found.map_or_else(Reply::null, |r| render(op, &r)));
         }
     };
     if s.is_owner() {
@@ -74,23 +76,9 @@ pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
     answer(s, &key, op).await
 }
 
-/// Serves a fresh cached copy; fetching from the owner's atServer is the server-to-server issue.
-async fn cached_or_remote(s: &Session, cached: &str, op: LookupOp) -> CmdResult {
-    let now = s.shared.clock.now_millis();
-    if let Read::Active(r) = write::read(&s.shared, cached).await? {
-        let fresh = r.meta.ttr == Some(-1) || r.meta.refresh_at.is_some_and(|at| now <= at);
-        if fresh {
-            return Ok(render(op, &r));
-        }
-    }
-    Err(AtError::new(
-        ErrorCode::SecondaryNotFound,
-        "remote lookups to other atServers are not available on this server yet",
-    ))
-}
-
 pub async fn plookup(s: &mut Session, p: LookupParams) -> CmdResult {
-    let (op, name, owner) = (p.operation, p.key, p.owner.as_str().to_string());
+    let (op, name, owner) = (p.operation, p.key.clone(), p.owner.as_str().to_string());
+    let bypass = p.bypass_cache == Some(true);
     if name.contains(':') {
         return Err(AtError::syntax("invalid key in plookup"));
     }
@@ -99,6 +87,6 @@ pub async fn plookup(s: &mut Session, p: LookupParams) -> CmdResult {
         log_lookup(s, &key).await?;
         return answer(s, &key, op).await;
     }
-    let cached = format!("cached:public:{name}{owner}");
-    cached_or_remote(s, &cached, op).await
+    let found = cache::lookup_public(&s.shared, &p.owner, &name, bypass).await?;
+    Ok(found.map_or_else(Reply::null, |r| render(op, &r)))
 }

@@ -267,9 +267,7 @@ pub fn dispatch<'a>(
             Command::Cram { digest } => auth::cram(session, &digest).await,
             Command::Pkam(p) => auth::pkam(session, p).await,
             Command::Pol => auth::pol(session).await,
-            Command::To(_) => Err(AtError::syntax(
-                "to: is a server-to-server verb this server does not serve yet",
-            )),
+            Command::To(to) => info::to(session, &to).await,
             Command::Update(p) => update::update(session, p).await,
             Command::UpdateJson(p) => update::update_json(session, p).await,
             Command::UpdateMeta(p) => update::update_meta(session, p).await,

@@ -11,10 +11,14 @@ use crate::error::AtError;
 use crate::metadata::Metadata;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
-use crate::session::{Access, Session};
+use crate::session::{Access, Auth, Session};
 use at_protocol::ErrorCode;
 
 pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
+    if let Auth::Peer(peer) = &s.auth {
+        let peer = peer.clone();
+        return crate::peer::receive::deliver(&s.shared, &peer, p).await;
+    }
     if !s.is_owner() {
         return Err(AtError::unauthenticated(
             "Command cannot be executed without auth",

@@ -8,12 +8,21 @@ use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, Session};
 
 pub async fn scan(s: &mut Session, p: ScanParams) -> CmdResult {
-    if p.for_atsign.is_some() || p.commit_log {
-        // scan:@bob proxies to @bob's atServer: the server-to-server issue.
+    if p.commit_log {
         return Err(AtError::new(
             at_protocol::ErrorCode::SecondaryNotFound,
-            "remote scan and scan:cl are not available on this server yet",
+            "scan:cl is not available on this server",
         ));
+    }
+    if let Some(other) = p.for_atsign.as_ref().filter(|a| a.as_str() != s.atsign()) {
+        // scan:@bob (owner only): the keys @bob shared with us, listed by @bob's server.
+        if !s.is_owner() {
+            return Err(AtError::unauthenticated(
+                "scan of another atSign needs an owner connection",
+            ));
+        }
+        let data = crate::peer::cache::scan_remote(&s.shared, other, p.regex.as_deref()).await?;
+        return Ok(Reply::Data(data));
     }
     let regex = p
         .regex

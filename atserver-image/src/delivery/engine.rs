@@ -1,0 +1,272 @@
+//! The delivery worker. Each pass reads the queued sent notifications from the store, groups
+//! them per recipient and starts one task per recipient that is neither busy nor quarantined.
+//! A task sends that recipient's due notifications in priority order (high first, oldest first
+//! within a priority) over one pol-authenticated connection and persists every outcome.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use at_protocol::{AtSign, Reply as WireReply};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::notifications::{Kind, Notification, Status};
+use crate::peer::connector::timed;
+use crate::peer::{PeerError, Pooled};
+use crate::server::{PeerDelivery, Shared};
+
+use super::command::delivery_command;
+use super::settings::DeliverySettings;
+
+#[derive(Default)]
+struct State {
+    /// Recipients with a task running.
+    busy: HashSet<String>,
+    /// Recipient → (not before, consecutive connection failures).
+    quarantine: HashMap<String, (Instant, u32)>,
+    /// Notification id → not before (retry backoff; empty after a restart: all due).
+    retry_at: HashMap<String, Instant>,
+}
+
+pub struct Engine {
+    settings: DeliverySettings,
+    nudge: Notify,
+    state: Mutex<State>,
+}
+
+/// Lets the write path hand new notifications to the engine.
+pub struct EngineHandle(pub Arc<Engine>);
+
+impl PeerDelivery for EngineHandle {
+    fn enqueue(&self, _notification_id: &str, _recipient: &str) {
+        self.0.nudge.notify_one();
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Delivered,
+    /// The peer answered with something other than `data:success`.
+    Refused(String),
+    /// The connection broke or timed out: stop this round for the recipient.
+    Broken(PeerError),
+}
+
+impl Engine {
+    pub fn new(settings: DeliverySettings) -> Arc<Self> {
+        Arc::new(Engine {
+            settings,
+            nudge: Notify::new(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs until shutdown: a pass at start (resuming what a restart left queued), then after
+    /// every nudge, finished task or timer.
+    pub async fn run(self: Arc<Self>, shared: Arc<Shared>) {
+        let mut tasks = JoinSet::new();
+        loop {
+            let wait = match self.pass(&shared, &mut tasks).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivery pass failed");
+                    self.settings.poll_interval
+                }
+            };
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = self.nudge.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    /// Starts tasks for due recipients; returns how long until something else becomes due.
+    async fn pass(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Duration, crate::store::StoreError> {
+        let now_ms = shared.clock.now_millis();
+        let sent = shared
+            .store
+            .call(move |db| db.notifications_since(&[Kind::Sent], i64::MIN, now_ms))
+            .await?;
+        let mut per_recipient: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
+        for n in sent.into_iter().filter(|n| n.status == Status::Queued) {
+            per_recipient.entry(n.to.clone()).or_default().push(n);
+        }
+        shared.peers.metrics.set_queue_depths(
+            per_recipient
+                .iter()
+                .map(|(peer, list)| (peer.clone(), list.len() as i64))
+                .collect(),
+        );
+        let now = Instant::now();
+        let mut next = now + self.settings.poll_interval;
+        let mut st = self.state();
+        let queued: HashSet<&str> = per_recipient
+            .values()
+            .flatten()
+            .map(|n| n.id.as_str())
+            .collect();
+        st.retry_at.retain(|id, _| queued.contains(id.as_str()));
+        for (recipient, mut list) in per_recipient {
+            if st.busy.contains(&recipient) {
+                continue;
+            }
+            if let Some((until, _)) = st.quarantine.get(&recipient) {
+                if *until > now {
+                    next = next.min(*until);
+                    continue;
+                }
+            }
+            list.retain(|n| match st.retry_at.get(&n.id) {
+                Some(at) if *at > now => {
+                    next = next.min(*at);
+                    false
+                }
+                _ => true,
+            });
+            if list.is_empty() || st.busy.len() >= self.settings.parallel_recipients {
+                continue;
+            }
+            list.sort_by(|a, b| {
+                b.priority
+                    .cmp(&a.priority)
+                    .then(a.created_at.cmp(&b.created_at))
+            });
+            st.busy.insert(recipient.clone());
+            let (engine, shared) = (self.clone(), shared.clone());
+            tasks.spawn(async move {
+                engine.serve_recipient(&shared, &recipient, list).await;
+                engine.state().busy.remove(&recipient);
+            });
+        }
+        Ok(next.saturating_duration_since(now))
+    }
+
+    async fn serve_recipient(&self, shared: &Shared, recipient: &str, list: Vec<Notification>) {
+        let peers = &shared.peers;
+        let connected = match AtSign::parse(recipient) {
+            Ok(peer) => peers.checkout(shared, &peer).await,
+            Err(_) => Err(PeerError::NotRegistered(recipient.to_string())),
+        };
+        let mut pooled = match connected {
+            Ok(p) => {
+                self.state().quarantine.remove(recipient);
+                p
+            }
+            Err(e) => {
+                tracing::info!(%recipient, error = %e, "recipient unreachable; quarantined");
+                self.quarantine(recipient);
+                for n in list {
+                    self.failed_attempt(shared, n).await;
+                }
+                return;
+            }
+        };
+        let mut broken = false;
+        for n in list {
+            if broken {
+                break;
+            }
+            match self.attempt(shared, &mut pooled, &n).await {
+                Outcome::Delivered => {
+                    let id = n.id.clone();
+                    let stored = shared
+                        .store
+                        .call(move |db| db.set_notification_status(&id, Status::Delivered))
+                        .await;
+                    if let Err(e) = stored {
+                        tracing::error!(error = %e, "recording a delivery failed");
+                    }
+                    self.state().retry_at.remove(&n.id);
+                    let latency = shared.clock.now_millis().saturating_sub(n.created_at);
+                    peers.metrics.delivery("delivered");
+                    peers
+                        .metrics
+                        .delivery_latency
+                        .observe(latency.max(0) as f64 / 1000.0);
+                }
+                Outcome::Refused(reply) => {
+                    tracing::info!(%recipient, id = %n.id, %reply, "notification refused by peer");
+                    self.failed_attempt(shared, n).await;
+                }
+                Outcome::Broken(e) => {
+                    tracing::info!(%recipient, error = %e, "delivery connection broke");
+                    broken = true;
+                    self.quarantine(recipient);
+                    self.failed_attempt(shared, n).await;
+                }
+            }
+        }
+        if !broken {
+            peers.checkin(pooled);
+        }
+    }
+
+    async fn attempt(&self, shared: &Shared, pooled: &mut Pooled, n: &Notification) -> Outcome {
+        let Some(command) = delivery_command(n) else {
+            return Outcome::Refused(format!("cannot build a delivery line for {}", n.key));
+        };
+        let limit = shared.peers.settings.notify_timeout;
+        let sent = timed(limit, "delivering a notification", async {
+            pooled
+                .conn
+                .send(&command)
+                .await
+                .map_err(|source| PeerError::Peer {
+                    atsign: n.to.clone(),
+                    source,
+                })
+        })
+        .await;
+        match sent {
+            Ok(WireReply::Data(d)) if d.trim() == "success" => Outcome::Delivered,
+            Ok(other) => Outcome::Refused(format!("{other:?}")),
+            Err(e) => Outcome::Broken(e),
+        }
+    }
+
+    fn quarantine(&self, recipient: &str) {
+        let mut st = self.state();
+        let failures = st.quarantine.get(recipient).map_or(0, |(_, f)| *f) + 1;
+        let wait = self.settings.backoff(self.settings.quarantine, failures);
+        st.quarantine
+            .insert(recipient.to_string(), (Instant::now() + wait, failures));
+    }
+
+    /// Counts an attempt; past the limit the notification becomes `errored`, else it waits its
+    /// backoff. Persisted, so a restart keeps the count.
+    async fn failed_attempt(&self, shared: &Shared, mut n: Notification) {
+        n.retry_count += 1;
+        let give_up = n.retry_count >= self.settings.max_attempts;
+        if give_up {
+            n.status = Status::Errored;
+            shared.peers.metrics.delivery("errored");
+            self.state().retry_at.remove(&n.id);
+        } else {
+            shared.peers.metrics.delivery("retry");
+            let failures = u32::try_from(n.retry_count).unwrap_or(u32::MAX);
+            let wait = self
+                .settings
+                .backoff(self.settings.initial_backoff, failures);
+            self.state()
+                .retry_at
+                .insert(n.id.clone(), Instant::now() + wait);
+        }
+        let stored = shared.store.call(move |db| db.put_notification(&n)).await;
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "recording a failed delivery failed");
+        }
+    }
+}

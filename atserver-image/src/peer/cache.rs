@@ -1,0 +1,475 @@
+//! Owner reads of other atSigns' data through the cache (§3.5 lookup/plookup, §7.4): freshness by
+//! ttr/refreshAt, remote fetches over pol (shared data) or anonymously (public data), the caching
+//! rules, public-key change detection, `scan:@other`, and the periodic refresh job.
+
+use std::sync::Arc;
+
+use at_protocol::client::AtConnection;
+use at_protocol::{AtSign, ErrorCode, Reply as WireReply};
+use serde_json::Value;
+
+use crate::commands::write::{self, Read};
+use crate::error::AtError;
+use crate::metadata::{MetaUpdate, Metadata};
+use crate::server::Shared;
+use crate::store::Record;
+
+use super::connector::{timed, PeerError};
+
+/// Public data without a ttr is cached this long (§7.4).
+const PUBLIC_CACHE_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Whether a cached record may be served without asking its owner's server.
+pub fn is_fresh(meta: &Metadata, now: i64) -> bool {
+    meta.ttr == Some(-1) || meta.refresh_at.is_some_and(|at| now <= at)
+}
+
+/// What a remote `lookup:all:` returned.
+enum Remote {
+    Found { value: Option<String>, meta: Value },
+    Unborn,
+    NotFound,
+}
+
+fn parse_all(data: &str) -> Result<Remote, AtError> {
+    if data.trim() == "null" {
+        return Ok(Remote::Unborn);
+    }
+    let v: Value = serde_json::from_str(data).map_err(|_| {
+        AtError::new(
+            ErrorCode::SecondaryConnect,
+            "peer sent unreadable lookup JSON",
+        )
+    })?;
+    let value = match v.get("data") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(Remote::Found {
+        value,
+        meta: v.get("metaData").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// Sends `command` and sorts the reply into found / unborn / not found.
+async fn fetch(
+    conn: &mut AtConnection,
+    command: &str,
+    limit: std::time::Duration,
+    peer: &AtSign,
+) -> Result<Remote, PeerError> {
+    let reply = timed(limit, format!("looking up data of {peer}"), async {
+        conn.send(command).await.map_err(|source| PeerError::Peer {
+            atsign: peer.to_string(),
+            source,
+        })
+    })
+    .await?;
+    match reply {
+        WireReply::Data(d) => Ok(parse_all(&d)?),
+        WireReply::Error {
+            code: Some(ErrorCode::KeyNotFound),
+            ..
+        } => Ok(Remote::NotFound),
+        WireReply::Error { code, message } => Err(PeerError::Peer {
+            atsign: peer.to_string(),
+            source: at_protocol::client::ClientError::Server { code, message },
+        }),
+        other => Err(PeerError::Local(AtError::new(
+            ErrorCode::SecondaryConnect,
+            format!("unexpected reply from {peer}: {other:?}"),
+        ))),
+    }
+}
+
+/// The cache metadata for a remote record: the origin's fields, without ttb (the copy is only
+/// stored once born). `public` applies the 24 h rule for public data without a ttr.
+fn cache_update(meta: &Value, public: bool) -> Result<Option<MetaUpdate>, AtError> {
+    let mut update = match meta {
+        Value::Object(m) => Metadata::update_from_json(m)?,
+        _ => MetaUpdate::default(),
+    };
+    update.ttb = None;
+    let cacheable = update.ttr.is_some_and(|t| t != 0);
+    if cacheable {
+        return Ok(Some(update));
+    }
+    if public {
+        update.ttr = None;
+        update.ttl = Some(
+            update
+                .ttl
+                .map_or(PUBLIC_CACHE_TTL_MS, |t| t.min(PUBLIC_CACHE_TTL_MS)),
+        );
+        return Ok(Some(update));
+    }
+    Ok(None)
+}
+
+async fn store_cached(
+    shared: &Shared,
+    key: &str,
+    value: Option<String>,
+    update: &MetaUpdate,
+) -> Result<(), AtError> {
+    write::put(shared, key, value, update, false).await?;
+    Ok(())
+}
+
+async fn drop_cached(shared: &Shared, key: &str) -> Result<(), AtError> {
+    if matches!(
+        write::read(shared, key).await?,
+        Read::Active(_) | Read::Unborn(_)
+    ) {
+        write::delete(shared, key).await?;
+    }
+    Ok(())
+}
+
+/// A record as an owner lookup presents it: `key` is the cached key on a cache hit, and the
+/// remote form (`@me:k@owner` / `public:k@owner`) after a fetch, so clients can tell (§3.5).
+fn presented(key: &str, value: Option<String>, meta: Metadata) -> Record {
+    Record {
+        key: key.to_string(),
+        value,
+        meta,
+    }
+}
+
+async fn cached_if_fresh(shared: &Shared, cached: &str) -> Result<Option<Record>, AtError> {
+    let now = shared.clock.now_millis();
+    if let Read::Active(r) = write::read(shared, cached).await? {
+        if is_fresh(&r.meta, now) {
+            shared.peers.metrics.cache_hits.inc();
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Outcome of an owner lookup: `None` = the record exists but is not yet born (`data:null`).
+pub type Lookup = Result<Option<Record>, AtError>;
+
+/// `lookup:<name>@owner` by our owner: `cached:@me:<name>@owner` if fresh, else over pol.
+pub async fn lookup_shared(shared: &Shared, owner: &AtSign, name: &str, bypass: bool) -> Lookup {
+    let me = shared.config.atsign.clone();
+    let cached = format!("cached:{me}:{name}{owner}");
+    if !bypass {
+        if let Some(r) = cached_if_fresh(shared, &cached).await? {
+            return Ok(Some(r));
+        }
+    }
+    let peers = &shared.peers;
+    let mut pooled = peers.checkout(shared, owner).await?;
+    let command = format!("lookup:all:{name}{owner}");
+    let fetched = fetch(
+        &mut pooled.conn,
+        &command,
+        peers.settings.lookup_timeout,
+        owner,
+    )
+    .await;
+    if fetched.is_ok() {
+        peers.checkin(pooled);
+    }
+    let remote_key = format!("{me}:{name}{owner}");
+    match fetched {
+        Ok(Remote::Found { value, meta }) => {
+            if let Some(update) = cache_update(&meta, false)? {
+                store_cached(shared, &cached, value.clone(), &update).await?;
+                peers.metrics.refresh("stored");
+            }
+            Ok(Some(presented(
+                &remote_key,
+                value,
+                remote_meta(shared, &meta)?,
+            )))
+        }
+        Ok(Remote::Unborn) => Ok(None),
+        Ok(Remote::NotFound) => {
+            drop_cached(shared, &cached).await?;
+            Err(AtError::not_found(&remote_key))
+        }
+        Err(e) => {
+            peers.metrics.refresh("failed");
+            Err(e.into())
+        }
+    }
+}
+
+/// `plookup:<name>@owner`: `cached:public:<name>@owner` if fresh, else an anonymous fetch.
+pub async fn lookup_public(shared: &Shared, owner: &AtSign, name: &str, bypass: bool) -> Lookup {
+    let cached = format!("cached:public:{name}{owner}");
+    if !bypass {
+        if let Some(r) = cached_if_fresh(shared, &cached).await? {
+            return Ok(Some(r));
+        }
+    }
+    let peers = &shared.peers;
+    let mut conn = peers.connect(owner).await?;
+    if name == "publickey" {
+        let value = refresh_public_key(shared, &mut conn, owner).await?;
+        let _ = conn.close().await;
+        return match write::read(shared, &cached).await? {
+            Read::Active(r) => Ok(Some(presented(
+                &format!("public:{name}{owner}"),
+                value,
+                r.meta,
+            ))),
+            _ => Err(AtError::not_found(&format!("public:{name}{owner}"))),
+        };
+    }
+    let command = format!("lookup:all:{name}{owner}");
+    let fetched = fetch(&mut conn, &command, peers.settings.lookup_timeout, owner).await;
+    let _ = conn.close().await;
+    let remote_key = format!("public:{name}{owner}");
+    match fetched? {
+        Remote::Found { value, meta } => {
+            if let Some(update) = cache_update(&meta, true)? {
+                store_cached(shared, &cached, value.clone(), &update).await?;
+                peers.metrics.refresh("stored");
+            }
+            Ok(Some(presented(
+                &remote_key,
+                value,
+                remote_meta(shared, &meta)?,
+            )))
+        }
+        Remote::Unborn => {
+            drop_cached(shared, &cached).await?;
+            Ok(None)
+        }
+        Remote::NotFound => {
+            drop_cached(shared, &cached).await?;
+            Err(AtError::not_found(&remote_key))
+        }
+    }
+}
+
+/// The remote record's metadata as this server renders it.
+fn remote_meta(shared: &Shared, meta: &Value) -> Result<Metadata, AtError> {
+    let now = shared.clock.now_millis();
+    let owner_of = |field: &str| {
+        meta.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut md = Metadata::new_record(&owner_of("createdBy"), now);
+    if let Value::Object(m) = meta {
+        let mut update = Metadata::update_from_json(m)?;
+        update.ttb = None;
+        md.apply(&update, now, &owner_of("updatedBy"), false);
+    }
+    Ok(md)
+}
+
+/// Fetches `public:publickey@peer` on `conn` (anonymous, before any pol) and keeps
+/// `cached:public:publickey@peer` current with ttr -1. A changed key means the peer was reset:
+/// our `shared_key.<peer>@me` is renamed to `shared_key.<peer>.until.<now>@me` so clients cut a
+/// new shared key (§7.4). Returns the current key.
+pub async fn refresh_public_key(
+    shared: &Shared,
+    conn: &mut AtConnection,
+    peer: &AtSign,
+) -> Result<Option<String>, AtError> {
+    let command = format!("lookup:all:publickey{peer}");
+    let limit = shared.peers.settings.handshake_timeout;
+    let fetched = fetch(conn, &command, limit, peer).await?;
+    let Remote::Found {
+        value: Some(value), ..
+    } = fetched
+    else {
+        // Never deleted on not-found (§7.4).
+        return Ok(None);
+    };
+    let cached = format!("cached:public:publickey{peer}");
+    let previous = match write::read(shared, &cached).await? {
+        Read::Active(r) => r.value,
+        _ => None,
+    };
+    if previous.as_deref() == Some(value.as_str()) {
+        return Ok(Some(value));
+    }
+    if previous.is_some() {
+        // A new record (new createdAt), not an update of the old one.
+        write::delete(shared, &cached).await?;
+        rename_shared_key(shared, peer).await?;
+    }
+    let update = MetaUpdate {
+        ttr: Some(-1),
+        ..Default::default()
+    };
+    store_cached(shared, &cached, Some(value.clone()), &update).await?;
+    shared.peers.metrics.refresh("publickey");
+    Ok(Some(value))
+}
+
+async fn rename_shared_key(shared: &Shared, peer: &AtSign) -> Result<(), AtError> {
+    let me = shared.config.atsign.clone();
+    let current = format!("shared_key.{}{me}", peer.name());
+    let Read::Active(r) = write::read(shared, &current).await? else {
+        return Ok(());
+    };
+    let now = shared.clock.now_millis();
+    let renamed = format!("shared_key.{}.until.{now}{me}", peer.name());
+    let update = MetaUpdate {
+        is_encrypted: Some(r.meta.is_encrypted),
+        strings: r
+            .meta
+            .strings
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect(),
+        ..Default::default()
+    };
+    write::put(shared, &renamed, r.value, &update, false).await?;
+    write::delete(shared, &current).await?;
+    tracing::info!(%peer, "peer public key changed; shared key retired");
+    Ok(())
+}
+
+/// `scan:@peer[ regex]`: the keys `peer` shared with us, listed by its server over pol.
+pub async fn scan_remote(
+    shared: &Shared,
+    peer: &AtSign,
+    regex: Option<&str>,
+) -> Result<String, AtError> {
+    let peers = &shared.peers;
+    let mut pooled = peers.checkout(shared, peer).await?;
+    let command = match regex {
+        Some(r) => format!("scan {r}"),
+        None => "scan".to_string(),
+    };
+    let reply = timed(
+        peers.settings.lookup_timeout,
+        format!("scanning {peer}"),
+        async {
+            pooled
+                .conn
+                .send_data(&command)
+                .await
+                .map_err(|source| PeerError::Peer {
+                    atsign: peer.to_string(),
+                    source,
+                })
+        },
+    )
+    .await;
+    match reply {
+        Ok(data) => {
+            peers.checkin(pooled);
+            Ok(data)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Splits `cached:<@me:|public:>name@owner` into (public?, name, owner).
+fn parse_cached(key: &str, me: &str) -> Option<(bool, String, AtSign)> {
+    let rest = key.strip_prefix("cached:")?;
+    let (public, rest) = match rest.strip_prefix("public:") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_prefix(&format!("{me}:"))?),
+    };
+    let at = rest.rfind('@')?;
+    let owner = AtSign::parse(&rest[at..]).ok()?;
+    Some((public, rest[..at].to_string(), owner))
+}
+
+/// One pass of the refresh job: re-fetches every cached copy past its refreshAt. Returns how
+/// many were refreshed.
+pub async fn refresh_stale(shared: &Shared) -> Result<usize, AtError> {
+    let now = shared.clock.now_millis();
+    let keys: Vec<String> = shared.store.call(move |db| db.active_keys(now)).await?;
+    let me = shared.config.atsign.clone();
+    let mut refreshed = 0;
+    for key in keys.iter().filter(|k| k.starts_with("cached:")) {
+        let Some((public, name, owner)) = parse_cached(key, &me) else {
+            continue;
+        };
+        let Read::Active(r) = write::read(shared, key).await? else {
+            continue;
+        };
+        if r.meta.ttr == Some(-1) || r.meta.refresh_at.is_none_or(|at| at > now) {
+            continue;
+        }
+        let outcome = if public {
+            lookup_public(shared, &owner, &name, true).await
+        } else {
+            lookup_shared(shared, &owner, &name, true).await
+        };
+        match outcome {
+            Ok(_) => refreshed += 1,
+            Err(e) if e.code == ErrorCode::KeyNotFound => refreshed += 1,
+            Err(e) => tracing::debug!(%key, error = %e, "cache refresh failed"),
+        }
+    }
+    Ok(refreshed)
+}
+
+/// The periodic refresh job (interval from [`super::PeerSettings::cache_refresh_interval`]).
+pub async fn refresh_job(shared: Arc<Shared>) {
+    let Some(every) = shared.peers.settings.cache_refresh_interval else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                shared.peers.expire_idle();
+                match refresh_stale(&shared).await {
+                    Ok(n) if n > 0 => tracing::debug!(refreshed = n, "cache refresh"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cache refresh job failed"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_follows_ttr_and_refresh_at() {
+        let mut m = Metadata::new_record("@alice", 0);
+        assert!(!is_fresh(&m, 10));
+        m.ttr = Some(-1);
+        assert!(is_fresh(&m, 10));
+        m.ttr = Some(5);
+        m.refresh_at = Some(5000);
+        assert!(is_fresh(&m, 5000));
+        assert!(!is_fresh(&m, 5001));
+    }
+
+    #[test]
+    fn caching_rules() {
+        let shared = serde_json::json!({"ttr": 60, "ccd": true, "isEncrypted": true, "ttb": 5});
+        let u = cache_update(&shared, false).unwrap().unwrap();
+        assert_eq!((u.ttr, u.ccd, u.ttb), (Some(60), Some(true), None));
+        assert!(
+            cache_update(&serde_json::json!({"isEncrypted": true}), false)
+                .unwrap()
+                .is_none()
+        );
+        let public = cache_update(&serde_json::json!({}), true).unwrap().unwrap();
+        assert_eq!(public.ttl, Some(PUBLIC_CACHE_TTL_MS));
+    }
+
+    #[test]
+    fn cached_key_forms() {
+        let (public, name, owner) = parse_cached("cached:@bob:phone.wavi@alice", "@bob").unwrap();
+        assert!(!public);
+        assert_eq!((name.as_str(), owner.as_str()), ("phone.wavi", "@alice"));
+        let (public, name, _) = parse_cached("cached:public:loc@alice", "@bob").unwrap();
+        assert!(public);
+        assert_eq!(name, "loc");
+        assert!(parse_cached("cached:@carol:x@alice", "@bob").is_none());
+        assert!(parse_cached("phone@alice", "@bob").is_none());
+    }
+}

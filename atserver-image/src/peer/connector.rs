@@ -1,0 +1,413 @@
+//! Outbound connections to other atServers: directory resolution, TLS with our certificate as the
+//! client certificate, the `from:@me` + `pol` handshake (§6.5), and a bounded per-peer pool of
+//! authenticated connections with idle expiry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use at_protocol::client::{AtConnection, ClientConfig, ClientError, RootClient, TlsOptions};
+use at_protocol::crypto::{private_key_from_b64, sign_data, RsaPrivateKey};
+use at_protocol::{AtSign, ErrorCode};
+use base64::Engine as _;
+use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::commands::write::{self, Read};
+use crate::config::Config;
+use crate::error::AtError;
+use crate::metadata::MetaUpdate;
+use crate::server::Shared;
+
+use super::metrics::PeerMetrics;
+use super::settings::PeerSettings;
+
+/// Lifetime of the published pol signature (§6.5 step 5).
+const PROOF_TTL_MS: i64 = 60_000;
+
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("server-to-server traffic is not configured: {0}")]
+    NotConfigured(&'static str),
+    #[error("{0} is not registered in the atDirectory")]
+    NotRegistered(String),
+    #[error("atDirectory lookup of {atsign} failed: {source}")]
+    Directory { atsign: String, source: ClientError },
+    #[error("talking to {atsign}'s atServer: {source}")]
+    Peer { atsign: String, source: ClientError },
+    #[error("timed out while {0}")]
+    Timeout(String),
+    #[error("{atsign}'s atServer sent a pol challenge bound to {bound}")]
+    WrongBinding { atsign: String, bound: String },
+    #[error("server signing key: {0}")]
+    SigningKey(String),
+    #[error(transparent)]
+    Local(#[from] AtError),
+}
+
+impl PeerError {
+    /// True when the peer could not be reached at all (quarantine material), as opposed to a
+    /// peer that answered with an error.
+    pub fn unreachable(&self) -> bool {
+        match self {
+            PeerError::NotRegistered(_) | PeerError::Directory { .. } | PeerError::Timeout(_) => {
+                true
+            }
+            PeerError::Peer { source, .. } => source.server_code().is_none(),
+            _ => false,
+        }
+    }
+
+    /// The atProtocol error code when the peer answered with one.
+    pub fn server_code(&self) -> Option<ErrorCode> {
+        match self {
+            PeerError::Peer { source, .. } => source.server_code(),
+            _ => None,
+        }
+    }
+}
+
+impl From<PeerError> for AtError {
+    fn from(e: PeerError) -> Self {
+        match e {
+            PeerError::Local(e) => e,
+            PeerError::NotRegistered(_)
+            | PeerError::Directory { .. }
+            | PeerError::NotConfigured(_) => {
+                AtError::new(ErrorCode::SecondaryNotFound, e.to_string())
+            }
+            PeerError::Timeout(_) => AtError::new(ErrorCode::Timeout, e.to_string()),
+            PeerError::Peer { ref source, .. } => match source.server_code() {
+                Some(code) => AtError::new(code, e.to_string()),
+                None => AtError::new(ErrorCode::SecondaryConnect, e.to_string()),
+            },
+            PeerError::WrongBinding { .. } => AtError::new(ErrorCode::Handshake, e.to_string()),
+            PeerError::SigningKey(_) => AtError::new(ErrorCode::SecondaryConnect, e.to_string()),
+        }
+    }
+}
+
+/// Runs `fut` with a deadline, naming the step on timeout.
+pub async fn timed<T>(
+    limit: Duration,
+    step: impl Into<String>,
+    fut: impl std::future::Future<Output = Result<T, PeerError>>,
+) -> Result<T, PeerError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(PeerError::Timeout(step.into())))
+}
+
+/// An authenticated connection checked out of the pool; give it back with [`Peers::checkin`]
+/// after a clean exchange, drop it after a failure.
+pub struct Pooled {
+    pub conn: AtConnection,
+    pub peer: String,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Idle {
+    conn: AtConnection,
+    permit: OwnedSemaphorePermit,
+    since: Instant,
+}
+
+/// Everything outbound: the client TLS settings, the directory client and the pool.
+pub struct Peers {
+    pub settings: PeerSettings,
+    pub metrics: PeerMetrics,
+    client: Option<ClientConfig>,
+    root: Option<RootClient>,
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    signing_key: OnceLock<RsaPrivateKey>,
+}
+
+/// Splits `host:port` (the last colon separates the port).
+fn split_host_port(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+impl Peers {
+    /// Builds the outbound side from the server configuration. Without a CA bundle or an
+    /// atDirectory address the server still runs; peer operations then fail with a clear error.
+    pub fn new(config: &Config, settings: PeerSettings, metrics: PeerMetrics) -> Self {
+        let client = match &config.ca_bundle {
+            Some(ca) => TlsOptions::from_ca_pem_file(ca)
+                .and_then(|t| t.with_client_cert_pem_files(&config.tls_cert, &config.tls_key))
+                .and_then(ClientConfig::new)
+                .map(|c| {
+                    c.with_connect_timeout(settings.connect_timeout)
+                        .with_read_timeout(settings.lookup_timeout)
+                        .with_response_timeout(settings.notify_timeout)
+                })
+                .map_err(|e| tracing::warn!(error = %e, "peer TLS configuration unusable"))
+                .ok(),
+            None => None,
+        };
+        let root = match (
+            &client,
+            config.root_server.as_deref().and_then(split_host_port),
+        ) {
+            (Some(c), Some((host, port))) => Some(RootClient::new(c.clone(), host, port)),
+            _ => None,
+        };
+        Peers {
+            settings,
+            metrics,
+            client,
+            root,
+            idle: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            signing_key: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&ClientConfig, PeerError> {
+        self.client.as_ref().ok_or(PeerError::NotConfigured(
+            "no CA bundle for peer certificates",
+        ))
+    }
+
+    /// `(host, port)` of `atsign`'s atServer from the atDirectory.
+    pub async fn resolve(&self, atsign: &AtSign) -> Result<(String, u16), PeerError> {
+        let root = self
+            .root
+            .as_ref()
+            .ok_or(PeerError::NotConfigured("no atDirectory address"))?;
+        let found = timed(
+            self.settings.lookup_timeout,
+            format!("resolving {atsign}"),
+            async {
+                root.lookup(atsign)
+                    .await
+                    .map_err(|source| PeerError::Directory {
+                        atsign: atsign.to_string(),
+                        source,
+                    })
+            },
+        )
+        .await?;
+        found.ok_or_else(|| PeerError::NotRegistered(atsign.to_string()))
+    }
+
+    /// A fresh, unauthenticated connection to `atsign`'s atServer (greeting read).
+    pub async fn connect(&self, atsign: &AtSign) -> Result<AtConnection, PeerError> {
+        let client = self.client()?.clone();
+        let (host, port) = self.resolve(atsign).await?;
+        let conn = timed(
+            self.settings.connect_timeout,
+            format!("connecting to {atsign}'s atServer"),
+            async {
+                AtConnection::connect(&client, &host, port)
+                    .await
+                    .map_err(|source| PeerError::Peer {
+                        atsign: atsign.to_string(),
+                        source,
+                    })
+            },
+        )
+        .await?;
+        self.metrics.outbound_connections.inc();
+        Ok(conn)
+    }
+
+    fn limit_for(&self, peer: &str) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        limits
+            .entry(peer.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.max_connections_per_peer)))
+            .clone()
+    }
+
+    fn take_idle(&self, peer: &str) -> Option<(AtConnection, OwnedSemaphorePermit)> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(peer)?;
+        while let Some(i) = list.pop() {
+            if i.since.elapsed() < self.settings.idle_expiry {
+                return Some((i.conn, i.permit));
+            }
+            // Expired: dropping it closes the socket and frees its slot.
+        }
+        None
+    }
+
+    /// A pol-authenticated connection to `peer`: an idle pooled one, or a new one once a slot
+    /// of the per-peer bound is free.
+    pub async fn checkout(&self, shared: &Shared, peer: &AtSign) -> Result<Pooled, PeerError> {
+        if let Some((conn, permit)) = self.take_idle(peer.as_str()) {
+            return Ok(Pooled {
+                conn,
+                peer: peer.to_string(),
+                _permit: permit,
+            });
+        }
+        let limit = self.limit_for(peer.as_str());
+        let permit = timed(
+            self.settings.connect_timeout,
+            format!("waiting for a free connection slot to {peer}"),
+            async {
+                limit
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| PeerError::NotConfigured("connection pool closed"))
+            },
+        )
+        .await?;
+        let conn = self.authenticate(shared, peer).await?;
+        Ok(Pooled {
+            conn,
+            peer: peer.to_string(),
+            _permit: permit,
+        })
+    }
+
+    /// Returns a connection that finished its exchange cleanly to the idle list.
+    pub fn checkin(&self, pooled: Pooled) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.entry(pooled.peer).or_default().push(Idle {
+            conn: pooled.conn,
+            permit: pooled._permit,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes every idle connection whose idle time has passed.
+    pub fn expire_idle(&self) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        for list in idle.values_mut() {
+            let before = list.len();
+            list.retain(|i| i.since.elapsed() < self.settings.idle_expiry);
+            closed += before - list.len();
+        }
+        idle.retain(|_, l| !l.is_empty());
+        closed
+    }
+
+    /// Idle pooled connections to `peer` (for tests and metrics).
+    pub fn idle_count(&self, peer: &str) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get(peer).map_or(0, Vec::len)
+    }
+
+    /// Connect, refresh the peer's cached public key, then `from:@me` + `pol` (§6.5).
+    async fn authenticate(
+        &self,
+        shared: &Shared,
+        peer: &AtSign,
+    ) -> Result<AtConnection, PeerError> {
+        let me = AtSign::parse(&shared.config.atsign)
+            .map_err(|_| PeerError::NotConfigured("invalid own atSign"))?;
+        let mut conn = self.connect(peer).await?;
+        let wrap = |source: ClientError| PeerError::Peer {
+            atsign: peer.to_string(),
+            source,
+        };
+        let limit = self.settings.handshake_timeout;
+        if let Err(e) = super::cache::refresh_public_key(shared, &mut conn, peer).await {
+            // A stale key is not a reason to refuse the connection; the next one retries.
+            tracing::debug!(%peer, error = %e, "public key refresh failed");
+        }
+        let outcome = async {
+            let challenge = timed(limit, "from:", async {
+                conn.from_peer(&me).await.map_err(wrap)
+            })
+            .await?;
+            check_binding(&challenge.challenge, peer)?;
+            let signature = self.sign(shared, &challenge.challenge).await?;
+            let update = MetaUpdate {
+                ttl: Some(PROOF_TTL_MS),
+                ..Default::default()
+            };
+            let key = challenge.signature_key();
+            write::put(shared, &key, Some(signature), &update, true).await?;
+            let result = timed(limit, "pol", async { conn.pol(&me).await.map_err(wrap) }).await;
+            // The proof is single-use; the verifier has read it by now.
+            let _ = write::delete(shared, &key).await;
+            result
+        }
+        .await;
+        self.metrics.pol("outbound", outcome.is_ok());
+        outcome.map(|()| conn)
+    }
+
+    /// Signs a pol challenge with the server signing key (RSA-SHA256, base64).
+    async fn sign(&self, shared: &Shared, challenge: &str) -> Result<String, PeerError> {
+        let key = match self.signing_key.get() {
+            Some(k) => k.clone(),
+            None => {
+                let me = &shared.config.atsign;
+                let name = format!("@{}:signing_privatekey{me}", me.trim_start_matches('@'));
+                let text = match write::read(shared, &name).await? {
+                    Read::Active(r) => r.value.unwrap_or_default(),
+                    _ => return Err(PeerError::SigningKey("not found".into())),
+                };
+                let key = private_key_from_b64(&text)
+                    .map_err(|e| PeerError::SigningKey(e.to_string()))?;
+                let _ = self.signing_key.set(key.clone());
+                key
+            }
+        };
+        let data = challenge.to_string();
+        tokio::task::spawn_blocking(move || sign_data(&key, data.as_bytes()))
+            .await
+            .map_err(|_| PeerError::SigningKey("signing task failed".into()))
+    }
+}
+
+/// A bound challenge `pol1.<base64url(JSON{"v":"@peer",…})>` must name the atSign we dialled;
+/// a bare UUID (legacy) is signed as is (§6.5, §14).
+pub fn check_binding(challenge: &str, dialled: &AtSign) -> Result<(), PeerError> {
+    let Some(token) = challenge.strip_prefix("pol1.") else {
+        return Ok(());
+    };
+    let wrong = |bound: String| PeerError::WrongBinding {
+        atsign: dialled.to_string(),
+        bound,
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| wrong("an undecodable token".into()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| wrong("an unreadable token".into()))?;
+    let bound = json.get("v").and_then(|v| v.as_str()).unwrap_or_default();
+    match AtSign::parse(bound) {
+        Ok(a) if &a == dialled => Ok(()),
+        _ => Err(wrong(bound.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_challenges_must_name_the_dialled_atsign() {
+        let bob = AtSign::parse("@bob").unwrap();
+        let token = |json: &str| {
+            format!(
+                "pol1.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+            )
+        };
+        assert!(check_binding("6f1c-uuid", &bob).is_ok());
+        assert!(check_binding(&token(r#"{"v":"@bob","n":"x"}"#), &bob).is_ok());
+        assert!(check_binding(&token(r#"{"v":"@eve","n":"x"}"#), &bob).is_err());
+        assert!(check_binding(&token("not json"), &bob).is_err());
+        assert!(check_binding("pol1.!!!", &bob).is_err());
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(
+            split_host_port("127.0.0.1:64"),
+            Some(("127.0.0.1".into(), 64))
+        );
+        assert_eq!(split_host_port("[::1]:64"), Some(("::1".into(), 64)));
+        assert_eq!(split_host_port("nohost"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! The receiving side of notification delivery (§8.3): a pol-authenticated peer's `notify:`.
+//! Stores the notification once (a retried delivery is acknowledged, not duplicated), keeps the
+//! cached copy in step, pushes to monitors and answers `data:success`. A key owned by anyone but
+//! the authenticated sender is refused: that closes the reference's cache poisoning (§13.9).
+
+use at_protocol::command::{MessageType as WireMessageType, NotifyOp, NotifyParams};
+
+use crate::commands::{meta_update, write};
+use crate::error::AtError;
+use crate::metadata::{MetaUpdate, Metadata};
+use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::reply::{CmdResult, Reply};
+use crate::server::Shared;
+
+/// The cached key a notification key maintains: `@me:k@owner` → `cached:@me:k@owner`,
+/// `@me:public:k@owner` → `cached:public:k@owner`.
+fn cached_key_for(key: &str, me: &str) -> Option<String> {
+    let rest = key.strip_prefix(&format!("{me}:"))?;
+    if rest.starts_with("public:") {
+        Some(format!("cached:{rest}"))
+    } else {
+        Some(format!("cached:{key}"))
+    }
+}
+
+pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult {
+    let me = shared.config.atsign.clone();
+    if p.to.as_ref().map(|t| t.as_str()) != Some(me.as_str()) {
+        return Err(AtError::unauthorized(format!(
+            "notifications delivered here must be addressed to {me}"
+        )));
+    }
+    let message_type = match p.message_type {
+        Some(WireMessageType::Text) => MessageType::Text,
+        _ => MessageType::Key,
+    };
+    let key = match message_type {
+        MessageType::Text => format!("{me}:{}", p.key),
+        MessageType::Key => p.notification_key().to_lowercase(),
+    };
+    if message_type == MessageType::Key {
+        let owner = p.owner.as_ref().map(|o| o.as_str());
+        if owner != Some(peer) {
+            tracing::warn!(%peer, %key, "refused a notification for a key the sender does not own");
+            return Err(AtError::unauthorized(format!(
+                "{peer} may only notify keys it owns, not {key}"
+            )));
+        }
+    }
+    let id =
+        p.id.clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let lookup_id = id.clone();
+    let known = shared
+        .store
+        .call(move |db| db.get_notification(&lookup_id))
+        .await?;
+    if known.is_some_and(|n| n.kind == Kind::Received && n.from == peer) {
+        // A retry after a lost acknowledgement: already stored, cached and pushed.
+        return Ok(Reply::data("success"));
+    }
+    let update = meta_update(&p.metadata)?;
+    let now = shared.clock.now_millis();
+    let ttl = p
+        .ttln
+        .and_then(|t| i64::try_from(t).ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(shared.config.notification_ttl_ms);
+    let operation = match p.operation {
+        Some(NotifyOp::Delete) => Operation::Delete,
+        _ => Operation::Update,
+    };
+    let mut meta = Metadata::new_record(peer, now);
+    meta.apply(&update, now, peer, false);
+    if message_type == MessageType::Key {
+        maintain_cache(shared, &key, operation, p.value.clone(), &update).await?;
+    }
+    let n = Notification {
+        id,
+        from: peer.to_string(),
+        to: me,
+        key,
+        value: p.value,
+        operation,
+        message_type,
+        kind: Kind::Received,
+        status: Status::Delivered,
+        priority: Priority::Low,
+        strategy: "all".into(),
+        latest_n: 1,
+        notifier: p.notifier.unwrap_or_else(|| "SYSTEM".into()),
+        retry_count: 0,
+        created_at: now,
+        ttl,
+        expires_at: now + ttl,
+        is_encrypted: update
+            .is_encrypted
+            .unwrap_or(message_type == MessageType::Key),
+        metadata: Some(meta),
+    };
+    write::store_notification(shared, n).await?;
+    Ok(Reply::data("success"))
+}
+
+/// §8.3 step 3: an update with a ttr and a value (re)writes the cached copy; one without a value
+/// refreshes the metadata of an existing copy; a delete removes the copy only if its ccd is true.
+async fn maintain_cache(
+    shared: &Shared,
+    key: &str,
+    operation: Operation,
+    value: Option<String>,
+    update: &MetaUpdate,
+) -> Result<(), AtError> {
+    let Some(cached) = cached_key_for(key, &shared.config.atsign) else {
+        return Ok(());
+    };
+    let existing = match write::read(shared, &cached).await? {
+        write::Read::Active(r) | write::Read::Unborn(r) => Some(r),
+        write::Read::Missing => None,
+    };
+    match operation {
+        Operation::Delete => {
+            if existing.is_some_and(|r| r.meta.ccd == Some(true)) {
+                write::delete(shared, &cached).await?;
+            }
+        }
+        Operation::Update => {
+            let cacheable = update.ttr.is_some_and(|t| t != 0);
+            if !cacheable {
+                return Ok(());
+            }
+            let mut update = update.clone();
+            update.ttb = None;
+            match value {
+                Some(v) => {
+                    write::put(shared, &cached, Some(v), &update, false).await?;
+                }
+                None if existing.is_some() => {
+                    write::put(shared, &cached, None, &update, false).await?;
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_keys_of_notifications() {
+        assert_eq!(
+            cached_key_for("@bob:phone.wavi@alice", "@bob").as_deref(),
+            Some("cached:@bob:phone.wavi@alice")
+        );
+        assert_eq!(
+            cached_key_for("@bob:public:loc@alice", "@bob").as_deref(),
+            Some("cached:public:loc@alice")
+        );
+        assert_eq!(cached_key_for("@carol:x@alice", "@bob"), None);
+    }
+}
