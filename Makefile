@@ -43,6 +43,11 @@ test-rust: python-env ## All Rust tests (unit, integration, interop with atsdk) 
 	  $(CARGO) test --workspace --locked --doc; \
 	  $(CARGO) nextest run --workspace --locked --no-fail-fast'
 
+.PHONY: demo
+demo: ## atfleet on this machine (PostgreSQL binaries, kubectl): two Atsigns, onboarding, sharing, deletion; DEMO_FLAGS=--keep leaves it up
+	$(CARGO) build --locked -p atserver -p atdirectory -p atfleet-operator -p atctl -p atfleet-e2e
+	$(CARGO_TARGET_DIR)/debug/atfleet-local up $(DEMO_FLAGS)
+
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run
 

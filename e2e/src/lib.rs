@@ -1,1 +1,3 @@
+pub mod kubelet;
 pub mod kubesim;
+pub mod local;

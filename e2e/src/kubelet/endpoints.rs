@@ -1,0 +1,96 @@
+//! Where each running pod's container ports are on the loopback interface, for NodePort forwarders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+#[derive(Debug, Clone, Default)]
+pub struct PodEndpoint {
+    pub labels: BTreeMap<String, String>,
+    pub ready: bool,
+    /// (container port, port name, loopback port)
+    pub ports: Vec<(i32, Option<String>, u16)>,
+}
+
+/// (namespace, pod name) → endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints(Arc<Mutex<HashMap<(String, String), PodEndpoint>>>);
+
+impl Endpoints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PodEndpoint>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set(&self, ns: &str, pod: &str, endpoint: PodEndpoint) {
+        self.lock().insert((ns.into(), pod.into()), endpoint);
+    }
+
+    pub fn update(&self, ns: &str, pod: &str, f: impl FnOnce(&mut PodEndpoint)) {
+        if let Some(e) = self.lock().get_mut(&(ns.to_owned(), pod.to_owned())) {
+            f(e);
+        }
+    }
+
+    pub fn remove(&self, ns: &str, pod: &str) {
+        self.lock().remove(&(ns.to_owned(), pod.to_owned()));
+    }
+
+    /// The loopback port of a ready pod in `ns` matching `selector`, for `target` (a port number
+    /// or name), preferring the lowest pod name for stability.
+    pub fn resolve(
+        &self,
+        ns: &str,
+        selector: &BTreeMap<String, String>,
+        target: &IntOrString,
+    ) -> Option<u16> {
+        let map = self.lock();
+        let mut candidates: Vec<_> = map
+            .iter()
+            .filter(|((n, _), e)| {
+                n == ns && e.ready && selector.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.0.cmp(b.0));
+        candidates.into_iter().find_map(|(_, e)| {
+            e.ports.iter().find_map(|(port, name, local)| {
+                let hit = match target {
+                    IntOrString::Int(n) => port == n,
+                    IntOrString::String(s) => name.as_deref() == Some(s.as_str()),
+                };
+                hit.then_some(*local)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_ready_matching_pods() {
+        let e = Endpoints::default();
+        let labels = BTreeMap::from([("app".to_owned(), "a".to_owned())]);
+        e.set(
+            "ns",
+            "a-0",
+            PodEndpoint {
+                labels: labels.clone(),
+                ready: false,
+                ports: vec![(6464, Some("atprotocol".into()), 40000)],
+            },
+        );
+        let named = IntOrString::String("atprotocol".into());
+        assert_eq!(e.resolve("ns", &labels, &named), None);
+        e.update("ns", "a-0", |p| p.ready = true);
+        assert_eq!(e.resolve("ns", &labels, &named), Some(40000));
+        assert_eq!(
+            e.resolve("ns", &labels, &IntOrString::Int(6464)),
+            Some(40000)
+        );
+        assert_eq!(e.resolve("other", &labels, &named), None);
+        e.remove("ns", "a-0");
+        assert_eq!(e.resolve("ns", &labels, &named), None);
+    }
+}

@@ -1,0 +1,454 @@
+//! One pod on this node: its volumes, a supervised process per container, readiness probes and
+//! the pod status it reports. Stopping sends SIGTERM, then SIGKILL after the grace period.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::endpoints::{Endpoints, PodEndpoint};
+use super::error::{io, KubeletError};
+use super::state::{ContainerState, PodState};
+use super::volumes::{self, Rewrites};
+use super::{env, probe, Mode, Settings};
+
+/// A running pod worker; dropping it does not stop the pod (call [`PodWorker::stop`]).
+pub struct PodWorker {
+    pub uid: String,
+    stop: CancellationToken,
+    grace: Arc<AtomicI64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PodWorker {
+    pub fn start(settings: Arc<Settings>, endpoints: Endpoints, pod: Pod) -> Self {
+        let stop = CancellationToken::new();
+        let grace = Arc::new(AtomicI64::new(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30),
+        ));
+        let uid = pod.uid().unwrap_or_default();
+        let task = tokio::spawn(run(settings, endpoints, pod, stop.clone(), grace.clone()));
+        Self {
+            uid,
+            stop,
+            grace,
+            task,
+        }
+    }
+
+    /// Asks the containers to stop within `grace_seconds`.
+    pub fn stop(&self, grace_seconds: i64) {
+        self.grace.store(grace_seconds.max(0), Ordering::SeqCst);
+        self.stop.cancel();
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    pub fn finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    settings: Arc<Settings>,
+    endpoints: Endpoints,
+    pod: Pod,
+    stop: CancellationToken,
+    grace: Arc<AtomicI64>,
+) {
+    let ns = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let initial = PodState {
+        started: Some(Timestamp::now()),
+        containers: containers
+            .iter()
+            .map(|c| ContainerState {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                ..ContainerState::default()
+            })
+            .collect(),
+        ready_changed: None,
+    };
+    let (state, updates) = watch::channel(initial);
+    let reporter = tokio::spawn(report(
+        settings.client.clone(),
+        ns.clone(),
+        name.clone(),
+        updates,
+    ));
+
+    match settings.mode {
+        Mode::SimulateReadiness => {
+            state.send_modify(|s| {
+                for i in 0..s.containers.len() {
+                    s.update(i, |c| {
+                        c.started_at = Some(Timestamp::now());
+                        c.ready = true;
+                    });
+                }
+            });
+            stop.cancelled().await;
+        }
+        Mode::Processes => {
+            endpoints.set(
+                &ns,
+                &name,
+                PodEndpoint {
+                    labels: pod.labels().clone(),
+                    ready: false,
+                    ports: Vec::new(),
+                },
+            );
+            let pod_dir = settings
+                .state_dir
+                .join("pods")
+                .join(&ns)
+                .join(format!("{name}-{}", pod.uid().unwrap_or_default()));
+            let prepared = prepare_volumes(&settings, &pod, &pod_dir, &state, &stop).await;
+            if let Some(vols) = prepared {
+                let state = Arc::new(state);
+                let tasks: Vec<_> = containers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let sup = Supervisor {
+                            settings: settings.clone(),
+                            endpoints: endpoints.clone(),
+                            pod: pod.clone(),
+                            index: i,
+                            container: c,
+                            volumes: vols.clone(),
+                            pod_dir: pod_dir.clone(),
+                            state: state.clone(),
+                            stop: stop.clone(),
+                            grace: grace.clone(),
+                        };
+                        tokio::spawn(sup.run())
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            }
+            endpoints.remove(&ns, &name);
+            if let Err(e) = std::fs::remove_dir_all(&pod_dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(pod = %name, error = %e, "cannot remove the pod directory");
+                }
+            }
+        }
+    }
+    reporter.abort();
+}
+
+/// Volumes, retried with backoff while a Secret or ConfigMap is missing; `None` when stopped first.
+async fn prepare_volumes(
+    settings: &Settings,
+    pod: &Pod,
+    pod_dir: &std::path::Path,
+    state: &watch::Sender<PodState>,
+    stop: &CancellationToken,
+) -> Option<volumes::Volumes> {
+    let ns = pod.namespace().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut delay = settings.backoff_base;
+    loop {
+        let claims = settings.state_dir.join("claims");
+        match volumes::prepare(&settings.client, &ns, &spec, pod_dir, &claims).await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                tracing::info!(pod = %pod.name_any(), error = %e, "volumes not ready");
+                state.send_modify(|s| {
+                    for i in 0..s.containers.len() {
+                        s.update(i, |c| {
+                            c.waiting = Some(("ContainerCreating".into(), e.to_string()))
+                        });
+                    }
+                });
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(settings.backoff_cap);
+    }
+}
+
+/// Patches the pod's status whenever the state changes (and retries failures on the next change
+/// or after a second).
+async fn report(
+    client: kube::Client,
+    ns: String,
+    name: String,
+    mut updates: watch::Receiver<PodState>,
+) {
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    loop {
+        let status = updates.borrow_and_update().status();
+        let patch = json!({ "status": status });
+        let failed = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .is_err();
+        let wait = async {
+            if failed {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(())
+            } else {
+                updates.changed().await
+            }
+        };
+        if wait.await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Supervisor {
+    settings: Arc<Settings>,
+    endpoints: Endpoints,
+    pod: Pod,
+    index: usize,
+    container: Container,
+    volumes: volumes::Volumes,
+    pod_dir: PathBuf,
+    state: Arc<watch::Sender<PodState>>,
+    stop: CancellationToken,
+    grace: Arc<AtomicI64>,
+}
+
+impl Supervisor {
+    /// Starts the container, restarts it with exponential backoff when it exits, until stopped.
+    async fn run(self) {
+        let mut delay = self.settings.backoff_base;
+        while !self.stop.is_cancelled() {
+            let started = tokio::time::Instant::now();
+            match self.run_once().await {
+                Ok(Some(code)) => {
+                    tracing::info!(pod = %self.pod.name_any(), container = %self.container.name, code, "container exited");
+                    self.set(|c| {
+                        c.started_at = None;
+                        c.pid = None;
+                        c.ready = false;
+                        c.restart_count += 1;
+                        c.last_exit = Some((code, Timestamp::now()));
+                        c.waiting =
+                            Some(("CrashLoopBackOff".into(), format!("exited with {code}")));
+                    });
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod.name_any(), container = %self.container.name, error = %e, "container cannot start");
+                    self.set(|c| {
+                        c.started_at = None;
+                        c.ready = false;
+                        c.waiting = Some(("CreateContainerError".into(), e.to_string()));
+                    });
+                }
+            }
+            // A container that ran a while starts its backoff afresh.
+            if started.elapsed() > self.settings.backoff_cap * 2 {
+                delay = self.settings.backoff_base;
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(self.settings.backoff_cap);
+        }
+    }
+
+    fn set(&self, f: impl FnOnce(&mut ContainerState)) {
+        let i = self.index;
+        self.state.send_modify(|s| s.update(i, f));
+        let ready = self.state.borrow().ready();
+        self.endpoints.update(
+            &self.pod.namespace().unwrap_or_default(),
+            &self.pod.name_any(),
+            |e| e.ready = ready,
+        );
+    }
+
+    /// One run: `Ok(Some(code))` when the process exited, `Ok(None)` when stopped.
+    async fn run_once(&self) -> Result<Option<i32>, KubeletError> {
+        let ports = free_ports(&self.container)?;
+        let rewrites = Rewrites::new(
+            &self.container,
+            &self.volumes,
+            ports.iter().map(|(c, _, l)| (*c, *l)).collect(),
+        )?;
+        let env =
+            env::resolve(&self.settings.client, &self.pod, &self.container, &rewrites).await?;
+        let (program, mut args) = match self.container.command.as_deref() {
+            Some([first, rest @ ..]) => (
+                self.settings
+                    .images
+                    .command(first)
+                    .ok_or_else(|| KubeletError::NoProgram(first.clone()))?,
+                rest.to_vec(),
+            ),
+            _ => {
+                let image = self.container.image.clone().unwrap_or_default();
+                (
+                    self.settings
+                        .images
+                        .program(&image)
+                        .ok_or(KubeletError::NoProgram(image))?,
+                    Vec::new(),
+                )
+            }
+        };
+        args.extend(self.container.args.iter().flatten().cloned());
+        let args: Vec<String> = args.iter().map(|a| rewrites.apply(a)).collect();
+        let log_path = self.pod_dir.join(format!("{}.log", self.container.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
+        let log2 = log.try_clone().map_err(io(&log_path))?;
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .env_clear()
+            .envs(
+                ["PATH", "LANG", "RUST_LOG", "RUST_BACKTRACE"]
+                    .into_iter()
+                    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
+            )
+            .env("HOSTNAME", self.pod.name_any())
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .kill_on_drop(true);
+        if let Some(dir) = &self.container.working_dir {
+            cmd.current_dir(rewrites.apply(dir));
+        }
+        let mut child = cmd.spawn().map_err(|source| KubeletError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        self.endpoints.update(
+            &self.pod.namespace().unwrap_or_default(),
+            &self.pod.name_any(),
+            |e| {
+                e.ports
+                    .retain(|(c, _, _)| !ports.iter().any(|(p, _, _)| p == c));
+                e.ports.extend(ports.iter().cloned());
+            },
+        );
+        let pid = child.id();
+        self.set(|c| {
+            c.started_at = Some(Timestamp::now());
+            c.pid = pid;
+            c.waiting = None;
+            c.ready = self.container.readiness_probe.is_none();
+        });
+        let local: Vec<(i32, u16)> = ports.iter().map(|(c, _, l)| (*c, *l)).collect();
+        tokio::select! {
+            status = child.wait() => {
+                let code = status.map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
+                Ok(Some(code))
+            }
+            () = self.probe_loop(&local) => Ok(None),
+            _ = self.stop.cancelled() => {
+                self.terminate(&mut child).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs the readiness probe; never returns.
+    async fn probe_loop(&self, ports: &[(i32, u16)]) {
+        let Some(probe) = self.container.readiness_probe.clone() else {
+            return std::future::pending().await;
+        };
+        let secs = |v: Option<i32>, default: i32| {
+            Duration::from_secs(u64::from(v.unwrap_or(default).max(0).unsigned_abs()))
+        };
+        let initial = secs(probe.initial_delay_seconds, 0).min(self.settings.max_probe_period);
+        let period = secs(probe.period_seconds, 10)
+            .min(self.settings.max_probe_period)
+            .max(Duration::from_millis(100));
+        let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+        let mut failures = 0;
+        tokio::time::sleep(initial).await;
+        loop {
+            let ok = probe::check(&probe, &self.container, ports).await;
+            let ready = self
+                .state
+                .borrow()
+                .containers
+                .get(self.index)
+                .is_some_and(|c| c.ready);
+            if ok {
+                failures = 0;
+                if !ready {
+                    self.set(|c| c.ready = true);
+                }
+            } else {
+                failures += 1;
+                if ready && failures >= failure_threshold {
+                    self.set(|c| c.ready = false);
+                }
+            }
+            tokio::time::sleep(period).await;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL when the grace period passes.
+    async fn terminate(&self, child: &mut tokio::process::Child) {
+        let grace = Duration::from_secs(self.grace.load(Ordering::SeqCst).unsigned_abs());
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let (Some(pid), false) = (pid, grace.is_zero()) {
+            if rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+                && tokio::time::timeout(grace, child.wait()).await.is_ok()
+            {
+                return;
+            }
+        }
+        let _ = child.kill().await;
+    }
+}
+
+/// A free loopback port for each container port: (container port, name, loopback port).
+fn free_ports(container: &Container) -> Result<Vec<(i32, Option<String>, u16)>, KubeletError> {
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    for p in container.ports.iter().flatten() {
+        // Held until all are chosen so one container never gets the same port twice.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io("127.0.0.1:0"))?;
+        let port = listener.local_addr().map_err(io("127.0.0.1:0"))?.port();
+        held.push(listener);
+        out.push((p.container_port, p.name.clone(), port));
+    }
+    Ok(out)
+}
