@@ -14,7 +14,7 @@ pub mod root;
 pub mod time;
 
 pub use atsign::{AtSign, AtSignError};
-pub use codec::{CodecError, LineCodec};
+pub use codec::{Line, LineCodec};
 pub use command::{Command, ParseError};
 pub use error_code::ErrorCode;
 pub use key::{AtKey, KeyError, KeyKind};

@@ -3,7 +3,7 @@
 use at_protocol::command::Command;
 use at_protocol::key::AtKey;
 use at_protocol::root::{RootReply, RootRequest};
-use at_protocol::{CodecError, LineCodec, Metadata, Reply};
+use at_protocol::{Line, LineCodec, Metadata, Reply};
 use bytes::BytesMut;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -95,23 +95,64 @@ proptest! {
         for chunk in &chunks {
             newlines_in += chunk.iter().filter(|b| **b == b'\n').count();
             buf.extend_from_slice(chunk);
-            loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(line)) => {
-                        frames += 1;
-                        prop_assert!(!line.contains('\n'));
-                        prop_assert!(line.len() <= max);
-                    }
-                    Ok(None) => break,
-                    Err(CodecError::InvalidUtf8) => frames += 1,
-                    Err(CodecError::LineTooLong { .. }) => {}
-                    Err(CodecError::Io(e)) => prop_assert!(false, "io error {e}"),
+            while let Some(line) = codec.decode(&mut buf).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                if let Line::Text(text) = &line {
+                    prop_assert!(!text.contains('\n'));
+                    prop_assert!(text.len() <= max);
                 }
+                frames += 1;
             }
             // Memory stays bounded: at most one (possibly partial) line is buffered.
             prop_assert!(buf.len() <= max + 1);
         }
-        prop_assert!(frames <= newlines_in);
+        // Every frame but a trailing overlong one ends at a newline of the input.
+        prop_assert!(frames <= newlines_in + 1);
+    }
+
+    /// However the bytes are chunked, the frames are those of a simple model: each line split
+    /// on `\n` is text, not UTF-8 or too long; an unterminated tail only counts when too long.
+    #[test]
+    fn codec_frames_match_the_model_under_any_chunking(
+        data in vec(prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(b'a')], 0..256),
+        cuts in vec(0usize..256, 0..12),
+        max in 1usize..24,
+    ) {
+        let mut codec = LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c <= data.len()).collect();
+        points.push(data.len());
+        points.sort_unstable();
+        let mut last = 0;
+        for p in points {
+            buf.extend_from_slice(&data[last..p]);
+            last = p;
+            while let Some(line) = codec.decode(&mut buf).map_err(|e| TestCaseError::fail(e.to_string()))? {
+                frames.push(line);
+            }
+        }
+        while let Some(line) = codec.decode_eof(&mut buf).map_err(|e| TestCaseError::fail(e.to_string()))? {
+            frames.push(line);
+        }
+        prop_assert!(buf.is_empty());
+
+        let mut segments: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+        let tail = segments.pop().unwrap_or_default();
+        let mut expected: Vec<Line> = segments
+            .into_iter()
+            .map(|seg| {
+                if seg.len() > max {
+                    Line::TooLong
+                } else {
+                    let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
+                    std::str::from_utf8(seg).map_or(Line::InvalidUtf8, |t| Line::Text(t.to_string()))
+                }
+            })
+            .collect();
+        if tail.len() > max {
+            expected.push(Line::TooLong);
+        }
+        prop_assert_eq!(frames, expected);
     }
 
     #[test]
@@ -123,6 +164,7 @@ proptest! {
         while let Some(l) = codec.decode(&mut buf).unwrap() {
             out.push(l);
         }
+        let lines: Vec<Line> = lines.into_iter().map(Line::Text).collect();
         prop_assert_eq!(out, lines);
     }
 }

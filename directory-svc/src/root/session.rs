@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use at_protocol::codec::{Line, LineCodec};
 use at_protocol::root::{RootReply, RootRequest};
-use at_protocol::{CodecError, LineCodec};
 use futures::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -72,8 +72,6 @@ pub(super) async fn run(
         misses: 0,
         used: false,
     };
-    // After a decoding error FramedRead ends the stream once, then resumes: that end is not the peer's.
-    let mut resuming = false;
     loop {
         let idle = if session.used {
             settings.session_idle_timeout
@@ -85,16 +83,9 @@ pub(super) async fn run(
             next = next_line(&mut lines, idle) => next,
         };
         let request = match next {
-            Next::Line(line) => RootRequest::parse(&line),
-            Next::Undecodable => {
-                resuming = true;
-                RootRequest::Invalid("not UTF-8".into())
-            }
-            Next::Closed if resuming => {
-                resuming = false;
-                continue;
-            }
-            Next::TooLong => {
+            Next::Frame(Line::Text(line)) => RootRequest::parse(&line),
+            Next::Frame(Line::InvalidUtf8) => RootRequest::Invalid("not UTF-8".into()),
+            Next::Frame(Line::TooLong) => {
                 metrics.reject("oversized_line");
                 break;
             }
@@ -187,9 +178,7 @@ impl Session<'_> {
 }
 
 enum Next {
-    Line(String),
-    Undecodable,
-    TooLong,
+    Frame(Line),
     Idle,
     Closed,
 }
@@ -206,9 +195,7 @@ where
         None => lines.next().await,
     };
     match item {
-        Some(Ok(line)) => Next::Line(line),
-        Some(Err(CodecError::LineTooLong { .. })) => Next::TooLong,
-        Some(Err(CodecError::InvalidUtf8)) => Next::Undecodable,
-        Some(Err(CodecError::Io(_))) | None => Next::Closed,
+        Some(Ok(line)) => Next::Frame(line),
+        Some(Err(_)) | None => Next::Closed,
     }
 }
