@@ -9,7 +9,7 @@ CARGO ?= cargo
 VERSION ?= dev
 REGISTRY ?= ghcr.io/atfleet
 
-.PHONY: help test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind
+.PHONY: help bench test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,14 @@ test-rust: python-env ## All Rust tests (unit, integration, interop with atsdk) 
 demo: ## atfleet on this machine (PostgreSQL binaries, kubectl): two Atsigns, onboarding, sharing, deletion; DEMO_FLAGS=--keep leaves it up
 	$(CARGO) build --locked -p atserver -p atdirectory -p atfleet-operator -p atctl -p atfleet-e2e
 	$(CARGO_TARGET_DIR)/debug/atfleet-local up $(DEMO_FLAGS)
+
+# Release binaries; PostgreSQL for the atDirectory and the operator's registrations. The report goes to the
+# repository's own target/bench whatever CARGO_TARGET_DIR says.
+bench: ## Benchmarks against same-run baselines (release build; writes target/bench/report.{json,md} and PNGs)
+	$(CARGO) build --release --locked -p atserver -p atdirectory -p atfleet-operator -p atfleet-e2e \
+	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atfleet-bench
+	scripts/with-postgres -- $(CARGO_TARGET_DIR)/release/atfleet-bench run \
+	  --bin-dir $(CARGO_TARGET_DIR)/release --out $(CURDIR)/target/bench
 
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run

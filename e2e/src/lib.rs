@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod kubelet;
 pub mod kubesim;
 pub mod local;
