@@ -169,7 +169,7 @@ impl Engine {
                 tracing::info!(%recipient, error = %e, "recipient unreachable; quarantined");
                 self.quarantine(recipient);
                 for n in list {
-                    self.failed_attempt(shared, n).await;
+                    self.failed_attempt(shared, n, false).await;
                 }
                 return;
             }
@@ -199,13 +199,13 @@ impl Engine {
                 }
                 Outcome::Refused(reply) => {
                     tracing::info!(%recipient, id = %n.id, %reply, "notification refused by peer");
-                    self.failed_attempt(shared, n).await;
+                    self.failed_attempt(shared, n, true).await;
                 }
                 Outcome::Broken(e) => {
                     tracing::info!(%recipient, error = %e, "delivery connection broke");
                     broken = true;
                     self.quarantine(recipient);
-                    self.failed_attempt(shared, n).await;
+                    self.failed_attempt(shared, n, false).await;
                 }
             }
         }
@@ -245,16 +245,18 @@ impl Engine {
             .insert(recipient.to_string(), (Instant::now() + wait, failures));
     }
 
-    /// Counts an attempt; past the limit the notification becomes `errored`, else it waits its
-    /// backoff. Persisted, so a restart keeps the count.
-    async fn failed_attempt(&self, shared: &Shared, mut n: Notification) {
+    /// Counts an attempt; past the limit the notification becomes `errored`. A refused one waits
+    /// its own backoff (`own_backoff`); after a connection failure the recipient's quarantine
+    /// holds them all back together, so they leave again in priority order. Persisted, so a
+    /// restart keeps the count.
+    async fn failed_attempt(&self, shared: &Shared, mut n: Notification, own_backoff: bool) {
         n.retry_count += 1;
         let give_up = n.retry_count >= self.settings.max_attempts;
         if give_up {
             n.status = Status::Errored;
             shared.peers.metrics.delivery("errored");
             self.state().retry_at.remove(&n.id);
-        } else {
+        } else if own_backoff {
             shared.peers.metrics.delivery("retry");
             let failures = u32::try_from(n.retry_count).unwrap_or(u32::MAX);
             let wait = self
@@ -263,6 +265,8 @@ impl Engine {
             self.state()
                 .retry_at
                 .insert(n.id.clone(), Instant::now() + wait);
+        } else {
+            shared.peers.metrics.delivery("retry");
         }
         let stored = shared.store.call(move |db| db.put_notification(&n)).await;
         if let Err(e) = stored {
