@@ -151,15 +151,34 @@ fn service(state: &State, old: Option<&Value>, new: &mut Value) -> ApiResult<()>
                 ));
             }
             Some(p) => p,
-            None => NODE_PORTS
-                .clone()
-                .find(|p| !used.contains(p))
+            None => free_node_port(&used)
                 .ok_or_else(|| ApiError::internal("no NodePort left in 30000-32767"))?,
         };
         used.insert(chosen);
         port["nodePort"] = json!(chosen);
     }
     Ok(())
+}
+
+/// An unallocated node port, scanning from a random start as the real allocator picks at random
+/// (several simulated clusters on one machine then rarely choose the same ports). The only node
+/// is this machine, where the process kubelet listens on node ports, so a port some other
+/// program holds on 127.0.0.1 is passed over while others remain.
+fn free_node_port(used: &BTreeSet<u64>) -> Option<u64> {
+    let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+    let start = rand::random::<u64>() % span;
+    let candidates = (0..span)
+        .map(|i| NODE_PORTS.start() + (start + i) % span)
+        .filter(|p| !used.contains(p));
+    let bindable = |p: &u64| {
+        u16::try_from(*p)
+            .ok()
+            .is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+    };
+    candidates
+        .clone()
+        .find(bindable)
+        .or_else(|| candidates.clone().next())
 }
 
 /// A stable address in 10.96.0.0/16 derived from the service's uid.
