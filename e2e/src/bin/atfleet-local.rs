@@ -89,9 +89,11 @@ async fn main() -> anyhow::Result<()> {
     let mut opts = Options::new(&state, &bin_dir);
     opts.database_url = database_url;
     opts.kubesim_listen = kubesim_listen;
-    let cluster = LocalCluster::up(opts)
-        .await
-        .context("starting the local cluster")?;
+    // Interrupted while starting: dropping the half-built cluster kills what it started.
+    let cluster = tokio::select! {
+        c = LocalCluster::up(opts) => c.context("starting the local cluster")?,
+        () = interrupted() => bail!("interrupted"),
+    };
     println!(
         "    up in {:.1}s; state in {}",
         started.elapsed().as_secs_f64(),
@@ -101,7 +103,11 @@ async fn main() -> anyhow::Result<()> {
     let result = if no_demo {
         Ok(())
     } else {
-        Story::new(&cluster).run().await
+        let mut story = Story::new(&cluster);
+        tokio::select! {
+            r = story.run() => r,
+            () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        }
     };
     match &result {
         Ok(()) if !no_demo => println!(
@@ -113,15 +119,29 @@ async fn main() -> anyhow::Result<()> {
     }
     if keep {
         usage(&cluster);
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        interrupted().await;
     }
     cluster.shutdown().await;
     if result.is_err() {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: the cluster is then shut down properly (no orphaned servers).
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 fn step(what: &str) {

@@ -142,6 +142,7 @@ impl Kubelet {
             forwarders: HashMap::new(),
             bind_failures: HashSet::new(),
             endpoints: Endpoints::default(),
+            notify: notify.clone(),
         };
         let s = stop.clone();
         let task = tokio::spawn(async move {
@@ -238,6 +239,8 @@ struct Node {
     forwarders: HashMap<(String, String, u16), Forwarder>,
     bind_failures: HashSet<(String, String, u16)>,
     endpoints: Endpoints,
+    /// Wakes the sync loop (watch events, finished pod workers).
+    notify: Arc<Notify>,
 }
 
 impl Node {
@@ -413,6 +416,7 @@ impl Node {
                     self.settings.clone(),
                     self.endpoints.clone(),
                     (**pod).clone(),
+                    self.notify.clone(),
                 );
                 self.workers.insert(k, w);
             }

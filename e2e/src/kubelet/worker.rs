@@ -30,7 +30,13 @@ pub struct PodWorker {
 }
 
 impl PodWorker {
-    pub fn start(settings: Arc<Settings>, endpoints: Endpoints, pod: Pod) -> Self {
+    /// Starts the pod; `done` is notified when its containers have stopped.
+    pub fn start(
+        settings: Arc<Settings>,
+        endpoints: Endpoints,
+        pod: Pod,
+        done: Arc<tokio::sync::Notify>,
+    ) -> Self {
         let stop = CancellationToken::new();
         let grace = Arc::new(AtomicI64::new(
             pod.spec
@@ -39,7 +45,11 @@ impl PodWorker {
                 .unwrap_or(30),
         ));
         let uid = pod.uid().unwrap_or_default();
-        let task = tokio::spawn(run(settings, endpoints, pod, stop.clone(), grace.clone()));
+        let (s, g) = (stop.clone(), grace.clone());
+        let task = tokio::spawn(async move {
+            run(settings, endpoints, pod, s, g).await;
+            done.notify_one();
+        });
         Self {
             uid,
             stop,
