@@ -207,7 +207,8 @@ async fn demo_story_crash_recovery_and_deletion() {
     let out = atctl
         .run(&["-a", "@bob", "get", "@bob:phone.demo@alice"])
         .await;
-    if out.status.success() {
+    let server_to_server = out.status.success();
+    if server_to_server {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "+1 555 0100");
     } else {
         assert!(!out.stderr.is_empty(), "a failed read says why");
@@ -234,6 +235,19 @@ async fn demo_story_crash_recovery_and_deletion() {
         .ok(&["-a", "@bob", "notify", "@bob:ping.demo@bob", "live"])
         .await;
     wait_line(&mut rx, "ping.demo", &mut seen).await;
+    // @alice's notification reaches @bob's monitor through the same server-to-server path.
+    atctl
+        .ok(&[
+            "-a",
+            "@alice",
+            "notify",
+            "@bob:greeting.demo@alice",
+            "hello",
+        ])
+        .await;
+    if server_to_server {
+        wait_line(&mut rx, "greeting.demo@alice", &mut seen).await;
+    }
     let _ = monitor.kill().await;
 
     // A crashed atServer is restarted by the kubelet, with its data.
