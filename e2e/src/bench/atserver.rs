@@ -2,7 +2,7 @@
 //! The release `atserver` binary runs as its own process on loopback.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use at_protocol::client::{AtConnection, MonitorConnection};
@@ -17,11 +17,10 @@ use super::report::{Figure, Section, Target};
 use super::stats::{latency_percentiles, Summary};
 use super::{plot, sqlite, BenchError, Ctx};
 
-const ATSIGN: &str = "@alice";
+pub(crate) const ATSIGN: &str = "@alice";
 /// The CRAM secret the benchmark server is seeded with.
 const SECRET: &str = "0b5d7e1c9a3f46e8b2d4c6a8e0f1a3c5e7d9b1f3a5c7e9d1b3f5a7c9e1d3b5f70b5d7e1c9a3f46e8b2d4c6a8e0f1a3c5e7d9b1f3a5c7e9d1b3f5a7c9e1d3b5f7";
 const REFERENCE_MEMORY: &str = "≈50 MB per instance";
-const REFERENCE_LATENCY: &str = "4–15 ms end-to-end, encrypted message between two Atsigns";
 
 /// A running atserver process.
 pub struct AtServer {
@@ -30,6 +29,30 @@ pub struct AtServer {
     pub pid: u32,
     /// From spawn to the first greeting read on a new connection.
     pub to_ready: Duration,
+    pub atsign: String,
+}
+
+/// Who a started atserver is and where it listens.
+pub struct Node {
+    pub atsign: String,
+    /// Loopback address to listen on; also its certificate's only name when `cert` is set.
+    pub host: String,
+    /// Certificate and key; the run's shared leaf when `None`.
+    pub cert: Option<(PathBuf, PathBuf)>,
+    /// `--root-server` and `--ca-bundle` for server-to-server traffic.
+    pub root_server: Option<SocketAddr>,
+}
+
+impl Node {
+    /// `@alice` on 127.0.0.1 with the shared certificate and no peers.
+    pub fn alone() -> Node {
+        Node {
+            atsign: ATSIGN.into(),
+            host: "127.0.0.1".into(),
+            cert: None,
+            root_server: None,
+        }
+    }
 }
 
 impl AtServer {
@@ -38,27 +61,40 @@ impl AtServer {
         data_dir: &Path,
         max_connections: usize,
     ) -> Result<Self, BenchError> {
+        Self::start_node(ctx, &Node::alone(), data_dir, max_connections).await
+    }
+
+    pub async fn start_node(
+        ctx: &Ctx,
+        node: &Node,
+        data_dir: &Path,
+        max_connections: usize,
+    ) -> Result<Self, BenchError> {
         let secret = ctx.work.path().join("cram-secret");
         std::fs::write(&secret, SECRET).map_err(BenchError::io(&secret))?;
+        let (cert, key) = node
+            .cert
+            .clone()
+            .unwrap_or_else(|| (ctx.pki.cert.clone(), ctx.pki.key.clone()));
         let mut cmd = tokio::process::Command::new(ctx.bin("atserver"));
-        cmd.args([
-            "--atsign",
-            ATSIGN,
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--tls-cert")
-        .arg(&ctx.pki.cert)
-        .arg("--tls-key")
-        .arg(&ctx.pki.key)
-        .arg("--cram-secret-file")
-        .arg(&secret)
-        .args(["--max-connections", &max_connections.to_string()])
-        .env("ATSERVER_LOG", "warn");
+        cmd.args(["--atsign", &node.atsign])
+            .args(["--listen", &format!("{}:0", node.host)])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--cram-secret-file")
+            .arg(&secret)
+            .args(["--max-connections", &max_connections.to_string()])
+            .env("ATSERVER_LOG", "warn");
+        if let Some(root) = node.root_server {
+            cmd.args(["--root-server", &root.to_string()])
+                .arg("--ca-bundle")
+                .arg(&ctx.pki.ca_path);
+        }
         let mut p = Spawned::start(cmd, "atserver", &ctx.log)?;
         let addr: SocketAddr = p
             .wait_for(Duration::from_secs(60), |l| {
@@ -78,12 +114,13 @@ impl AtServer {
             addr,
             pid,
             to_ready,
+            atsign: node.atsign.clone(),
         })
     }
 
     pub async fn owner(&self, ctx: &Ctx) -> Result<AtConnection, BenchError> {
         let mut c = connect(ctx, self.addr).await?;
-        let atsign = AtSign::parse(ATSIGN).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let atsign = AtSign::parse(&self.atsign).map_err(|e| BenchError::Setup(e.to_string()))?;
         c.authenticate_cram(&atsign, SECRET).await?;
         Ok(c)
     }
@@ -95,10 +132,9 @@ impl AtServer {
 
 async fn connect(ctx: &Ctx, addr: SocketAddr) -> Result<AtConnection, BenchError> {
     let config = ctx.pki.at_client()?;
-    Ok(
-        AtConnection::connect_with_sni(&config, &addr.ip().to_string(), addr.port(), "localhost")
-            .await?,
-    )
+    // The address is also the name the certificate is checked against (as peers do).
+    let host = addr.ip().to_string();
+    Ok(AtConnection::connect_with_sni(&config, &host, addr.port(), &host).await?)
 }
 
 /// One owner connection sending the same command, expecting `data:`.
@@ -135,7 +171,7 @@ fn expect_data(command: &str, reply: &str) -> Result<(), BenchError> {
     }
 }
 
-fn ms(lat: &[f64]) -> String {
+pub(crate) fn ms(lat: &[f64]) -> String {
     let [p50, p99, p999] = latency_percentiles(lat);
     format!(
         "p50 {p50:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms over {} exchanges",
@@ -249,61 +285,6 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              plotters is built without fonts)"
         ));
     }
-    Ok(vec![s])
-}
-
-/// Notification latency needs server-to-server delivery; the loopback TLS round trip it is to be
-/// compared with is measured here so the row is ready when that lands.
-pub async fn notification(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
-    let reps = ctx.reps();
-    let n = ctx.mode.pick(2000, 20);
-    let warmup = ctx.mode.pick(200, 5);
-    let (echo_child, echo_addr) = echo::spawn(ctx).await?;
-    let tls = ctx.pki.rustls_client()?;
-    let conn = EchoConn::connect(echo_addr, &tls, "notify:update:@bob:message@alice:hello").await?;
-    let mut conns = load::drive(vec![conn], warmup).await?.conns;
-    let (mut p50, mut p99, mut p999) = (Vec::new(), Vec::new(), Vec::new());
-    let mut all = Vec::new();
-    for _ in 0..reps {
-        let run = load::drive(conns, n).await?;
-        conns = run.conns;
-        let [a, b, c] = latency_percentiles(&run.latencies_ms);
-        p50.push(a);
-        p99.push(b);
-        p999.push(c);
-        all.extend(run.latencies_ms);
-    }
-    process::stop(echo_child, Duration::from_secs(5)).await;
-    let mut s = Section::new(
-        "notification",
-        "Notification latency",
-        format!(
-            "To be timed: from @alice's client sending `notify` to @bob's monitor receiving it, through \
-             both atServers. Baseline: one TLS round trip on loopback (a line to the bare rustls echo \
-             server and back), {n} per repetition after {warmup} warm-up round trips, {reps} repetitions; the \
-             percentiles are per repetition, min/median/max across repetitions."
-        ),
-    );
-    s.not_measured(
-        "notification latency @alice → @bob, p50/p99/p99.9 (target p99 ≤ 5 ms)",
-        "server-to-server delivery not built yet",
-    );
-    let sum = |v: &[f64]| Summary::of(v).ok_or_else(|| BenchError::Setup("no repetitions".into()));
-    for (name, v) in [("p50", &p50), ("p99", &p99), ("p99.9", &p999)] {
-        s.figures.push(
-            Figure::new(
-                &format!("baseline only: TLS round trip on loopback, {name}"),
-                "ms",
-                sum(v)?,
-                Target::None,
-            )
-            .with_reference(REFERENCE_LATENCY),
-        );
-    }
-    s.notes.push(format!(
-        "TLS round trip on loopback, all repetitions: {}",
-        ms(&all)
-    ));
     Ok(vec![s])
 }
 

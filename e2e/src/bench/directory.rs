@@ -235,32 +235,9 @@ async fn fresh_database(url: &str) -> Result<String, BenchError> {
 
 /// Registers `n` Atsigns (`@b00000`…) through the HTTP API, 16 at a time.
 async fn register(http: SocketAddr, n: usize) -> Result<Arc<Vec<AtSign>>, BenchError> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let names: Vec<String> = (0..n).map(|i| format!("b{i:05}")).collect();
     futures::stream::iter(names.iter())
-        .map(|name| {
-            let client = client.clone();
-            async move {
-                let body = serde_json::json!({"host": "127.0.0.1", "port": 6464, "owner": "bench"});
-                let req = hyper::Request::put(format!("http://{http}/v1/atsigns/{name}"))
-                    .header("authorization", format!("Bearer {TOKEN}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .map_err(|e| BenchError::Setup(format!("registration request: {e}")))?;
-                let resp = client
-                    .request(req)
-                    .await
-                    .map_err(|e| BenchError::Setup(format!("registering {name}: {e}")))?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(BenchError::Setup(format!(
-                        "registering {name}: HTTP {}",
-                        resp.status()
-                    )))
-                }
-            }
-        })
+        .map(|name| register_one(http, name, "127.0.0.1", 6464))
         .buffer_unordered(16)
         .try_collect::<Vec<()>>()
         .await?;
@@ -269,4 +246,33 @@ async fn register(http: SocketAddr, n: usize) -> Result<Arc<Vec<AtSign>>, BenchE
         .map(|n| AtSign::parse(&format!("@{n}")).map_err(|e| BenchError::Setup(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(atsigns))
+}
+
+/// `PUT /v1/atsigns/<name>` pointing at `host:port`.
+pub async fn register_one(
+    http: SocketAddr,
+    name: &str,
+    host: &str,
+    port: u16,
+) -> Result<(), BenchError> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let body = serde_json::json!({"host": host, "port": port, "owner": "bench"});
+    let name = name.trim_start_matches('@');
+    let req = hyper::Request::put(format!("http://{http}/v1/atsigns/{name}"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| BenchError::Setup(format!("registration request: {e}")))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| BenchError::Setup(format!("registering {name}: {e}")))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(BenchError::Setup(format!(
+            "registering {name}: HTTP {}",
+            resp.status()
+        )))
+    }
 }

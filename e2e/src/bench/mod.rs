@@ -7,6 +7,7 @@ pub mod directory;
 pub mod echo;
 pub mod load;
 pub mod machine;
+pub mod notify;
 pub mod operator;
 pub mod pki;
 pub mod plot;
@@ -139,11 +140,7 @@ pub async fn run(opts: Options) -> Result<Report, BenchError> {
         );
     }
     if wanted("notification") {
-        keep(
-            &mut sections,
-            "notification",
-            atserver::notification(&ctx).await,
-        );
+        keep(&mut sections, "notification", notify::run(&ctx).await);
     }
     if wanted("memory") {
         keep(&mut sections, "memory", atserver::memory(&ctx).await);

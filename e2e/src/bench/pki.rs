@@ -12,8 +12,13 @@ use super::BenchError;
 
 pub struct Pki {
     pub ca_pem: String,
+    /// The CA certificate as a file (atservers' `--ca-bundle`).
+    pub ca_path: PathBuf,
+    /// The shared leaf, for `localhost` and `127.0.0.1`.
     pub cert: PathBuf,
     pub key: PathBuf,
+    dir: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -26,20 +31,39 @@ impl Pki {
         let ca_key = KeyPair::generate().map_err(err)?;
         let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
         let issuer = Issuer::new(ca, ca_key);
-        let mut leaf =
-            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).map_err(err)?;
-        leaf.distinguished_name
-            .push(DnType::CommonName, "atfleet-bench");
-        let leaf_key = KeyPair::generate().map_err(err)?;
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
-        let pki = Pki {
-            ca_pem: ca_cert.pem(),
-            cert: dir.join("bench.crt"),
-            key: dir.join("bench.key"),
+        let ca_pem = ca_cert.pem();
+        let ca_path = dir.join("bench-ca.pem");
+        std::fs::write(&ca_path, &ca_pem).map_err(BenchError::io(&ca_path))?;
+        let mut pki = Pki {
+            ca_pem,
+            ca_path,
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            dir: dir.to_path_buf(),
+            issuer,
         };
-        std::fs::write(&pki.cert, leaf_cert.pem()).map_err(BenchError::io(&pki.cert))?;
-        std::fs::write(&pki.key, leaf_key.serialize_pem()).map_err(BenchError::io(&pki.key))?;
+        (pki.cert, pki.key) = pki.leaf("bench", &["localhost", "127.0.0.1"])?;
         Ok(pki)
+    }
+
+    /// Writes a leaf certificate for exactly `names` (server and client use); returns (cert, key).
+    pub fn leaf(&self, file: &str, names: &[&str]) -> Result<(PathBuf, PathBuf), BenchError> {
+        let err = |e: rcgen::Error| BenchError::Setup(format!("certificates: {e}"));
+        let mut leaf =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .map_err(err)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or(file));
+        leaf.use_authority_key_identifier_extension = true;
+        let leaf_key = KeyPair::generate().map_err(err)?;
+        let leaf_cert = leaf.signed_by(&leaf_key, &self.issuer).map_err(err)?;
+        let (cert, key) = (
+            self.dir.join(format!("{file}.crt")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&key, leaf_key.serialize_pem()).map_err(BenchError::io(&key))?;
+        std::fs::write(&cert, leaf_cert.pem()).map_err(BenchError::io(&cert))?;
+        Ok((cert, key))
     }
 
     /// The atProtocol client's configuration trusting this CA.
