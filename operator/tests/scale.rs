@@ -1,5 +1,6 @@
 //! Scale run: the operator binary, as its own process, takes N Atsigns (default 1,000) to Ready
-//! against kubesim with the test playing a readiness-only kubelet; then, with nothing changing,
+//! against kubesim with the process kubelet in readiness-simulation mode (pods are made, no
+//! processes run, every pod is reported Ready); then, with nothing changing,
 //! it must make no writes for a minute. Reports time, API requests per Atsign and the operator's
 //! peak resident memory. Run with
 //! `cargo test -p atfleet-operator --test scale -- --ignored --nocapture` (ATFLEET_SCALE_N=…).
@@ -8,13 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use atfleet_e2e::kubelet::{Config as KubeletConfig, Kubelet};
 use atfleet_operator::crd::Atsign;
 use common::*;
 use futures::StreamExt;
 use kube::api::ListParams;
 use kube::Api;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 fn ready_count(list: &[Atsign]) -> usize {
     list.iter()
@@ -48,8 +49,7 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let token = tmp.path().join("token");
     std::fs::write(&token, TOKEN).expect("token");
-    let kubelet = CancellationToken::new();
-    readiness_kubelet_every(client.clone(), kubelet.clone(), Duration::from_millis(500));
+    let kubelet = Kubelet::start(client.clone(), KubeletConfig::simulate());
 
     let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_atfleet-operator"))
         .env("KUBECONFIG", &kubeconfig)
@@ -133,8 +133,8 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
     );
     assert_eq!(dir.state.lock().expect("lock").records.len(), n);
 
-    kubelet.cancel();
     let _ = operator.start_kill();
     let _ = operator.wait().await;
+    kubelet.shutdown().await;
     sim.shutdown().await;
 }

@@ -2,6 +2,8 @@
 //! "kubelet" played by the test, and operator replicas running in-process.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
