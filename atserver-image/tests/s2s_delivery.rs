@@ -121,4 +121,40 @@ async fn queued_notifications_survive_restarts_and_arrive_in_priority_order() {
         .unwrap();
     assert_eq!(high["value"], "value-high-1");
     assert_eq!(high["from"], "@alice");
+
+    // Pooled connections to a peer that restarted are replaced on first use, not failed.
+    send(&mut a, "update:@bob:shared.app@alice v").await;
+    assert_eq!(
+        send(&mut b, "lookup:bypassCache:true:shared.app@alice").await,
+        "data:v"
+    );
+    drop(a);
+    alice.kill().await;
+    fleet.spawn(&mut alice).await;
+    fleet.register(&alice).await;
+    assert_eq!(
+        send(&mut b, "lookup:bypassCache:true:shared.app@alice").await,
+        "data:v",
+        "the lookup after @alice's restart succeeds at once"
+    );
+    drop((b, monitor));
+    let mut a = fleet.owner(&alice).await;
+    assert_eq!(
+        send(&mut a, "notify:id:before:@bob:x.app@alice:1").await,
+        "data:before"
+    );
+    poll_until(&mut a, "notify:status:before", "data:delivered").await;
+    bob.kill().await;
+    fleet.spawn(&mut bob).await;
+    fleet.register(&bob).await;
+    assert_eq!(
+        send(&mut a, "notify:id:after:@bob:x.app@alice:2").await,
+        "data:after"
+    );
+    poll_until(&mut a, "notify:status:after", "data:delivered").await;
+    let after = json(&send(&mut a, "notify:fetch:after").await);
+    assert_eq!(
+        after["retryCount"], "0",
+        "delivered on a fresh connection: {after}"
+    );
 }

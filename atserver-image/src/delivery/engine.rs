@@ -179,7 +179,20 @@ impl Engine {
             if broken {
                 break;
             }
-            match self.attempt(shared, &mut pooled, &n).await {
+            let mut outcome = self.attempt(shared, &mut pooled, &n).await;
+            if pooled.reused && matches!(&outcome, Outcome::Broken(e) if e.transport()) {
+                // The idle connection died while pooled (the peer restarted, say): reconnect.
+                if let Ok(peer) = AtSign::parse(recipient) {
+                    match peers.checkout_fresh(shared, &peer).await {
+                        Ok(fresh) => {
+                            pooled = fresh;
+                            outcome = self.attempt(shared, &mut pooled, &n).await;
+                        }
+                        Err(e) => outcome = Outcome::Broken(e),
+                    }
+                }
+            }
+            match outcome {
                 Outcome::Delivered => {
                     let id = n.id.clone();
                     let stored = shared

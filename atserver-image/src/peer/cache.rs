@@ -163,13 +163,12 @@ pub async fn lookup_shared(shared: &Shared, owner: &AtSign, name: &str, bypass: 
     let peers = &shared.peers;
     let mut pooled = peers.checkout(shared, owner).await?;
     let command = format!("lookup:all:{name}{owner}");
-    let fetched = fetch(
-        &mut pooled.conn,
-        &command,
-        peers.settings.lookup_timeout,
-        owner,
-    )
-    .await;
+    let limit = peers.settings.lookup_timeout;
+    let mut fetched = fetch(&mut pooled.conn, &command, limit, owner).await;
+    if pooled.reused && fetched.as_ref().is_err_and(PeerError::transport) {
+        pooled = peers.checkout_fresh(shared, owner).await?;
+        fetched = fetch(&mut pooled.conn, &command, limit, owner).await;
+    }
     if fetched.is_ok() {
         peers.checkin(pooled);
     }
@@ -342,21 +341,12 @@ pub async fn scan_remote(
         Some(r) => format!("scan {r}"),
         None => "scan".to_string(),
     };
-    let reply = timed(
-        peers.settings.lookup_timeout,
-        format!("scanning {peer}"),
-        async {
-            pooled
-                .conn
-                .send_data(&command)
-                .await
-                .map_err(|source| PeerError::Peer {
-                    atsign: peer.to_string(),
-                    source,
-                })
-        },
-    )
-    .await;
+    let limit = peers.settings.lookup_timeout;
+    let mut reply = scan_on(&mut pooled, &command, limit, peer).await;
+    if pooled.reused && reply.as_ref().is_err_and(PeerError::transport) {
+        pooled = peers.checkout_fresh(shared, peer).await?;
+        reply = scan_on(&mut pooled, &command, limit, peer).await;
+    }
     match reply {
         Ok(data) => {
             peers.checkin(pooled);
@@ -364,6 +354,25 @@ pub async fn scan_remote(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn scan_on(
+    pooled: &mut super::Pooled,
+    command: &str,
+    limit: std::time::Duration,
+    peer: &AtSign,
+) -> Result<String, PeerError> {
+    timed(limit, format!("scanning {peer}"), async {
+        pooled
+            .conn
+            .send_data(command)
+            .await
+            .map_err(|source| PeerError::Peer {
+                atsign: peer.to_string(),
+                source,
+            })
+    })
+    .await
 }
 
 /// Splits `cached:<@me:|public:>name@owner` into (public?, name, owner).

@@ -47,6 +47,16 @@ pub enum PeerError {
 }
 
 impl PeerError {
+    /// True when the exchange failed below the protocol (I/O, closed, timeout): the connection
+    /// is unusable, unlike a peer that answered with an error.
+    pub fn transport(&self) -> bool {
+        match self {
+            PeerError::Timeout(_) => true,
+            PeerError::Peer { source, .. } => source.server_code().is_none(),
+            _ => false,
+        }
+    }
+
     /// True when the peer could not be reached at all (quarantine material), as opposed to a
     /// peer that answered with an error.
     pub fn unreachable(&self) -> bool {
@@ -104,6 +114,9 @@ pub async fn timed<T>(
 pub struct Pooled {
     pub conn: AtConnection,
     pub peer: String,
+    /// Taken from the idle list: the peer may have closed it since (e.g. it restarted), so a
+    /// transport failure on it deserves one retry on a fresh connection.
+    pub reused: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -242,9 +255,19 @@ impl Peers {
             return Ok(Pooled {
                 conn,
                 peer: peer.to_string(),
+                reused: true,
                 _permit: permit,
             });
         }
+        self.checkout_fresh(shared, peer).await
+    }
+
+    /// A newly authenticated connection to `peer`, once a slot of the per-peer bound is free.
+    pub async fn checkout_fresh(
+        &self,
+        shared: &Shared,
+        peer: &AtSign,
+    ) -> Result<Pooled, PeerError> {
         let limit = self.limit_for(peer.as_str());
         let permit = timed(
             self.settings.connect_timeout,
@@ -261,6 +284,7 @@ impl Peers {
         Ok(Pooled {
             conn,
             peer: peer.to_string(),
+            reused: false,
             _permit: permit,
         })
     }
