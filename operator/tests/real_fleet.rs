@@ -246,13 +246,31 @@ async fn directory_outage_is_reported_and_recovered_and_delete_policy_removes_da
     assert_eq!(serving(&fleet, "bob").await, (host, port));
     assert!(is(&fleet, "bob", "Degraded", "False").await);
 
-    // Delete with retention Delete: everything goes, the directory first.
+    // Delete while the directory is down: the finalizer cannot deregister, so the pod must keep
+    // running; once the directory returns, bob is deregistered and only then stopped.
     let last = running_pid(&fleet, "bob", None).await;
+    fleet.directory.stop().await;
     fleet
         .atsigns()
         .delete("bob", &DeleteParams::default())
         .await
         .expect("delete");
+    let op = fleet.operator.as_ref().expect("operator");
+    within("a failed deregistration attempt", || async {
+        op.metrics.encode().lines().any(|l| {
+            l.starts_with("atfleet_operator_directory_calls_total")
+                && l.contains("operation=\"deregister\"")
+                && l.contains("result=\"DirectoryUnavailable\"")
+        })
+    })
+    .await;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), NS);
+    assert!(
+        statefulsets.get_opt("bob").await.expect("get").is_some(),
+        "the StatefulSet stays while the directory cannot be told"
+    );
+    assert!(fleet.pod("bob").await.is_some() && alive(last));
+    fleet.directory.restart().await;
     within("bob gone", || async {
         fleet.atsigns().get_opt("bob").await.expect("get").is_none()
     })
