@@ -1,6 +1,7 @@
 //! Acceptance 2: Atsign's Python SDK (atsdk) loads the keys file atctl wrote, authenticates, reads
 //! what atctl stored (public, self, and as owner shared); atctl reads back what atsdk stored. Real
-//! atserver and atdirectory processes. Reads by the recipient wait for server-to-server lookups.
+//! atserver and atdirectory processes. Across two atServers (acceptance 2, shared part): atsdk as
+//! @bob reads what atctl as @alice shared, and atctl as the recipient reads what atsdk shared.
 
 mod common;
 
@@ -29,7 +30,6 @@ fn python() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atsdk_uses_the_keys_file_and_data_round_trips() {
-    let python = python();
     let mut fleet = Fleet::start().await;
     let _alice = fleet.server("@alice").await;
     let _bob = fleet.server("@bob").await;
@@ -72,9 +72,22 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/atsdk_with_atctl.py"
     );
-    let run = tokio::process::Command::new(python)
+    run_script(&fleet, script, &atctl.keys_dir, "ATCTL-ATSDK-OK").await;
+
+    let run = atctl.run(&["get", "public:city.py@alice"]).await.ok();
+    assert_eq!(run.stdout.trim(), "Accra");
+    let run = atctl.run(&["get", "pin.py@alice"]).await.ok();
+    assert_eq!(run.stdout.trim(), "4321 from python");
+    let run = atctl.run(&["get", "@bob:email.py@alice"]).await.ok();
+    assert_eq!(run.stdout.trim(), "alice@example.com");
+}
+
+/// Runs an interop script with `keys_dir` and the directory's address; panics with its output
+/// unless it succeeds and prints `marker`.
+async fn run_script(fleet: &Fleet, script: &str, keys_dir: &std::path::Path, marker: &str) {
+    let run = tokio::process::Command::new(python())
         .arg(script)
-        .arg(&atctl.keys_dir)
+        .arg(keys_dir)
         .arg("127.0.0.1")
         .arg(fleet.root_addr.port().to_string())
         // atsdk has no CA option; OpenSSL reads this variable.
@@ -87,15 +100,52 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
         .expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("ATCTL-ATSDK-OK"),
+        out.status.success() && stdout.contains(marker),
         "atsdk failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
-    let run = atctl.run(&["get", "public:city.py@alice"]).await.ok();
-    assert_eq!(run.stdout.trim(), "Accra");
-    let run = atctl.run(&["get", "pin.py@alice"]).await.ok();
-    assert_eq!(run.stdout.trim(), "4321 from python");
-    let run = atctl.run(&["get", "@bob:email.py@alice"]).await.ok();
-    assert_eq!(run.stdout.trim(), "alice@example.com");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atsdk_and_atctl_read_each_others_shares_across_servers() {
+    let mut fleet = Fleet::start().await;
+    let _alice = fleet.server("@alice").await;
+    let _bob = fleet.server("@bob").await;
+    // Both atSigns' keys files in one folder, as atsdk looks for them in one place.
+    let atctl = fleet.atctl("keys");
+    for who in ["alice", "bob"] {
+        let secret = fleet.path().join(format!("{who}.cram"));
+        atctl
+            .run(&[
+                "onboard",
+                &format!("@{who}"),
+                "--cram-secret-file",
+                secret.to_str().unwrap(),
+            ])
+            .await
+            .ok();
+    }
+    atctl
+        .run(&["-a", "@alice", "put", "phone.wavi", "+234 555 0100"])
+        .await
+        .ok();
+    atctl
+        .run(&["-a", "@alice", "share", "phone.wavi", "--with", "@bob"])
+        .await
+        .ok();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/atsdk_shared.py");
+    run_script(&fleet, script, &atctl.keys_dir, "ATSDK-SHARED-OK").await;
+
+    // atctl as each recipient, through its own server.
+    let run = atctl
+        .run(&["-a", "@bob", "get", "email.py@alice"])
+        .await
+        .ok();
+    assert_eq!(run.stdout.trim(), "alice@example.com from python");
+    let run = atctl
+        .run(&["-a", "@alice", "get", "reply.py@bob"])
+        .await
+        .ok();
+    assert_eq!(run.stdout.trim(), "pong from python");
 }
