@@ -131,6 +131,7 @@ pub struct LocalCluster {
 impl LocalCluster {
     pub async fn up(opts: Options) -> Result<Self, LocalError> {
         let state = opts.state_dir.clone();
+        prepare_state_dir(&state)?;
         let logs = state.join("logs");
         std::fs::create_dir_all(&logs).map_err(LocalError::io(&logs))?;
         let program = |name: &str| -> Result<PathBuf, LocalError> {
@@ -322,6 +323,39 @@ async fn install(client: &kube::Client) -> Result<(), LocalError> {
     });
     classes.patch(CLASS, &pp, &Patch::Apply(&class)).await?;
     Ok(())
+}
+
+/// Marks a state directory as ours; a marked directory is emptied on the next start, since
+/// nothing in it (keys, claims, the database) matches a new in-memory cluster.
+const MARKER: &str = ".atfleet-local";
+
+fn prepare_state_dir(dir: &Path) -> Result<(), LocalError> {
+    std::fs::create_dir_all(dir).map_err(LocalError::io(dir))?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(LocalError::io(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    if !entries.is_empty() {
+        if !dir.join(MARKER).exists() {
+            return Err(LocalError::Command {
+                what: format!("state directory {}", dir.display()),
+                message:
+                    "not empty and not made by atfleet-local: choose an empty or new directory"
+                        .into(),
+            });
+        }
+        for path in entries {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(LocalError::io(&path))?;
+        }
+    }
+    let marker = dir.join(MARKER);
+    std::fs::write(&marker, "").map_err(LocalError::io(&marker))
 }
 
 pub(crate) fn free_port() -> Result<u16, LocalError> {
