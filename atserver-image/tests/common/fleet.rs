@@ -214,6 +214,10 @@ pub struct Node {
     pub secret: String,
     pub data_dir: PathBuf,
     pub tls: SocketAddr,
+    /// Its health/metrics listener.
+    pub http: SocketAddr,
+    /// Extra command-line flags.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -279,6 +283,8 @@ impl Fleet {
             ),
             data_dir: self.tmp.path().join(format!("{name}-data")),
             tls: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            args: Vec::new(),
             child: None,
         }
     }
@@ -307,6 +313,7 @@ impl Fleet {
             .args(["--delivery-quarantine-ms", "100"])
             .args(["--delivery-max-backoff-ms", "500"])
             .args(["--delivery-max-attempts", "100000"])
+            .args(&node.args)
             .env("ATSERVER_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -325,6 +332,7 @@ impl Fleet {
         .await;
         wait_ready(http_addr).await;
         node.tls = tls;
+        node.http = http_addr;
         node.child = Some(child);
     }
 
@@ -392,6 +400,13 @@ impl Node {
             c.wait().await.ok();
         }
     }
+}
+
+/// The Prometheus text of a node's `/metrics`.
+pub async fn metrics(node: &Node) -> String {
+    let (status, text) = http(Method::GET, &format!("http://{}/metrics", node.http), None).await;
+    assert_eq!(status, 200, "GET /metrics: {text}");
+    text
 }
 
 /// Sends `cmd` and returns the reply line without its prompt (`data:…` / `error:…`).
