@@ -109,8 +109,8 @@ async fn run_script(fleet: &Fleet, script: &str, keys_dir: &std::path::Path, mar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atsdk_and_atctl_read_each_others_shares_across_servers() {
     let mut fleet = Fleet::start().await;
-    let _alice = fleet.server("@alice").await;
-    let _bob = fleet.server("@bob").await;
+    let _alice = fleet.server_on_own_host("@alice", "127.0.0.2").await;
+    let _bob = fleet.server_on_own_host("@bob", "127.0.0.3").await;
     // Both atSigns' keys files in one folder, as atsdk looks for them in one place.
     let atctl = fleet.atctl("keys");
     for who in ["alice", "bob"] {

@@ -1,5 +1,6 @@
-//! Issue 5 acceptance 2, shared part: two onboarded atSigns on two real atserver processes,
-//! resolved through the real atDirectory. @bob reads what @alice shared through his own server
+//! Issue 5 acceptance 2, shared part: two onboarded atSigns on two real atserver processes, each
+//! on its own loopback address with a certificate naming only that address, resolved through the
+//! real atDirectory. @bob reads what @alice shared through his own server
 //! (remote fetch over server-to-server, then cache), and @alice's notifications reach @bob's
 //! monitor through the servers' delivery.
 
@@ -35,7 +36,8 @@ async fn onboard(fleet: &Fleet, atctl: &Atctl, atsign: &str) -> AtKeys {
 async fn owner_conn(fleet: &Fleet, server: &Server, keys: &AtKeys) -> AtConnection {
     let config =
         ClientConfig::new(TlsOptions::from_ca_pem_file(&fleet.pki.ca_path).unwrap()).unwrap();
-    let mut conn = AtConnection::connect(&config, "127.0.0.1", server.tls.port())
+    let host = server.tls.ip().to_string();
+    let mut conn = AtConnection::connect(&config, &host, server.tls.port())
         .await
         .unwrap();
     let at = AtSign::parse(&server.atsign).unwrap();
@@ -66,8 +68,8 @@ async fn until(atctl: &Atctl, args: &[&str], done: impl Fn(&Run) -> bool) -> Run
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_reads_what_alice_shared_through_his_own_server() {
     let mut fleet = Fleet::start().await;
-    let _alice = fleet.server("@alice").await;
-    let bob = fleet.server("@bob").await;
+    let _alice = fleet.server_on_own_host("@alice", "127.0.0.2").await;
+    let bob = fleet.server_on_own_host("@bob", "127.0.0.3").await;
     // One keys folder holding both atSigns: `-a` chooses who acts.
     let atctl = fleet.atctl("keys");
     onboard(&fleet, &atctl, "@alice").await;
@@ -248,8 +250,8 @@ impl Monitor {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_notifies_bob_across_servers() {
     let mut fleet = Fleet::start().await;
-    let _alice = fleet.server("@alice").await;
-    let _bob = fleet.server("@bob").await;
+    let _alice = fleet.server_on_own_host("@alice", "127.0.0.2").await;
+    let _bob = fleet.server_on_own_host("@bob", "127.0.0.3").await;
     let a = fleet.atctl("alice");
     let b = fleet.atctl("bob");
     onboard(&fleet, &a, "@alice").await;

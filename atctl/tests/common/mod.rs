@@ -15,7 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,11 +41,13 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A CA plus one leaf for `localhost`/`127.0.0.1`, as PEM files in `dir`.
+/// A CA plus one leaf for `localhost`/`127.0.0.1`, as PEM files in `dir`; more leaves on demand.
 pub struct Pki {
     pub ca_path: PathBuf,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+    dir: PathBuf,
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -70,11 +73,34 @@ impl Pki {
             ca_path: dir.join("ca.pem"),
             cert_path: dir.join("cert.pem"),
             key_path: dir.join("key.pem"),
+            dir: dir.to_path_buf(),
+            issuer,
         };
-        std::fs::write(&pki.ca_path, issuer.as_ref().pem()).unwrap();
+        std::fs::write(&pki.ca_path, pki.issuer.as_ref().pem()).unwrap();
         std::fs::write(&pki.cert_path, cert.pem()).unwrap();
         std::fs::write(&pki.key_path, key.serialize_pem()).unwrap();
         pki
+    }
+
+    /// A leaf naming only `host`, for server and client use (an atServer presents it to peers),
+    /// as (certificate, key) PEM files.
+    pub fn leaf(&self, host: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(vec![host.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, host);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let paths = (
+            self.dir.join(format!("{host}.pem")),
+            self.dir.join(format!("{host}.key")),
+        );
+        std::fs::write(&paths.0, cert.pem()).unwrap();
+        std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+        paths
     }
 }
 
@@ -237,6 +263,19 @@ impl Fleet {
 
     /// Starts an atServer for `atsign` with a fresh CRAM secret and registers it in the directory.
     pub async fn server(&mut self, atsign: &str) -> Server {
+        let (cert, key) = (self.pki.cert_path.clone(), self.pki.key_path.clone());
+        self.server_at(atsign, "127.0.0.1", &cert, &key).await
+    }
+
+    /// Like [`Self::server`], on a loopback address of its own (e.g. `127.0.0.2`) with a
+    /// certificate naming only that address, as in a real fleet where each atServer proves its
+    /// own host to its peers.
+    pub async fn server_on_own_host(&mut self, atsign: &str, host: &str) -> Server {
+        let (cert, key) = self.pki.leaf(host);
+        self.server_at(atsign, host, &cert, &key).await
+    }
+
+    async fn server_at(&mut self, atsign: &str, host: &str, cert: &Path, key: &Path) -> Server {
         let name = atsign.trim_start_matches('@');
         let secret = format!(
             "{:032x}{:032x}{:032x}{:032x}",
@@ -252,16 +291,16 @@ impl Fleet {
                 "--atsign",
                 atsign,
                 "--listen",
-                "127.0.0.1:0",
+                &format!("{host}:0"),
                 "--http-listen",
                 "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(self.dir.path().join(format!("{name}-data")))
             .arg("--tls-cert")
-            .arg(&self.pki.cert_path)
+            .arg(cert)
             .arg("--tls-key")
-            .arg(&self.pki.key_path)
+            .arg(key)
             .arg("--ca-bundle")
             .arg(&self.pki.ca_path)
             .args(["--root-server", &self.root_addr.to_string()])
@@ -285,8 +324,7 @@ impl Fleet {
         .await;
         self.children.push(child);
         wait_ready(http_addr).await;
-        let body =
-            serde_json::json!({"host": "127.0.0.1", "port": tls.port(), "owner": "atctl-tests"});
+        let body = serde_json::json!({"host": host, "port": tls.port(), "owner": "atctl-tests"});
         let (status, text) = http(
             Method::PUT,
             &format!("http://{}/v1/atsigns/{atsign}", self.dir_http),
