@@ -77,7 +77,7 @@ async fn run() -> anyhow::Result<()> {
         kubesim_listen,
     } = Cli::parse().command;
     let keep = keep || no_demo;
-    let (state, _temp) = match state_dir {
+    let (state, temp) = match state_dir {
         Some(d) => (d, None),
         None => {
             let t = tempfile::Builder::new()
@@ -123,6 +123,9 @@ async fn run() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         ),
         Ok(()) => {}
+        Err(e) if temp.is_some() => {
+            println!("\ndemo FAILED: {e:#}\n(run with --state-dir DIR to keep the logs)")
+        }
         Err(e) => println!("\ndemo FAILED: {e:#}\n(logs in {}/logs)", state.display()),
     }
     if keep {
@@ -131,6 +134,8 @@ async fn run() -> anyhow::Result<()> {
     }
     cluster.shutdown().await;
     if result.is_err() {
+        // exit() skips destructors: the temporary state directory goes first.
+        drop(temp);
         std::process::exit(1);
     }
     Ok(())
