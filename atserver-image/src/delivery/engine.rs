@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::notifications::{Kind, Notification, Status};
+use crate::notifications::{Notification, Status};
 use crate::peer::connector::timed;
 use crate::peer::{PeerError, Pooled};
 use crate::server::{PeerDelivery, Shared};
@@ -96,12 +96,10 @@ impl Engine {
         tasks: &mut JoinSet<()>,
     ) -> Result<Duration, crate::store::StoreError> {
         let now_ms = shared.clock.now_millis();
-        let sent = shared
-            .store
-            .call(move |db| db.notifications_since(&[Kind::Sent], i64::MIN, now_ms))
-            .await?;
+        let queued = shared.store.call(move |db| db.queued_sent(now_ms)).await?;
+        shared.peers.expire_idle();
         let mut per_recipient: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
-        for n in sent.into_iter().filter(|n| n.status == Status::Queued) {
+        for n in queued {
             per_recipient.entry(n.to.clone()).or_default().push(n);
         }
         shared.peers.metrics.set_queue_depths(

@@ -246,6 +246,22 @@ impl Db {
         Ok(out)
     }
 
+    /// Unexpired sent notifications still `queued` (the delivery queue), oldest first; uses the
+    /// status index, so delivered history does not slow the delivery engine down.
+    pub fn queued_sent(&self, now: i64) -> Result<Vec<Notification>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM notifications WHERE status = 'queued' AND kind = 'sent' AND expires_at > ?1
+             ORDER BY created_at",
+        )?;
+        let bodies: Vec<String> = stmt
+            .query_map(params![now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        bodies
+            .iter()
+            .map(|b| Ok(serde_json::from_str(b)?))
+            .collect()
+    }
+
     pub fn remove_notification(&mut self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
@@ -369,5 +385,52 @@ mod tests {
         let d = db.delete("missing@alice", true, 5).unwrap();
         assert!(d > a2);
         assert_eq!(db.last_commit_id().unwrap(), Some(d));
+    }
+
+    fn notification(id: &str, kind: Kind, status: Status, created_at: i64) -> Notification {
+        Notification {
+            id: id.into(),
+            from: "@alice".into(),
+            to: "@bob".into(),
+            key: "@bob:k@alice".into(),
+            value: None,
+            operation: crate::notifications::Operation::Update,
+            message_type: crate::notifications::MessageType::Key,
+            kind,
+            status,
+            priority: crate::notifications::Priority::Low,
+            strategy: "all".into(),
+            latest_n: 1,
+            notifier: "SYSTEM".into(),
+            retry_count: 0,
+            created_at,
+            ttl: 100,
+            expires_at: created_at + 100,
+            is_encrypted: false,
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn delivery_queue_is_queued_unexpired_sent_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        for n in [
+            notification("late", Kind::Sent, Status::Queued, 50),
+            notification("early", Kind::Sent, Status::Queued, 40),
+            notification("done", Kind::Sent, Status::Delivered, 45),
+            notification("failed", Kind::Sent, Status::Errored, 45),
+            notification("inbox", Kind::Received, Status::Queued, 45),
+            notification("stale", Kind::Sent, Status::Queued, 0),
+        ] {
+            db.put_notification(&n).unwrap();
+        }
+        let ids: Vec<String> = db
+            .queued_sent(120)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(ids, ["early", "late"]);
     }
 }
