@@ -1,5 +1,7 @@
 //! `notify` (atprotocol.md §8.2) and `monitor` (§8.4).
 
+use std::collections::HashMap;
+
 use at_protocol::command::{MessageType, MonitorParams, NotifyOp, NotifyParams};
 use at_protocol::crypto::{pub_key_cs, rsa_decrypt, AesKey, Iv};
 use at_protocol::{AtSign, Command, Metadata, NotificationJson};
@@ -130,7 +132,13 @@ pub async fn monitor(ctx: &Context, out: Output, args: &MonitorArgs) -> Result<(
         .take_notifications()
         .ok_or_else(|| CtlError::other("monitor stream unavailable"))?;
     eprintln!("monitoring {me} (Ctrl-C to stop)");
-    let decrypter = Decrypter { me, keys };
+    let mut decrypter = Decrypter {
+        ctx,
+        me,
+        keys,
+        lookups: None,
+        received: HashMap::new(),
+    };
     // One listener for the whole stream, so an interrupt between two notifications is not missed.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -144,7 +152,7 @@ pub async fn monitor(ctx: &Context, out: Output, args: &MonitorArgs) -> Result<(
                         "the server closed the monitor connection",
                     ));
                 };
-                show(&decrypter, out, args.stats, &text);
+                show(&mut decrypter, out, args.stats, &text).await;
             }
         }
     }
@@ -152,14 +160,21 @@ pub async fn monitor(ctx: &Context, out: Output, args: &MonitorArgs) -> Result<(
     Ok(())
 }
 
-/// What this device can decrypt in notifications without further round trips.
-struct Decrypter {
+/// Decrypts notification values: self notes with the self-encryption key, others with the key the
+/// sender shared (from `sharedKeyEnc` when it was made for our key, else `lookup:shared_key@sender`
+/// on a second connection, as SDKs that send no `sharedKeyEnc` expect).
+struct Decrypter<'a> {
+    ctx: &'a Context,
     me: AtSign,
     keys: at_protocol::crypto::AtKeys,
+    /// Opened on the first lookup; the monitor connection itself carries only notifications.
+    lookups: Option<Session>,
+    /// Keys senders shared with us, by sender.
+    received: HashMap<String, AesKey>,
 }
 
-impl Decrypter {
-    fn decrypt(&self, n: &NotificationJson, raw: &Value) -> Option<String> {
+impl Decrypter<'_> {
+    async fn decrypt(&mut self, n: &NotificationJson, raw: &Value) -> Option<String> {
         let value = n.value.as_deref()?;
         if !n.is_encrypted {
             return Some(value.to_owned());
@@ -170,18 +185,47 @@ impl Decrypter {
         let key = if n.from == self.me.as_str() && n.to == self.me.as_str() {
             self.keys.self_encryption_key.clone()
         } else {
-            let enc = text("sharedKeyEnc")?;
             let mine = self.keys.encryption.public_b64().ok()?;
-            if text("pubKeyCS").is_some_and(|cs| cs != pub_key_cs(&mine)) {
-                return None;
+            let for_us = text("pubKeyCS").is_none_or(|cs| cs == pub_key_cs(&mine));
+            match text("sharedKeyEnc").filter(|_| for_us) {
+                Some(enc) => {
+                    let k = rsa_decrypt(self.keys.encryption.private_key(), enc).ok()?;
+                    AesKey::from_b64(&k).ok()?
+                }
+                None => self.received_key(&n.from).await?,
             }
-            AesKey::from_b64(&rsa_decrypt(self.keys.encryption.private_key(), enc).ok()?).ok()?
         };
         key.decrypt_b64(&iv, value).ok()
     }
+
+    /// The key `from` shared with us, looked up once per sender.
+    async fn received_key(&mut self, from: &str) -> Option<AesKey> {
+        if let Some(k) = self.received.get(from) {
+            return Some(k.clone());
+        }
+        let sender = AtSign::parse(from).ok()?;
+        if self.lookups.is_none() {
+            self.lookups = self.ctx.authenticated(&self.me).await.ok();
+        }
+        let s = self.lookups.as_mut()?;
+        match sharing::received_shared_key(s, &sender, &Metadata::default()).await {
+            Ok(k) => {
+                self.received.insert(from.to_owned(), k.clone());
+                Some(k)
+            }
+            Err(e) => {
+                eprintln!("cannot decrypt a notification from {from}: {e}");
+                // A broken connection is reopened on the next try.
+                if e.class == crate::error::Class::Connection {
+                    self.lookups = None;
+                }
+                None
+            }
+        }
+    }
 }
 
-fn show(d: &Decrypter, out: Output, stats: bool, text: &str) {
+async fn show(d: &mut Decrypter<'_>, out: Output, stats: bool, text: &str) {
     let raw: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     let Ok(n) = serde_json::from_value::<NotificationJson>(raw.clone()) else {
         // Still show what arrived: a newer server may send fields this client does not know.
@@ -191,7 +235,7 @@ fn show(d: &Decrypter, out: Output, stats: bool, text: &str) {
     if n.id == at_protocol::notification::STATS_NOTIFICATION_ID && !stats {
         return;
     }
-    let value = d.decrypt(&n, &raw);
+    let value = d.decrypt(&n, &raw).await;
     let op = raw.get("operation").and_then(Value::as_str).unwrap_or("?");
     out.emit(
         format!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::Fleet;
+use common::{Fleet, Monitor};
 
 /// The Python with atsdk: `ATFLEET_PYTHON` (set by `make test`), else `scripts/python-env`.
 fn python() -> PathBuf {
@@ -134,8 +134,20 @@ async fn atsdk_and_atctl_read_each_others_shares_across_servers() {
         .await
         .ok();
 
+    let mut monitor = Monitor::start(&atctl, "@bob");
+
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/atsdk_shared.py");
     run_script(&fleet, script, &atctl.keys_dir, "ATSDK-SHARED-OK").await;
+
+    // atsdk's notification has no sharedKeyEnc: atctl's monitor looks the shared key up.
+    let got = monitor
+        .next_match(|v| v["notification"]["key"] == "@bob:note.py@alice")
+        .await;
+    assert_eq!(got["notification"]["from"], "@alice", "{got}");
+    let enc = &got["notification"]["metadata"]["sharedKeyEnc"];
+    assert!(enc.is_null() || enc == "null", "{got}");
+    assert_eq!(got["decryptedValue"], "hello from python", "{got}");
+    monitor.child.kill().await.ok();
 
     // atctl as each recipient, through its own server.
     let run = atctl

@@ -11,8 +11,7 @@ use std::time::Duration;
 use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
 use at_protocol::crypto::{AtKeys, AtKeysFile, PkamSigner};
 use at_protocol::AtSign;
-use common::{Atctl, Fleet, Run, Server};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use common::{Atctl, Fleet, Monitor, Run, Server};
 
 async fn onboard(fleet: &Fleet, atctl: &Atctl, atsign: &str) -> AtKeys {
     let name = atsign.trim_start_matches('@');
@@ -200,51 +199,6 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
         r.code == 4
     })
     .await;
-}
-
-/// A running `atctl --json monitor` and the lines it printed so far.
-struct Monitor {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    seen: Vec<serde_json::Value>,
-}
-
-impl Monitor {
-    /// Starts the monitor; `--since 0` replays stored notifications, so its start cannot race
-    /// a notification sent right after.
-    fn start(atctl: &Atctl, atsign: &str) -> Monitor {
-        let mut child = atctl
-            .command(&["-a", atsign, "--json", "monitor", "--since", "0"])
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Monitor {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next printed notification `want` accepts (bounded wait).
-    async fn next_match(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let Monitor { lines, seen, .. } = self;
-        let found = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                seen.push(v.clone());
-                if want(&v) {
-                    return Some(v);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(v)) => v,
-            Ok(None) => panic!("monitor ended early: {:?}", self.seen),
-            Err(_) => panic!("notification not seen: {:?}", self.seen),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -474,3 +474,51 @@ impl Kube {
         assert!((200..300).contains(&status), "POST {path}: {status} {text}");
     }
 }
+
+/// A running `atctl --json monitor` and the lines it printed so far.
+pub struct Monitor {
+    pub child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Monitor {
+    /// Starts the monitor; `--since 0` replays stored notifications, so its start cannot race
+    /// a notification sent right after.
+    pub fn start(atctl: &Atctl, atsign: &str) -> Monitor {
+        let mut child = atctl
+            .command(&["-a", atsign, "--json", "monitor", "--since", "0"])
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Monitor {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next printed notification `want` accepts (bounded wait).
+    pub async fn next_match(
+        &mut self,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let Monitor { lines, seen, .. } = self;
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                seen.push(v.clone());
+                if want(&v) {
+                    return Some(v);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(v)) => v,
+            Ok(None) => panic!("monitor ended early: {:?}", self.seen),
+            Err(_) => panic!("notification not seen: {:?}", self.seen),
+        }
+    }
+}

@@ -4,7 +4,7 @@ Usage: atsdk_shared.py KEYS_DIR ROOT_HOST ROOT_PORT
 KEYS_DIR holds the keys files atctl onboarding wrote for @alice and @bob. atsdk as @bob reads, on
 @bob's own server, what atctl as @alice shared with him; atsdk as @alice shares with @bob using the
 shared key atctl made; atsdk as @bob shares with @alice with a key it makes itself. tests/atsdk.rs
-then reads the last two with atctl. Prints ATSDK-SHARED-OK when every step passed; any failure raises.
+then reads the last two with atctl, and its monitor decrypts a notification atsdk as @alice sends. Prints ATSDK-SHARED-OK when every step passed; any failure raises.
 """
 import sys
 
@@ -37,5 +37,9 @@ as_bob.put(SharedKey("reply.py", bob, alice), "pong from python")
 got = as_bob.get(SharedKey("email.py", alice, bob))
 assert got == "alice@example.com from python", got
 print("step: @bob shared with @alice and read @alice's atsdk share", flush=True)
+
+# A notification carrying no sharedKeyEnc: the recipient's monitor must look the shared key up.
+as_alice.notify(SharedKey("note.py", alice, bob), "hello from python")
+print("step: @alice notified @bob", flush=True)
 
 print("ATSDK-SHARED-OK", flush=True)
