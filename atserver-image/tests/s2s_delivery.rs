@@ -158,3 +158,27 @@ async fn queued_notifications_survive_restarts_and_arrive_in_priority_order() {
         "delivered on a fresh connection: {after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_notifications_end_errored_or_expired() {
+    let fleet = Fleet::start().await;
+    let mut alice = fleet.node("@alice", "127.0.0.2");
+    alice.args = vec!["--delivery-max-attempts".into(), "3".into()];
+    fleet.spawn(&mut alice).await;
+    fleet.register(&alice).await;
+    let mut a = fleet.owner(&alice).await;
+    // @nobody is not in the directory: every attempt fails, and the third is the last.
+    assert_eq!(
+        send(&mut a, "notify:id:lost:@nobody:x.app@alice:v").await,
+        "data:lost"
+    );
+    poll_until(&mut a, "notify:status:lost", "data:errored").await;
+    let fetched = json(&send(&mut a, "notify:fetch:lost").await);
+    assert_eq!(fetched["retryCount"], "3");
+    // A notification that outlives its ttln is reported expired, delivered or not.
+    assert_eq!(
+        send(&mut a, "notify:id:brief:ttln:1:@nobody:y.app@alice:v").await,
+        "data:brief"
+    );
+    poll_until(&mut a, "notify:status:brief", "data:expired").await;
+}

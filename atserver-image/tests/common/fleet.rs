@@ -205,6 +205,22 @@ async fn first_match<T: Send + 'static>(
     found
 }
 
+/// Fast retries so outages end quickly in tests, unless the node sets a flag itself.
+fn node_args(own: &[String]) -> Vec<String> {
+    let mut args = own.to_vec();
+    for (flag, value) in [
+        ("--delivery-backoff-ms", "100"),
+        ("--delivery-quarantine-ms", "100"),
+        ("--delivery-max-backoff-ms", "500"),
+        ("--delivery-max-attempts", "100000"),
+    ] {
+        if !own.iter().any(|a| a == flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    args
+}
+
 /// One atServer process of the fleet.
 pub struct Node {
     pub atsign: AtSign,
@@ -308,12 +324,7 @@ impl Fleet {
             .args(["--root-server", &self.root_addr.to_string()])
             .arg("--cram-secret-file")
             .arg(&secret_file)
-            // Fast retries so outages end quickly in tests.
-            .args(["--delivery-backoff-ms", "100"])
-            .args(["--delivery-quarantine-ms", "100"])
-            .args(["--delivery-max-backoff-ms", "500"])
-            .args(["--delivery-max-attempts", "100000"])
-            .args(&node.args)
+            .args(node_args(&node.args))
             .env("ATSERVER_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
