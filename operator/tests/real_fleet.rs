@@ -53,7 +53,7 @@ async fn serving(fleet: &Fleet, name: &str) -> (String, u16) {
     // The forwarder follows the ready pod: a just-rolled pod may take a moment to take over.
     until(
         &format!("{name}'s atServer greeting at {endpoint:?}"),
-        || fleet.greet(name, &endpoint.0, endpoint.1),
+        || fleet.greet(&endpoint.0, endpoint.1),
     )
     .await;
     endpoint
@@ -156,6 +156,7 @@ async fn a_real_atserver_is_created_rolled_suspended_and_retired_in_order() {
             );
             let at = at_protocol::AtSign::parse("@alice").expect("atSign");
             while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 // Pod first, then the directory: a record seen after the pod was seen gone was
                 // still there when the pod went.
                 let pod_there = pods.get_opt("alice-0").await.ok().flatten().is_some();
@@ -169,7 +170,6 @@ async fn a_real_atserver_is_created_rolled_suspended_and_retired_in_order() {
                 if running && !registered {
                     early.fetch_add(1, Ordering::SeqCst);
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         })
     };
@@ -237,7 +237,7 @@ async fn directory_outage_is_reported_and_recovered_and_delete_policy_removes_da
     })
     .await;
     until("bob's atServer greeting during the outage", || {
-        fleet.greet("bob", &host, port)
+        fleet.greet(&host, port)
     })
     .await;
 

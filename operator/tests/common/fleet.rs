@@ -15,13 +15,14 @@ use atfleet_operator::controller::Config;
 use atfleet_operator::crd::Atsign;
 use atfleet_operator::directory::DirectoryClient;
 use atfleet_operator::metrics::Metrics;
+use atfleet_operator::tls::CA_CERT_KEY;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
-use super::{config, kubesim, Replica, NS, TOKEN};
+use super::{config, kubesim, Replica, NS, SYSTEM_NS, TOKEN};
 
 /// Upper bound for anything in a real fleet to happen on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(90);
@@ -295,19 +296,16 @@ impl Fleet {
         Some((h.to_owned(), p.parse().ok()?))
     }
 
-    /// Connects to the atServer at `host:port` over TLS, trusting only the operator's CA as
-    /// published in the Atsign's TLS Secret, and reads the `@` greeting.
-    pub async fn greet(&self, name: &str, host: &str, port: u16) -> Result<(), String> {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NS);
-        let secret = secrets
-            .get(&format!("{name}-tls"))
-            .await
-            .map_err(|e| e.to_string())?;
+    /// Connects to the atServer at `host:port` over TLS, trusting only the operator's built-in CA
+    /// (its certificate from the CA Secret the operator keeps), and reads the `@` greeting.
+    pub async fn greet(&self, host: &str, port: u16) -> Result<(), String> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), SYSTEM_NS);
+        let secret = secrets.get("atfleet-ca").await.map_err(|e| e.to_string())?;
         let ca = secret
             .data
             .as_ref()
-            .and_then(|d| d.get("ca.crt"))
-            .ok_or("no ca.crt in the TLS Secret")?;
+            .and_then(|d| d.get(CA_CERT_KEY))
+            .ok_or("no CA certificate in the operator's CA Secret")?;
         let tls = TlsOptions::from_ca_pem(&ca.0).map_err(|e| e.to_string())?;
         let cfg = ClientConfig::new(tls)
             .map_err(|e| e.to_string())?
