@@ -93,6 +93,21 @@ async fn peers_are_checked_and_cannot_poison_caches() {
     assert_eq!(code(&misrouted), "AT0009", "{misrouted}");
 
     let mut b = fleet.owner(&bob).await;
+    // Ids of @bob's own notifications cannot be taken over by a peer.
+    assert_eq!(
+        send(&mut b, "notify:id:bobs-own:@bob:self.app@bob:1").await,
+        "data:bobs-own"
+    );
+    let taken = send(
+        &mut p,
+        "notify:id:bobs-own:update:messageType:key:isEncrypted:false:@bob:x.app@carol:hi",
+    )
+    .await;
+    assert_eq!(code(&taken), "AT0009", "{taken}");
+    assert_eq!(
+        send(&mut b, "notify:status:bobs-own").await,
+        "data:delivered"
+    );
     assert_eq!(
         code(&send(&mut b, "llookup:cached:@bob:phone.wavi@alice").await),
         "AT0015"
@@ -108,7 +123,7 @@ async fn peers_are_checked_and_cannot_poison_caches() {
         .iter()
         .filter_map(|n| n["id"].as_str())
         .collect();
-    assert_eq!(ids, vec!["legit-1"]);
+    assert_eq!(ids, vec!["legit-1", "bobs-own"]);
 
     // The peer view: @carol reads only what @bob shared with @carol.
     send(&mut b, "update:@carol:note.app@bob for-carol").await;

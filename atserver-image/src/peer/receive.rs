@@ -55,9 +55,16 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
         .store
         .call(move |db| db.get_notification(&lookup_id))
         .await?;
-    if known.is_some_and(|n| n.kind == Kind::Received && n.from == peer) {
+    match known {
         // A retry after a lost acknowledgement: already stored, cached and pushed.
-        return Ok(Reply::data("success"));
+        Some(n) if n.kind == Kind::Received && n.from == peer => return Ok(Reply::data("success")),
+        // Ids are the store's keys: a peer must not overwrite anyone else's record.
+        Some(_) => {
+            return Err(AtError::unauthorized(format!(
+                "notification id {id} is already in use"
+            )))
+        }
+        None => {}
     }
     let update = meta_update(&p.metadata)?;
     let now = shared.clock.now_millis();
