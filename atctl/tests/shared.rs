@@ -147,6 +147,12 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
         .await
         .ok();
     assert_eq!(run.stdout.trim(), "alice@example.com");
+    assert!(
+        b.send_data("llookup:cached:@bob:email.wavi@alice")
+            .await
+            .is_err(),
+        "no ttr, no copy on @bob's server"
+    );
 
     // An update reaches @bob's cached copy through the update notification.
     atctl
