@@ -51,6 +51,15 @@ async fn peers_are_checked_and_cannot_poison_caches() {
     assert_eq!(code(&send(&mut s, "from:@carol").await), "AT0401");
     let mut anon = fleet.connect(&bob, None).await;
     assert_eq!(code(&send(&mut anon, "from:@carol").await), "AT0401");
+    // `to:` (the newer peers' first verb) names the atSign they meant to reach.
+    let keys = json(&send(&mut anon, "to:@bob").await);
+    assert!(
+        keys["signing_publickey"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()),
+        "{keys}"
+    );
+    assert_eq!(code(&send(&mut anon, "to:@alice").await), "AT0009");
 
     // The matching certificate gets a proof challenge; a wrong signature fails pol.
     let challenge = c.from_peer(&carol_sign).await.expect("proof challenge");
