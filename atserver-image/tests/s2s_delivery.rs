@@ -181,4 +181,10 @@ async fn undeliverable_notifications_end_errored_or_expired() {
         "data:brief"
     );
     poll_until(&mut a, "notify:status:brief", "data:expired").await;
+    // A public-scope notification names no atServer: nothing to deliver to.
+    assert_eq!(
+        send(&mut a, "notify:id:pub:public:p.app@alice:v").await,
+        "data:pub"
+    );
+    poll_until(&mut a, "notify:status:pub", "data:errored").await;
 }

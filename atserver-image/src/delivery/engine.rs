@@ -99,8 +99,24 @@ impl Engine {
         let queued = shared.store.call(move |db| db.queued_sent(now_ms)).await?;
         shared.peers.expire_idle();
         let mut per_recipient: BTreeMap<String, Vec<Notification>> = BTreeMap::new();
+        let mut nowhere = Vec::new();
         for n in queued {
-            per_recipient.entry(n.to.clone()).or_default().push(n);
+            if n.to.starts_with('@') {
+                per_recipient.entry(n.to.clone()).or_default().push(n);
+            } else {
+                // `notify:public:…` names no atServer to deliver to.
+                nowhere.push(n.id);
+            }
+        }
+        if !nowhere.is_empty() {
+            shared
+                .store
+                .call(move |db| {
+                    nowhere
+                        .iter()
+                        .try_for_each(|id| db.set_notification_status(id, Status::Errored))
+                })
+                .await?;
         }
         shared.peers.metrics.set_queue_depths(
             per_recipient
