@@ -134,6 +134,18 @@ async fn peers_are_checked_and_cannot_poison_caches() {
         .collect();
     assert_eq!(ids, vec!["legit-1", "bobs-own"]);
 
+    // A peer lists what @bob sent to it, nothing else.
+    send(&mut b, "notify:id:to-carol:@carol:n.app@bob:1").await;
+    send(&mut b, "notify:id:to-alice:@alice:n.app@bob:1").await;
+    let sent = json(&send(&mut p, "notify:list").await);
+    let sent: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert_eq!(sent, vec!["to-carol"]);
+
     // The peer view: @carol reads only what @bob shared with @carol.
     send(&mut b, "update:@carol:note.app@bob for-carol").await;
     send(&mut b, "update:@alice:note2.app@bob for-alice").await;

@@ -249,7 +249,9 @@ pub fn dispatch<'a>(
 ) -> Pin<Box<dyn Future<Output = CmdResult> + Send + 'a>> {
     Box::pin(async move {
         let anonymous_notify = verb == Verb::Notify && matches!(session.auth, Auth::Anonymous);
-        if (verb.requires_owner() && !session.is_owner()) || anonymous_notify {
+        // A pol-authenticated peer may list what was sent to it (§3.6).
+        let peer_list = verb == Verb::NotifyList && matches!(session.auth, Auth::Peer(_));
+        if (verb.requires_owner() && !session.is_owner() && !peer_list) || anonymous_notify {
             return Err(AtError::unauthenticated(
                 "Command cannot be executed without auth",
             ));

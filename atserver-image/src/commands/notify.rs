@@ -130,13 +130,19 @@ pub async fn list(s: &mut Session, p: NotifyListParams) -> CmdResult {
         .map(|p| regex::Regex::new(&p).map_err(|_| AtError::syntax("invalid regex")))
         .transpose()?;
     let now = s.shared.clock.now_millis();
+    // Owners list what they received; a peer lists what this atSign sent to it.
+    let (kind, peer) = match &s.auth {
+        Auth::Peer(peer) => (Kind::Sent, Some(peer.clone())),
+        _ => (Kind::Received, None),
+    };
     let all = s
         .shared
         .store
-        .call(move |db| db.notifications_since(&[Kind::Received], i64::MIN, now))
+        .call(move |db| db.notifications_since(&[kind], i64::MIN, now))
         .await?;
     let items: Vec<Value> = all
         .into_iter()
+        .filter(|n| peer.as_ref().is_none_or(|p| &n.to == p))
         .filter(|n| {
             let day = crate::util::day_of_millis(n.created_at);
             from_date.is_none_or(|f| day.is_some_and(|d| d >= f))
