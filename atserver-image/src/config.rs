@@ -81,9 +81,9 @@ impl Config {
         data_dir: PathBuf,
         tls_cert: PathBuf,
         tls_key: PathBuf,
-    ) -> Result<Self, crate::atsign::InvalidAtSign> {
+    ) -> Result<Self, at_protocol::AtSignError> {
         Ok(Config {
-            atsign: crate::atsign::normalize(atsign)?,
+            atsign: at_protocol::AtSign::parse(atsign)?.as_str().to_owned(),
             listen: SocketAddr::from(([0, 0, 0, 0], 6464)),
             http_listen: None,
             data_dir,

@@ -1,13 +1,11 @@
 //! A wire-compatible, durable, single-tenant atServer.
 //!
 //! The shape follows mini-redis: [`server`] accepts TLS connections and runs one [`session::Session`]
-//! per connection; [`codec`] frames lines; [`commands`] holds one module per verb family; [`store`]
+//! per connection (lines framed by `at_protocol::codec::LineCodec`); [`commands`] holds one module per verb family; [`store`]
 //! is the SQLite-backed keystore, commit log and notification store, reached through a dedicated
 //! thread so blocking calls never run on the async runtime.
 
-pub mod atsign;
 pub mod clock;
-pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use at_protocol::codec::{Line, LineCodec};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 use tokio_util::codec::FramedRead;
 
-use crate::codec::{Frame, LineCodec};
 use crate::commands;
 use at_protocol::{ErrorCode, Prompt};
 
@@ -285,11 +285,9 @@ where
                 let Some(Ok(frame)) = frame else { break };
                 session.conn.touch(session.shared.clock.now_millis());
                 let reply = match frame {
-                    Frame::TooLong => Reply::Error(AtError::new(ErrorCode::BufferOverflow, "Buffer limit exceeded").closing()),
-                    Frame::Line(bytes) => match String::from_utf8(bytes) {
-                        Ok(text) => commands::execute(&mut session, &text).await,
-                        Err(_) => Reply::Error(AtError::syntax("command is not valid UTF-8")),
-                    },
+                    Line::TooLong => Reply::Error(AtError::new(ErrorCode::BufferOverflow, "Buffer limit exceeded").closing()),
+                    Line::InvalidUtf8 => Reply::Error(AtError::syntax("command is not valid UTF-8")),
+                    Line::Text(text) => commands::execute(&mut session, &text).await,
                 };
                 if matches!(reply, Reply::Close) {
                     break;

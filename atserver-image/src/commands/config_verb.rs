@@ -33,7 +33,7 @@ pub async fn is_blocked(s: &Session, atsign: &str) -> Result<bool, AtError> {
     Ok(load(s)
         .await?
         .iter()
-        .any(|b| crate::atsign::normalize(b).is_ok_and(|b| b == atsign)))
+        .any(|b| at_protocol::AtSign::parse(b).is_ok_and(|b| b.as_str() == atsign)))
 }
 
 pub async fn config(s: &mut Session, p: ConfigParams) -> CmdResult {
@@ -50,7 +50,7 @@ pub async fn config(s: &mut Session, p: ConfigParams) -> CmdResult {
         }
         ConfigParams::BlockAdd(atsigns) => {
             for a in atsigns {
-                if crate::atsign::normalize(&a).ok().as_deref() != Some(me.as_str()) {
+                if !at_protocol::AtSign::parse(&a).is_ok_and(|a| a.as_str() == me) {
                     list.insert(a);
                 }
             }
