@@ -218,14 +218,14 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     let (base1, blat1) = load::repeat(echoes(1).await?, warmup, single, reps).await?;
     let (base16, _) = load::repeat(echoes(16).await?, warmup / 4, per16, reps).await?;
     process::stop(echo_child, Duration::from_secs(5)).await;
-    let mut basew = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let dir = ctx.dir("sqlite-baseline")?;
-        let rate = tokio::task::spawn_blocking(move || sqlite::insert_rate(&dir, 20, writes))
-            .await
-            .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))??;
-        basew.push(rate);
-    }
+    // One database for all repetitions with the same warm-up as the server's, so both WALs are
+    // equally settled.
+    let dir = ctx.dir("sqlite-baseline")?;
+    let basew = tokio::task::spawn_blocking(move || {
+        sqlite::insert_rates(&dir, warmup.min(20), writes, reps)
+    })
+    .await
+    .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))??;
 
     let mut s = Section::new(
         "throughput",
@@ -238,7 +238,7 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              of that on 16). Baseline: a bare rustls (ring) echo server in its own process answering the \
              same line, driven identically. Durable update: `update:public:w<i>.bench{ATSIGN} value <i>` \
              ({writes} per repetition, 1 connection) against a bare SQLite insert, one row per committed \
-             transaction, with the atserver store's settings (journal_mode=WAL, synchronous=FULL) in the \
+             transaction on one database kept across repetitions (same warm-up as the server), with the atserver store's settings (journal_mode=WAL, synchronous=FULL) in the \
              same filesystem. {reps} repetitions each."
         ),
     );

@@ -8,10 +8,18 @@ use rusqlite::{params, Connection};
 
 use super::BenchError;
 
-/// Inserts `n` rows, each in its own committed transaction, after `warmup` untimed ones; rows per second.
-pub fn insert_rate(dir: &Path, warmup: usize, n: usize) -> Result<f64, BenchError> {
+/// Opens one database (as the server keeps one), inserts `warmup` untimed rows, then times `reps`
+/// runs of `n` rows, each row in its own committed transaction; rows per second of each run.
+pub fn insert_rates(
+    dir: &Path,
+    warmup: usize,
+    n: usize,
+    reps: usize,
+) -> Result<Vec<f64>, BenchError> {
     let path = dir.join("baseline.sqlite3");
-    let _ = std::fs::remove_file(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
     let mut conn = Connection::open(&path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -23,18 +31,26 @@ pub fn insert_rate(dir: &Path, warmup: usize, n: usize) -> Result<f64, BenchErro
         tx.execute(
             "INSERT INTO records (key, value, meta) VALUES (?1, ?2, ?3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, meta = excluded.meta",
-            params![format!("public:bench{i}@alice"), format!("value {i}"), "{}"],
+            params![
+                format!("public:w{i}.bench@alice"),
+                format!("value {i}"),
+                "{}"
+            ],
         )?;
         tx.commit()?;
         Ok(())
     };
     for i in 0..warmup {
-        insert(usize::MAX - i)?;
-    }
-    let started = Instant::now();
-    for i in 0..n {
         insert(i)?;
     }
-    let secs = started.elapsed().as_secs_f64();
-    Ok(if secs > 0.0 { n as f64 / secs } else { 0.0 })
+    let mut rates = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        for i in 0..n {
+            insert(i)?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        rates.push(if secs > 0.0 { n as f64 / secs } else { 0.0 });
+    }
+    Ok(rates)
 }
