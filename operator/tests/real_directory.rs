@@ -12,37 +12,11 @@ use common::*;
 use kube::api::DeleteParams;
 use kube::Api;
 use serde_json::json;
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
-
-async fn fresh_database() -> String {
-    let base = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!("DATABASE_URL is not set: run under scripts/with-postgres"),
-    };
-    let name = format!("atfleet_op_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to the test cluster");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.ok();
-    let (server, query) = match base.split_once('?') {
-        Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
-        None => (base.clone(), None),
-    };
-    let (cluster, _) = server.rsplit_once('/').expect("database URL has a path");
-    match query {
-        Some(q) => format!("{cluster}/{name}?{q}"),
-        None => format!("{cluster}/{name}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_atsigns_resolve_through_the_real_directory() {
-    let database_url = fresh_database().await;
+    let database_url = fleet::fresh_database().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
