@@ -4,31 +4,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::python::python;
 use common::{keys, Client, TestServer, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-/// The Python with atsdk: `ATFLEET_PYTHON` (set by `make test`), else `scripts/python-env`.
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("ATFLEET_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/python-env");
-    let out = std::process::Command::new(script)
-        .output()
-        .expect("scripts/python-env runs");
-    assert!(
-        out.status.success(),
-        "python-env failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 /// A tiny atDirectory: `@`, then `host:port\r\n@` for every lookup line.
 async fn root_responder(server: &TestServer, answer: String) -> std::net::SocketAddr {

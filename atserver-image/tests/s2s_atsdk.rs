@@ -7,29 +7,15 @@ mod fleet;
 #[path = "common/keys.rs"]
 #[allow(dead_code)]
 mod keys;
+#[path = "common/python.rs"]
+mod python;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use at_protocol::crypto::{PkamSigner, SigningAlgo};
 use fleet::{send, Fleet, Node};
-
-/// The Python with atsdk: `ATFLEET_PYTHON` (set by `make test`), else `scripts/python-env`.
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("ATFLEET_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/python-env");
-    let out = std::process::Command::new(script)
-        .output()
-        .expect("scripts/python-env runs");
-    assert!(
-        out.status.success(),
-        "python-env failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
+use python::python;
 
 /// The legacy onboarding (atprotocol.md §6.3): PKAM key, encryption public key, CRAM secret
 /// removed; the `.atKeys` file goes where atsdk looks for it.
