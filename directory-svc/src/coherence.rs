@@ -72,6 +72,7 @@ pub async fn run(pool: PgPool, cache: Arc<Cache>, metrics: Metrics, shutdown: Ca
             Ok(mut listener) => {
                 backoff = MIN_BACKOFF;
                 cache.invalidate_after_gap();
+                metrics.change_listener_up.set(1);
                 tracing::info!(
                     channel = CHANGES_CHANNEL,
                     "listening for registration changes"
@@ -95,6 +96,7 @@ pub async fn run(pool: PgPool, cache: Arc<Cache>, metrics: Metrics, shutdown: Ca
             }
             Err(e) => tracing::debug!(error = %e, "change listener cannot connect yet"),
         }
+        metrics.change_listener_up.set(0);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}

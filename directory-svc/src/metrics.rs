@@ -49,6 +49,7 @@ pub struct Metrics {
     pub db_latency: HistogramFamily,
     pub db_errors: Family<OpLabel, Counter>,
     pub db_up: Gauge,
+    pub change_listener_up: Gauge,
     pub root_connections: Gauge,
     pub root_rejections: Family<ReasonLabel, Counter>,
     pub miss_delays: Counter,
@@ -112,6 +113,12 @@ impl Metrics {
             "1 when the last database health check passed",
             db_up.clone(),
         );
+        let change_listener_up = Gauge::default();
+        registry.register(
+            "atdirectory_change_listener_up",
+            "1 while the cache is subscribed to registration changes (0: it may serve answers up to a TTL old)",
+            change_listener_up.clone(),
+        );
         let root_connections = Gauge::default();
         registry.register(
             "atdirectory_root_connections",
@@ -146,6 +153,7 @@ impl Metrics {
             db_latency,
             db_errors,
             db_up,
+            change_listener_up,
             root_connections,
             root_rejections,
             miss_delays,
