@@ -5,28 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::time::Duration;
 
 use common::{Fleet, Monitor};
-
-/// The Python with atsdk: `ATFLEET_PYTHON` (set by `make test`), else `scripts/python-env`.
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("ATFLEET_PYTHON") {
-        if !p.is_empty() {
-            return PathBuf::from(p);
-        }
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/python-env");
-    let out = std::process::Command::new(script)
-        .output()
-        .expect("run scripts/python-env");
-    assert!(
-        out.status.success(),
-        "scripts/python-env failed (set ATFLEET_PYTHON to a python with atsdk): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atsdk_uses_the_keys_file_and_data_round_trips() {
@@ -35,25 +16,8 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
     let _bob = fleet.server("@bob").await;
     let atctl = fleet.atctl("keys");
     let bob = fleet.atctl("bob");
-    let bob_secret = fleet.path().join("bob.cram");
-    bob.run(&[
-        "onboard",
-        "@bob",
-        "--cram-secret-file",
-        bob_secret.to_str().unwrap(),
-    ])
-    .await
-    .ok();
-    let secret = fleet.path().join("alice.cram");
-    atctl
-        .run(&[
-            "onboard",
-            "@alice",
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await
-        .ok();
+    bob.onboard("@bob", &[]).await.ok();
+    atctl.onboard("@alice", &[]).await.ok();
     atctl
         .run(&["put", "public:location.wavi@alice", "Lagos, Nigeria"])
         .await
@@ -85,25 +49,14 @@ async fn atsdk_uses_the_keys_file_and_data_round_trips() {
 /// Runs an interop script with `keys_dir` and the directory's address; panics with its output
 /// unless it succeeds and prints `marker`.
 async fn run_script(fleet: &Fleet, script: &str, keys_dir: &std::path::Path, marker: &str) {
-    let run = tokio::process::Command::new(python())
-        .arg(script)
-        .arg(keys_dir)
-        .arg("127.0.0.1")
-        .arg(fleet.root_addr.port().to_string())
-        // atsdk has no CA option; OpenSSL reads this variable.
-        .env("SSL_CERT_FILE", &fleet.pki.ca_path)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-        .await
-        .expect("atsdk script finished in time")
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(marker),
-        "atsdk failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        keys_dir.as_os_str().to_owned(),
+        "127.0.0.1".into(),
+        fleet.root_addr.port().to_string().into(),
+    ];
+    let limit = Duration::from_secs(120);
+    atfleet_test_support::python::run_script(script, &args, &fleet.pki.ca_path, limit, marker)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,16 +67,7 @@ async fn atsdk_and_atctl_read_each_others_shares_across_servers() {
     // Both atSigns' keys files in one folder, as atsdk looks for them in one place.
     let atctl = fleet.atctl("keys");
     for who in ["alice", "bob"] {
-        let secret = fleet.path().join(format!("{who}.cram"));
-        atctl
-            .run(&[
-                "onboard",
-                &format!("@{who}"),
-                "--cram-secret-file",
-                secret.to_str().unwrap(),
-            ])
-            .await
-            .ok();
+        atctl.onboard(&format!("@{who}"), &[]).await.ok();
     }
     atctl
         .run(&["-a", "@alice", "put", "phone.wavi", "+234 555 0100"])

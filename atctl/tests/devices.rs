@@ -5,41 +5,31 @@ mod common;
 
 use std::time::Duration;
 
-use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
-use at_protocol::crypto::{pub_key_cs, rsa_decrypt, AesKey, AtKeys, AtKeysFile, Iv, PkamSigner};
-use at_protocol::AtSign;
-use common::{Atctl, Fleet, Server};
+use at_protocol::crypto::{pub_key_cs, rsa_decrypt, AesKey, AtKeysFile, Iv};
+use common::{Atctl, Fleet};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
 
-async fn onboard(fleet: &Fleet, atctl: &Atctl, atsign: &str) -> AtKeys {
-    let name = atsign.trim_start_matches('@');
-    let secret = fleet.path().join(format!("{name}.cram"));
-    atctl
-        .run(&[
-            "onboard",
-            atsign,
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await
-        .ok();
-    AtKeysFile::load(&atctl.keys_file(atsign))
-        .unwrap()
-        .decrypt()
-        .unwrap()
-}
-
-async fn owner_conn(fleet: &Fleet, server: &Server, keys: &AtKeys) -> AtConnection {
-    let config =
-        ClientConfig::new(TlsOptions::from_ca_pem_file(&fleet.pki.ca_path).unwrap()).unwrap();
-    let mut conn = AtConnection::connect(&config, "127.0.0.1", server.tls.port())
-        .await
-        .unwrap();
-    let at = AtSign::parse(&server.atsign).unwrap();
-    conn.authenticate_pkam(&at, &PkamSigner::rsa(keys.pkam.private_key().clone()), None)
-        .await
-        .unwrap();
-    conn
+/// The first enrollment `approver` sees pending, while the device's `request` still waits for it
+/// (bounded wait).
+async fn first_pending(approver: &Atctl, request: &mut Child) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let run = approver
+                .run(&["--json", "enroll", "list", "--status", "pending"])
+                .await
+                .ok();
+            if let Some(e) = run.json()["enrollments"].as_array().and_then(|a| a.first()) {
+                return e.clone();
+            }
+            if let Ok(Some(status)) = request.try_wait() {
+                panic!("enroll request exited before it was pending: {status:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the request shows up as pending")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +38,7 @@ async fn second_device_enrolls_with_otp_and_is_limited_to_its_namespaces() {
     let _alice = fleet.server("@alice").await;
     let phone = fleet.atctl("phone");
     let laptop = fleet.atctl("laptop");
-    onboard(&fleet, &phone, "@alice").await;
+    phone.onboard_keys("@alice").await;
     phone.run(&["put", "secret.wavi@alice", "w1"]).await.ok();
 
     let otp = phone.run(&["--json", "otp"]).await.ok().json()["otp"]
@@ -73,25 +63,10 @@ async fn second_device_enrolls_with_otp_and_is_limited_to_its_namespaces() {
         ])
         .spawn()
         .unwrap();
-    let id = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let run = phone
-                .run(&["--json", "enroll", "list", "--status", "pending"])
-                .await
-                .ok();
-            if let Some(e) = run.json()["enrollments"].as_array().and_then(|a| a.first()) {
-                assert_eq!(e["appName"], "buzz");
-                assert_eq!(e["namespaces"]["buzz"], "rw");
-                return e["enrollmentId"].as_str().unwrap().to_owned();
-            }
-            if let Ok(Some(status)) = request.try_wait() {
-                panic!("enroll request exited before it was pending: {status:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the request shows up as pending");
+    let pending = first_pending(&phone, &mut request).await;
+    assert_eq!(pending["appName"], "buzz");
+    assert_eq!(pending["namespaces"]["buzz"], "rw");
+    let id = pending["enrollmentId"].as_str().unwrap().to_owned();
     phone.run(&["enroll", "approve", &id]).await.ok();
     let out = tokio::time::timeout(Duration::from_secs(60), request.wait_with_output())
         .await
@@ -132,7 +107,7 @@ async fn wrong_otp_and_denied_requests_fail_cleanly() {
     let _alice = fleet.server("@alice").await;
     let phone = fleet.atctl("phone");
     let tablet = fleet.atctl("tablet");
-    onboard(&fleet, &phone, "@alice").await;
+    phone.onboard_keys("@alice").await;
     let otp = phone.run(&["otp"]).await.ok().stdout.trim().to_owned();
     let mut request = tablet
         .command(&[
@@ -148,23 +123,10 @@ async fn wrong_otp_and_denied_requests_fail_cleanly() {
         ])
         .spawn()
         .unwrap();
-    let id = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let run = phone
-                .run(&["--json", "enroll", "list", "--status", "pending"])
-                .await
-                .ok();
-            if let Some(e) = run.json()["enrollments"].as_array().and_then(|a| a.first()) {
-                return e["enrollmentId"].as_str().unwrap().to_owned();
-            }
-            if let Ok(Some(status)) = request.try_wait() {
-                panic!("enroll request exited before it was pending: {status:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let id = first_pending(&phone, &mut request).await["enrollmentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     phone.run(&["enroll", "deny", &id]).await.ok();
     let out = tokio::time::timeout(Duration::from_secs(60), request.wait_with_output())
         .await
@@ -201,7 +163,7 @@ async fn notify_to_self_reaches_the_monitor() {
     let mut fleet = Fleet::start().await;
     let _alice = fleet.server("@alice").await;
     let atctl = fleet.atctl("keys");
-    onboard(&fleet, &atctl, "@alice").await;
+    atctl.onboard_keys("@alice").await;
     let id = atctl
         .run(&["--json", "notify", "@alice:msg.app@alice", "hello there"])
         .await
@@ -260,8 +222,8 @@ async fn shared_values_are_encrypted_for_the_recipient() {
     let _bob = fleet.server("@bob").await;
     let a = fleet.atctl("alice");
     let b = fleet.atctl("bob");
-    let alice_keys = onboard(&fleet, &a, "@alice").await;
-    let bob_keys = onboard(&fleet, &b, "@bob").await;
+    let alice_keys = a.onboard_keys("@alice").await;
+    let bob_keys = b.onboard_keys("@bob").await;
 
     a.run(&["put", "phone.wavi", "+1 555", "-a", "@alice"])
         .await
@@ -273,7 +235,7 @@ async fn shared_values_are_encrypted_for_the_recipient() {
     assert_eq!(run.stdout.trim(), "+1 555");
 
     // What alice's server holds: ciphertext plus what bob needs, and nothing bob's keys cannot open.
-    let mut conn = owner_conn(&fleet, &alice, &alice_keys).await;
+    let mut conn = fleet.owner_conn(&alice, &alice_keys).await;
     let all = conn
         .send_data("llookup:all:@bob:phone.wavi@alice")
         .await

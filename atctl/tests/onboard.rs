@@ -3,18 +3,14 @@
 
 mod common;
 
-use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
+use at_protocol::client::AtConnection;
 use at_protocol::crypto::{AtKeysFile, PkamSigner};
 use at_protocol::AtSign;
 use common::{Fleet, Server};
 use tokio::io::AsyncWriteExt;
 
-fn client_config(fleet: &Fleet) -> ClientConfig {
-    ClientConfig::new(TlsOptions::from_ca_pem_file(&fleet.pki.ca_path).unwrap()).unwrap()
-}
-
 async fn raw_conn(fleet: &Fleet, server: &Server) -> AtConnection {
-    AtConnection::connect(&client_config(fleet), "127.0.0.1", server.tls.port())
+    AtConnection::connect(&fleet.client_config(), "127.0.0.1", server.tls.port())
         .await
         .unwrap()
 }
@@ -47,17 +43,7 @@ async fn onboard_disables_cram_and_keys_work_for_data() {
     assert_eq!(leftovers, 0, "a failed onboarding leaves no file behind");
 
     // The right secret.
-    let secret = fleet.path().join("alice.cram");
-    let run = atctl
-        .run(&[
-            "--json",
-            "onboard",
-            "@alice",
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await
-        .ok();
+    let run = atctl.onboard("@alice", &["--json"]).await.ok();
     let v = run.json();
     assert_eq!(v["flow"], "apkam", "{v}");
     let path = atctl.keys_file("@alice");
@@ -91,26 +77,11 @@ async fn onboard_disables_cram_and_keys_work_for_data() {
     assert_eq!(published.trim(), keys.encryption.public_b64().unwrap());
 
     // Onboarding again: refused without --force (before touching the server) ...
-    let run = atctl
-        .run(&[
-            "onboard",
-            "@alice",
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await;
+    let run = atctl.onboard("@alice", &[]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("--force"), "{run:?}");
     // ... and with --force the server says CRAM is gone, and the file is untouched.
-    let run = atctl
-        .run(&[
-            "onboard",
-            "@alice",
-            "--force",
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await;
+    let run = atctl.onboard("@alice", &["--force"]).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(AtKeysFile::load(&path).unwrap().decrypt().unwrap(), keys);
 
@@ -270,19 +241,8 @@ async fn directory_lookups_and_exit_codes() {
     assert_eq!(run.code, 5, "{run:?}");
     // --server skips the directory altogether (here: an unreachable one).
     let direct = fleet.atctl_with_root("keys", &format!("127.0.0.1:{port}"));
-    let secret = fleet.path().join("alice.cram");
     let server = format!("127.0.0.1:{}", alice.tls.port());
-    direct
-        .run(&[
-            "--server",
-            &server,
-            "onboard",
-            "@alice",
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await
-        .ok();
+    direct.onboard("@alice", &["--server", &server]).await.ok();
     direct
         .run(&["--server", &server, "auth", "check"])
         .await

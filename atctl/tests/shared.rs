@@ -8,43 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
-use at_protocol::crypto::{AtKeys, AtKeysFile, PkamSigner};
-use at_protocol::AtSign;
-use common::{Atctl, Fleet, Monitor, Run, Server};
-
-async fn onboard(fleet: &Fleet, atctl: &Atctl, atsign: &str) -> AtKeys {
-    let name = atsign.trim_start_matches('@');
-    let secret = fleet.path().join(format!("{name}.cram"));
-    atctl
-        .run(&[
-            "onboard",
-            atsign,
-            "--cram-secret-file",
-            secret.to_str().unwrap(),
-        ])
-        .await
-        .ok();
-    AtKeysFile::load(&atctl.keys_file(atsign))
-        .unwrap()
-        .decrypt()
-        .unwrap()
-}
-
-/// A PKAM-authenticated protocol connection to `server`, to look at what it holds.
-async fn owner_conn(fleet: &Fleet, server: &Server, keys: &AtKeys) -> AtConnection {
-    let config =
-        ClientConfig::new(TlsOptions::from_ca_pem_file(&fleet.pki.ca_path).unwrap()).unwrap();
-    let host = server.tls.ip().to_string();
-    let mut conn = AtConnection::connect(&config, &host, server.tls.port())
-        .await
-        .unwrap();
-    let at = AtSign::parse(&server.atsign).unwrap();
-    conn.authenticate_pkam(&at, &PkamSigner::rsa(keys.pkam.private_key().clone()), None)
-        .await
-        .unwrap();
-    conn
-}
+use common::{Atctl, Fleet, Monitor, Run};
 
 /// Runs `args` until `done` accepts the result: notifications between servers are delivered
 /// asynchronously, so a recipient's copy changes shortly after the owner's write (bounded wait).
@@ -71,8 +35,8 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
     let bob = fleet.server_on_own_host("@bob", "127.0.0.3").await;
     // One keys folder holding both atSigns: `-a` chooses who acts.
     let atctl = fleet.atctl("keys");
-    onboard(&fleet, &atctl, "@alice").await;
-    let bob_keys = onboard(&fleet, &atctl, "@bob").await;
+    atctl.onboard_keys("@alice").await;
+    let bob_keys = atctl.onboard_keys("@bob").await;
 
     atctl
         .run(&["-a", "@alice", "put", "phone.wavi", "+234 555 0100"])
@@ -108,7 +72,7 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
         .ok();
 
     // The share's update notification leaves a copy on @bob's server (it has a ttr) ...
-    let mut b = owner_conn(&fleet, &bob, &bob_keys).await;
+    let mut b = fleet.owner_conn(&bob, &bob_keys).await;
     tokio::time::timeout(Duration::from_secs(60), async {
         while b
             .send_data("llookup:cached:@bob:phone.wavi@alice")
@@ -214,8 +178,8 @@ async fn alice_notifies_bob_across_servers() {
     let _bob = fleet.server_on_own_host("@bob", "127.0.0.3").await;
     let a = fleet.atctl("alice");
     let b = fleet.atctl("bob");
-    onboard(&fleet, &a, "@alice").await;
-    onboard(&fleet, &b, "@bob").await;
+    a.onboard_keys("@alice").await;
+    b.onboard_keys("@bob").await;
 
     let mut monitor = Monitor::start(&b, "@bob");
     let id = a

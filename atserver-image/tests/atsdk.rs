@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::python::python;
+use atfleet_test_support::python::run_script;
 use common::{keys, Client, TestServer, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -84,7 +84,6 @@ async fn onboard(server: &TestServer, keys_dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atsdk_python_sdk_interoperates() {
-    let python = python();
     // Real time: atsdk stamps and waits with the wall clock.
     let server =
         TestServer::start_with(|c| c.stats_notification_interval = Some(Duration::from_secs(5)))
@@ -96,26 +95,16 @@ async fn atsdk_python_sdk_interoperates() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/atsdk_client.py");
     let mut keys_arg = keys_dir.into_os_string();
     keys_arg.push("/");
-    let run = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(keys_arg)
-        .arg("127.0.0.1")
-        .arg(root.port().to_string())
-        .env("SSL_CERT_FILE", &server.pki.ca_path)
-        .env("PYTHONUNBUFFERED", "1")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("atsdk run timed out")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ATSDK-INTEROP-OK"),
-        "atsdk run failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let args = [keys_arg, "127.0.0.1".into(), root.port().to_string().into()];
+    let limit = Duration::from_secs(180);
+    let stdout = run_script(
+        script,
+        &args,
+        &server.pki.ca_path,
+        limit,
+        "ATSDK-INTEROP-OK",
+    )
+    .await;
     eprintln!("{stdout}");
     server.stop().await;
 }

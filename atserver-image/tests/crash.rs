@@ -4,50 +4,33 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use atfleet_test_support::pki::Leaf;
+use atfleet_test_support::process::{start_atserver, AtServerArgs};
 use common::{Client, Pki, SECRET};
 use rand::Rng;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Starts the binary on ephemeral ports and returns it with its TLS address.
 async fn spawn(dir: &Path, pki: &Pki) -> (Child, std::net::SocketAddr) {
-    let secret_file = dir.join("cram.secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atserver"))
-        .args([
-            "--atsign",
-            "@alice",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--tls-cert")
-        .arg(&pki.cert_path)
-        .arg("--tls-key")
-        .arg(&pki.key_path)
-        .arg("--cram-secret-file")
-        .arg(&secret_file)
-        .env("ATSERVER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await.unwrap();
-    let tls = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("tls="))
-        .expect("listening line");
-    (child, tls.parse().unwrap())
+    let cram_secret_file = dir.join("cram.secret");
+    std::fs::write(&cram_secret_file, SECRET).unwrap();
+    let args = AtServerArgs {
+        atsign: "@alice".into(),
+        host: "127.0.0.1".into(),
+        data_dir: dir.join("data"),
+        tls: Leaf {
+            cert: pki.cert_path.clone(),
+            key: pki.key_path.clone(),
+        },
+        cram_secret_file,
+        ca_bundle: None,
+        root_server: None,
+    };
+    let started = start_atserver(args.command(env!("CARGO_BIN_EXE_atserver").as_ref())).await;
+    (started.child, started.tls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

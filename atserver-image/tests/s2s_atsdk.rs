@@ -7,15 +7,13 @@ mod fleet;
 #[path = "common/keys.rs"]
 #[allow(dead_code)]
 mod keys;
-#[path = "common/python.rs"]
-mod python;
 
 use std::path::Path;
 use std::time::Duration;
 
 use at_protocol::crypto::{PkamSigner, SigningAlgo};
+use atfleet_test_support::python::run_script;
 use fleet::{send, Fleet, Node};
-use python::python;
 
 /// The legacy onboarding (atprotocol.md §6.3): PKAM key, encryption public key, CRAM secret
 /// removed; the `.atKeys` file goes where atsdk looks for it.
@@ -50,7 +48,6 @@ async fn onboard(fleet: &Fleet, node: &Node, keys_dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atsdk_shares_and_notifies_across_two_servers() {
-    let python = python();
     let fleet = Fleet::start().await;
     let alice = fleet.start_node("@alice", "127.0.0.2").await;
     let bob = fleet.start_node("@bob", "127.0.0.3").await;
@@ -62,24 +59,12 @@ async fn atsdk_shares_and_notifies_across_two_servers() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/atsdk_s2s.py");
     let mut keys_arg = keys_dir.into_os_string();
     keys_arg.push("/");
-    let run = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(keys_arg)
-        .arg(fleet.root_addr.ip().to_string())
-        .arg(fleet.root_addr.port().to_string())
-        .env("SSL_CERT_FILE", &fleet.pki.ca_path)
-        .env("PYTHONUNBUFFERED", "1")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("atsdk run timed out")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("ATSDK-S2S-OK"),
-        "atsdk run failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let root = fleet.root_addr;
+    let args = [
+        keys_arg,
+        root.ip().to_string().into(),
+        root.port().to_string().into(),
+    ];
+    let limit = Duration::from_secs(240);
+    run_script(script, &args, &fleet.pki.ca_path, limit, "ATSDK-S2S-OK").await;
 }

@@ -8,210 +8,36 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
-use sqlx::Connection;
+use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
+use at_protocol::crypto::{AtKeys, AtKeysFile, PkamSigner};
+use at_protocol::AtSign;
+use atfleet_test_support::bins::workspace_bin;
+use atfleet_test_support::http::request;
+use atfleet_test_support::pki::{Leaf, TestCa};
+use atfleet_test_support::process::{first_match, start_atserver, AtServerArgs, Directory};
+use hyper::Method;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "atctl-test-token-0123456789";
-const STARTUP: Duration = Duration::from_secs(60);
 
 /// A binary built next to this test's (`$CARGO_TARGET_DIR/debug/<name>`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let debug = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <target>/debug/deps");
-    let path = debug.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it first with `cargo build -p atserver -p atdirectory` (and `-p atfleet-e2e --bin kubesim` for the Kubernetes test)",
-        path.display()
-    );
-    path
-}
-
-/// A CA plus one leaf for `localhost`/`127.0.0.1`, as PEM files in `dir`; more leaves on demand.
-pub struct Pki {
-    pub ca_path: PathBuf,
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
-    dir: PathBuf,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    pub fn new(dir: &Path) -> Pki {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name
-            .push(DnType::CommonName, "atctl test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let mut leaf =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().unwrap();
-        let cert = leaf.signed_by(&key, &issuer).unwrap();
-        let pki = Pki {
-            ca_path: dir.join("ca.pem"),
-            cert_path: dir.join("cert.pem"),
-            key_path: dir.join("key.pem"),
-            dir: dir.to_path_buf(),
-            issuer,
-        };
-        std::fs::write(&pki.ca_path, pki.issuer.as_ref().pem()).unwrap();
-        std::fs::write(&pki.cert_path, cert.pem()).unwrap();
-        std::fs::write(&pki.key_path, key.serialize_pem()).unwrap();
-        pki
-    }
-
-    /// A leaf naming only `host`, for server and client use (an atServer presents it to peers),
-    /// as (certificate, key) PEM files.
-    pub fn leaf(&self, host: &str) -> (PathBuf, PathBuf) {
-        let mut params = CertificateParams::new(vec![host.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, host);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let paths = (
-            self.dir.join(format!("{host}.pem")),
-            self.dir.join(format!("{host}.key")),
-        );
-        std::fs::write(&paths.0, cert.pem()).unwrap();
-        std::fs::write(&paths.1, key.serialize_pem()).unwrap();
-        paths
-    }
-}
-
-async fn http(
-    method: Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (u16, String) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder().method(method).uri(url);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    match client.request(req).await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
-            let text = bytes
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            (status, text)
-        }
-        Err(_) => (0, String::new()),
-    }
-}
-
-/// Polls `http://addr/readyz` until it answers 200.
-pub async fn wait_ready(addr: SocketAddr) {
-    let url = format!("http://{addr}/readyz");
-    tokio::time::timeout(STARTUP, async {
-        loop {
-            if http(Method::GET, &url, None, None).await.0 == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{url} never became ready"));
-}
-
-fn database_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => panic!(
-            "DATABASE_URL is not set: run under scripts/with-postgres (scripts/with-postgres -- cargo test -p atctl)"
-        ),
-    }
-}
-
-/// A new empty database on the test cluster, so tests run in parallel.
-async fn fresh_database() -> String {
-    let base = database_url();
-    let name = format!("atctl_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to Postgres");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    admin.close().await.ok();
-    let (path, query) = match base.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (base.clone(), None),
-    };
-    let (server, _) = path.rsplit_once('/').expect("database URL has a path");
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
-/// Reads lines from a child's stdout until `find` returns something; keeps draining afterwards.
-async fn first_match<T: Send + 'static>(
-    child: &mut Child,
-    what: &str,
-    find: impl Fn(&str) -> Option<T>,
-) -> T {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let found = tokio::time::timeout(STARTUP, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(t) = find(&line) {
-                return Some(t);
-            }
-        }
-        None
-    })
-    .await;
-    let Ok(Some(found)) = found else {
-        panic!("{what} did not start: {:?}", child.try_wait());
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    found
+    workspace_bin(
+        name,
+        "`cargo build -p atserver -p atdirectory`, and `-p atfleet-e2e --bin kubesim` for the Kubernetes test",
+    )
 }
 
 /// One directory and any number of atServers sharing a CA, in one temporary folder.
 pub struct Fleet {
     pub dir: tempfile::TempDir,
-    pub pki: Pki,
+    pub pki: TestCa,
+    /// The leaf for `localhost`/`127.0.0.1` the directory and shared-host atServers serve.
+    pub localhost: Leaf,
     pub root_addr: SocketAddr,
     pub dir_http: SocketAddr,
+    directory: Directory,
     children: Vec<Child>,
 }
 
@@ -225,57 +51,36 @@ pub struct Server {
 impl Fleet {
     pub async fn start() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::new(dir.path());
-        let token_file = dir.path().join("token");
-        std::fs::write(&token_file, TOKEN).unwrap();
-        let mut child = Command::new(bin("atdirectory"))
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .arg("--tls-cert")
-            .arg(&pki.cert_path)
-            .arg("--tls-key")
-            .arg(&pki.key_path)
-            .arg("--api-token-file")
-            .arg(&token_file)
-            .args(["--database-url", &fresh_database().await])
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn atdirectory");
-        let (root_addr, dir_http) = first_match(&mut child, "atdirectory", |line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            let get = |f: &str| v.get(f)?.as_str()?.parse::<SocketAddr>().ok();
-            Some((get("root_addr")?, get("http_addr")?))
-        })
-        .await;
-        wait_ready(dir_http).await;
+        let pki = TestCa::new(dir.path(), "atctl test CA");
+        let localhost = pki.localhost_leaf("localhost");
+        let directory =
+            Directory::start(&bin("atdirectory"), dir.path(), &localhost, TOKEN, "atctl").await;
         Fleet {
             dir,
             pki,
-            root_addr,
-            dir_http,
-            children: vec![child],
+            localhost,
+            root_addr: directory.root_addr,
+            dir_http: directory.http_addr,
+            directory,
+            children: Vec::new(),
         }
     }
 
     /// Starts an atServer for `atsign` with a fresh CRAM secret and registers it in the directory.
     pub async fn server(&mut self, atsign: &str) -> Server {
-        let (cert, key) = (self.pki.cert_path.clone(), self.pki.key_path.clone());
-        self.server_at(atsign, "127.0.0.1", &cert, &key).await
+        let leaf = self.localhost.clone();
+        self.server_at(atsign, "127.0.0.1", leaf).await
     }
 
     /// Like [`Self::server`], on a loopback address of its own (e.g. `127.0.0.2`) with a
     /// certificate naming only that address, as in a real fleet where each atServer proves its
     /// own host to its peers.
     pub async fn server_on_own_host(&mut self, atsign: &str, host: &str) -> Server {
-        let (cert, key) = self.pki.leaf(host);
-        self.server_at(atsign, host, &cert, &key).await
+        let leaf = self.pki.leaf(host);
+        self.server_at(atsign, host, leaf).await
     }
 
-    async fn server_at(&mut self, atsign: &str, host: &str, cert: &Path, key: &Path) -> Server {
+    async fn server_at(&mut self, atsign: &str, host: &str, tls: Leaf) -> Server {
         let name = atsign.trim_start_matches('@');
         let secret = format!(
             "{:032x}{:032x}{:032x}{:032x}",
@@ -284,62 +89,26 @@ impl Fleet {
             rand::random::<u128>(),
             rand::random::<u128>()
         );
-        let secret_file = self.dir.path().join(format!("{name}.cram"));
-        std::fs::write(&secret_file, &secret).unwrap();
-        let mut child = Command::new(bin("atserver"))
-            .args([
-                "--atsign",
-                atsign,
-                "--listen",
-                &format!("{host}:0"),
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(self.dir.path().join(format!("{name}-data")))
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .arg("--ca-bundle")
-            .arg(&self.pki.ca_path)
-            .args(["--root-server", &self.root_addr.to_string()])
-            .arg("--cram-secret-file")
-            .arg(&secret_file)
-            .env("ATSERVER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn atserver");
-        let (tls, http_addr) = first_match(&mut child, "atserver", |line| {
-            let word = |p: &str| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(p))?
-                    .parse::<SocketAddr>()
-                    .ok()
-            };
-            Some((word("tls=")?, word("http=")?))
-        })
-        .await;
-        self.children.push(child);
-        wait_ready(http_addr).await;
-        let body = serde_json::json!({"host": host, "port": tls.port(), "owner": "atctl-tests"});
-        let (status, text) = http(
-            Method::PUT,
-            &format!("http://{}/v1/atsigns/{atsign}", self.dir_http),
-            Some(TOKEN),
-            Some(body.to_string()),
-        )
-        .await;
-        assert!(
-            (200..300).contains(&status),
-            "register {atsign}: {status} {text}"
-        );
+        let cram_secret_file = self.dir.path().join(format!("{name}.cram"));
+        std::fs::write(&cram_secret_file, &secret).unwrap();
+        let args = AtServerArgs {
+            atsign: atsign.to_owned(),
+            host: host.to_owned(),
+            data_dir: self.dir.path().join(format!("{name}-data")),
+            tls,
+            cram_secret_file,
+            ca_bundle: Some(self.pki.ca_path.clone()),
+            root_server: Some(self.root_addr),
+        };
+        let started = start_atserver(args.command(&bin("atserver"))).await;
+        self.children.push(started.child);
+        self.directory
+            .register(atsign, host, started.tls.port(), "atctl-tests")
+            .await;
         Server {
             atsign: atsign.to_owned(),
-            tls,
-            http: http_addr,
+            tls: started.tls,
+            http: started.http,
             secret,
         }
     }
@@ -355,6 +124,7 @@ impl Fleet {
         Atctl {
             keys_dir: keys,
             home: self.dir.path().join("home"),
+            fleet_dir: self.dir.path().to_path_buf(),
             base: vec![
                 "--root-server".into(),
                 root.to_owned(),
@@ -367,12 +137,32 @@ impl Fleet {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Client settings trusting the fleet's CA.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(TlsOptions::from_ca_pem_file(&self.pki.ca_path).unwrap()).unwrap()
+    }
+
+    /// A PKAM-authenticated protocol connection to `server`, to look at what it holds.
+    pub async fn owner_conn(&self, server: &Server, keys: &AtKeys) -> AtConnection {
+        let host = server.tls.ip().to_string();
+        let mut conn = AtConnection::connect(&self.client_config(), &host, server.tls.port())
+            .await
+            .unwrap();
+        let at = AtSign::parse(&server.atsign).unwrap();
+        conn.authenticate_pkam(&at, &PkamSigner::rsa(keys.pkam.private_key().clone()), None)
+            .await
+            .unwrap();
+        conn
+    }
 }
 
 /// Runs the real `atctl` binary.
 pub struct Atctl {
     pub keys_dir: PathBuf,
     pub home: PathBuf,
+    /// Where the fleet wrote each atServer's CRAM secret (`<name>.cram`).
+    fleet_dir: PathBuf,
     base: Vec<String>,
 }
 
@@ -430,6 +220,34 @@ impl Atctl {
     pub fn keys_file(&self, atsign: &str) -> PathBuf {
         self.keys_dir.join(format!("{atsign}_key.atKeys"))
     }
+
+    /// The CRAM secret file the fleet wrote for `atsign`'s atServer.
+    pub fn cram_file(&self, atsign: &str) -> PathBuf {
+        self.fleet_dir
+            .join(format!("{}.cram", atsign.trim_start_matches('@')))
+    }
+
+    /// `atctl onboard <atsign> --cram-secret-file <its server's secret> <flags>`.
+    pub async fn onboard(&self, atsign: &str, flags: &[&str]) -> Run {
+        let secret = self.cram_file(atsign);
+        let mut args = vec![
+            "onboard",
+            atsign,
+            "--cram-secret-file",
+            secret.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        self.run(&args).await
+    }
+
+    /// Onboards `atsign` (which must succeed) and returns the keys it wrote.
+    pub async fn onboard_keys(&self, atsign: &str) -> AtKeys {
+        self.onboard(atsign, &[]).await.ok();
+        AtKeysFile::load(&self.keys_file(atsign))
+            .unwrap()
+            .decrypt()
+            .unwrap()
+    }
 }
 
 /// A running kubesim (in-memory Kubernetes API) with a kubeconfig pointing at it.
@@ -464,7 +282,7 @@ impl Kube {
 
     /// POSTs a Kubernetes object to `path` (e.g. `/api/v1/namespaces/fleet/secrets`).
     pub async fn create(&self, path: &str, object: serde_json::Value) {
-        let (status, text) = http(
+        let (status, text) = request(
             Method::POST,
             &format!("{}{path}", self.url),
             None,

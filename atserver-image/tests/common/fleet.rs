@@ -5,204 +5,31 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use at_protocol::client::{AtConnection, ClientConfig, MonitorConnection, TlsOptions};
 use at_protocol::AtSign;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use atfleet_test_support::bins::workspace_bin_or_build;
+use atfleet_test_support::http::request;
+pub use atfleet_test_support::pki::Leaf;
+use atfleet_test_support::pki::TestCa;
+use atfleet_test_support::process::{start_atserver, AtServerArgs, Directory};
+use hyper::Method;
+use tokio::process::Child;
 
 pub const TOKEN: &str = "s2s-test-token-0123456789abcdef";
-const STARTUP: Duration = Duration::from_secs(90);
 
-/// A binary of the workspace next to this test's (`<target>/debug/<name>`), built on demand.
-fn workspace_bin(name: &str, package: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let debug = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <target>/debug/deps");
-    let path = debug.join(name);
-    if !path.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", package, "--bin", name])
-            .env(
-                "CARGO_TARGET_DIR",
-                debug.parent().expect("target directory"),
-            )
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p {package} failed");
+/// Client settings trusting the fleet's CA, optionally presenting `leaf` as client certificate.
+fn client_config(ca: &TestCa, leaf: Option<&Leaf>) -> ClientConfig {
+    let mut tls = TlsOptions::from_ca_pem_file(&ca.ca_path).unwrap();
+    if let Some(l) = leaf {
+        tls = tls.with_client_cert_pem_files(&l.cert, &l.key).unwrap();
     }
-    path
-}
-
-/// The CA and its issuer, which signs one leaf per host.
-pub struct Pki {
-    pub dir: PathBuf,
-    pub ca_path: PathBuf,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// PEM files of one leaf certificate.
-#[derive(Clone)]
-pub struct Leaf {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Pki {
-    pub fn new(dir: &Path) -> Pki {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name
-            .push(DnType::CommonName, "s2s test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, issuer.as_ref().pem()).unwrap();
-        Pki {
-            dir: dir.to_path_buf(),
-            ca_path,
-            issuer,
-        }
-    }
-
-    /// A leaf whose SAN is exactly `host` (server and client use).
-    pub fn leaf(&self, host: &str) -> Leaf {
-        let mut params = CertificateParams::new(vec![host.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, host);
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let leaf = Leaf {
-            cert: self.dir.join(format!("{host}.pem")),
-            key: self.dir.join(format!("{host}.key")),
-        };
-        std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
-        std::fs::write(&leaf.cert, cert.pem()).unwrap();
-        leaf
-    }
-
-    /// Client settings trusting the CA, optionally presenting `leaf` as client certificate.
-    pub fn client(&self, leaf: Option<&Leaf>) -> ClientConfig {
-        let mut tls = TlsOptions::from_ca_pem_file(&self.ca_path).unwrap();
-        if let Some(l) = leaf {
-            tls = tls.with_client_cert_pem_files(&l.cert, &l.key).unwrap();
-        }
-        ClientConfig::new(tls)
-            .unwrap()
-            .with_response_timeout(Duration::from_secs(30))
-            .with_read_timeout(Duration::from_secs(30))
-    }
-}
-
-async fn http(method: Method, url: &str, body: Option<String>) -> (u16, String) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("authorization", format!("Bearer {TOKEN}"));
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let req = req
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .unwrap();
-    match client.request(req).await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
-            let text = bytes
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            (status, text)
-        }
-        Err(_) => (0, String::new()),
-    }
-}
-
-async fn wait_ready(addr: SocketAddr) {
-    let url = format!("http://{addr}/readyz");
-    tokio::time::timeout(STARTUP, async {
-        loop {
-            if http(Method::GET, &url, None).await.0 == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{url} never became ready"));
-}
-
-/// A new empty database on the cluster of `DATABASE_URL`, so tests run in parallel.
-async fn fresh_database() -> String {
-    let base = match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => panic!(
-            "DATABASE_URL is not set: run under scripts/with-postgres (scripts/with-postgres -- cargo test -p atserver)"
-        ),
-    };
-    let name = format!("s2s_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to Postgres");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    admin.close().await.ok();
-    let (path, query) = match base.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (base.clone(), None),
-    };
-    let (server, _) = path.rsplit_once('/').expect("database URL has a path");
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
-/// Reads stdout lines until `find` matches; keeps draining afterwards.
-async fn first_match<T: Send + 'static>(
-    child: &mut Child,
-    what: &str,
-    find: impl Fn(&str) -> Option<T>,
-) -> T {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let found = tokio::time::timeout(STARTUP, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(t) = find(&line) {
-                return Some(t);
-            }
-        }
-        None
-    })
-    .await;
-    let Ok(Some(found)) = found else {
-        panic!("{what} did not start: {:?}", child.try_wait());
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    found
+    ClientConfig::new(tls)
+        .unwrap()
+        .with_response_timeout(Duration::from_secs(30))
+        .with_read_timeout(Duration::from_secs(30))
 }
 
 /// Fast retries so outages end quickly in tests, unless the node sets a flag itself.
@@ -239,49 +66,25 @@ pub struct Node {
 
 pub struct Fleet {
     pub tmp: tempfile::TempDir,
-    pub pki: Pki,
+    pub pki: TestCa,
     pub root_addr: SocketAddr,
     pub dir_http: SocketAddr,
-    _directory: Child,
+    directory: Directory,
 }
 
 impl Fleet {
     pub async fn start() -> Fleet {
         let tmp = tempfile::tempdir().unwrap();
-        let pki = Pki::new(tmp.path());
+        let pki = TestCa::new(tmp.path(), "s2s test CA");
         let leaf = pki.leaf("127.0.0.1");
-        let token_file = tmp.path().join("token");
-        std::fs::write(&token_file, TOKEN).unwrap();
-        let mut child = Command::new(workspace_bin("atdirectory", "atdirectory"))
-            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-            .arg("--tls-cert")
-            .arg(&leaf.cert)
-            .arg("--tls-key")
-            .arg(&leaf.key)
-            .arg("--api-token-file")
-            .arg(&token_file)
-            .args(["--database-url", &fresh_database().await])
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn atdirectory");
-        let (root_addr, dir_http) = first_match(&mut child, "atdirectory", |line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            let get = |f: &str| v.get(f)?.as_str()?.parse::<SocketAddr>().ok();
-            Some((get("root_addr")?, get("http_addr")?))
-        })
-        .await;
-        wait_ready(dir_http).await;
+        let bin = workspace_bin_or_build("atdirectory", "atdirectory", env!("CARGO"));
+        let directory = Directory::start(&bin, tmp.path(), &leaf, TOKEN, "s2s").await;
         Fleet {
-            tmp,
             pki,
-            root_addr,
-            dir_http,
-            _directory: child,
+            tmp,
+            root_addr: directory.root_addr,
+            dir_http: directory.http_addr,
+            directory,
         }
     }
 
@@ -307,61 +110,35 @@ impl Fleet {
 
     /// Starts (or restarts) `node` on a fresh port without telling the directory.
     pub async fn spawn(&self, node: &mut Node) {
-        let secret_file = self.tmp.path().join(format!("{}.cram", node.atsign.name()));
-        std::fs::write(&secret_file, &node.secret).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atserver"))
-            .args(["--atsign", node.atsign.as_str()])
-            .args(["--listen", &format!("{}:0", node.host)])
-            .args(["--http-listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(&node.data_dir)
-            .arg("--tls-cert")
-            .arg(&node.leaf.cert)
-            .arg("--tls-key")
-            .arg(&node.leaf.key)
-            .arg("--ca-bundle")
-            .arg(&self.pki.ca_path)
-            .args(["--root-server", &self.root_addr.to_string()])
-            .arg("--cram-secret-file")
-            .arg(&secret_file)
-            .args(node_args(&node.args))
-            .env("ATSERVER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn atserver");
-        let (tls, http_addr) = first_match(&mut child, "atserver", |line| {
-            let word = |p: &str| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(p))?
-                    .parse::<SocketAddr>()
-                    .ok()
-            };
-            Some((word("tls=")?, word("http=")?))
-        })
-        .await;
-        wait_ready(http_addr).await;
-        node.tls = tls;
-        node.http = http_addr;
-        node.child = Some(child);
+        let cram_secret_file = self.tmp.path().join(format!("{}.cram", node.atsign.name()));
+        std::fs::write(&cram_secret_file, &node.secret).unwrap();
+        let args = AtServerArgs {
+            atsign: node.atsign.as_str().to_owned(),
+            host: node.host.clone(),
+            data_dir: node.data_dir.clone(),
+            tls: node.leaf.clone(),
+            cram_secret_file,
+            ca_bundle: Some(self.pki.ca_path.clone()),
+            root_server: Some(self.root_addr),
+        };
+        let mut command = args.command(env!("CARGO_BIN_EXE_atserver").as_ref());
+        command.args(node_args(&node.args));
+        let started = start_atserver(command).await;
+        node.tls = started.tls;
+        node.http = started.http;
+        node.child = Some(started.child);
     }
 
     /// Registers `node`'s current address in the directory.
     pub async fn register(&self, node: &Node) {
-        let body =
-            serde_json::json!({"host": node.host, "port": node.tls.port(), "owner": "s2s-tests"});
-        let (status, text) = http(
-            Method::PUT,
-            &format!("http://{}/v1/atsigns/{}", self.dir_http, node.atsign),
-            Some(body.to_string()),
-        )
-        .await;
-        assert!(
-            (200..300).contains(&status),
-            "register {}: {status} {text}",
-            node.atsign
-        );
+        self.directory
+            .register(
+                node.atsign.as_str(),
+                &node.host,
+                node.tls.port(),
+                "s2s-tests",
+            )
+            .await;
     }
 
     /// Starts and registers a node.
@@ -375,7 +152,7 @@ impl Fleet {
     /// An anonymous connection to `node`, optionally presenting a client certificate.
     pub async fn connect(&self, node: &Node, leaf: Option<&Leaf>) -> AtConnection {
         AtConnection::connect_with_sni(
-            &self.pki.client(leaf),
+            &client_config(&self.pki, leaf),
             &node.host,
             node.tls.port(),
             &node.host,
@@ -415,7 +192,13 @@ impl Node {
 
 /// The Prometheus text of a node's `/metrics`.
 pub async fn metrics(node: &Node) -> String {
-    let (status, text) = http(Method::GET, &format!("http://{}/metrics", node.http), None).await;
+    let (status, text) = request(
+        Method::GET,
+        &format!("http://{}/metrics", node.http),
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "GET /metrics: {text}");
     text
 }

@@ -3,17 +3,14 @@
 #![allow(dead_code)]
 
 pub mod keys;
-pub mod python;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atfleet_test_support::pki::{Leaf, TestCa};
 use atserver::{Config, Handle, ManualClock, Server};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::RootCertStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,31 +30,19 @@ pub struct Pki {
     pub ca_path: PathBuf,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    ca: TestCa,
 }
 
 impl Pki {
     pub fn new(dir: PathBuf) -> Pki {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name
-            .push(DnType::CommonName, "atfleet test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let ca_pem = issuer.as_ref().pem();
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, &ca_pem).unwrap();
+        let ca = TestCa::new(&dir, "atfleet test CA");
         let pki = Pki {
             cert_path: dir.join("cert.pem"),
             key_path: dir.join("key.pem"),
             dir,
-            ca_pem,
-            ca_path,
-            issuer,
+            ca_pem: ca.ca_pem.clone(),
+            ca_path: ca.ca_path.clone(),
+            ca,
         };
         pki.issue_leaf("atserver");
         pki
@@ -65,15 +50,11 @@ impl Pki {
 
     /// Writes a fresh leaf certificate (with `cn` as common name) over the served files.
     pub fn issue_leaf(&self, cn: &str) {
-        let mut leaf =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        leaf.distinguished_name.push(DnType::CommonName, cn);
-        leaf.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().unwrap();
-        let cert = leaf.signed_by(&key, &self.issuer).unwrap();
-        // Write the key first: the reloader reads both when either changes.
-        std::fs::write(&self.key_path, key.serialize_pem()).unwrap();
-        std::fs::write(&self.cert_path, cert.pem()).unwrap();
+        let served = Leaf {
+            cert: self.cert_path.clone(),
+            key: self.key_path.clone(),
+        };
+        self.ca.issue(&["localhost", "127.0.0.1"], cn, &served);
     }
 
     pub fn connector(&self) -> TlsConnector {
@@ -343,19 +324,4 @@ fn reply_end(buf: &[u8]) -> Option<usize> {
         return Some(nl + 2);
     }
     None
-}
-
-/// Polls `f` until it returns true (readiness waits instead of sleeps).
-pub async fn eventually<F, Fut>(mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("condition not reached");
 }
