@@ -16,19 +16,12 @@ use serde_json::json;
 
 const NS: &str = "t";
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    atfleet_test_support::wait::eventually(what, Duration::from_secs(60), check).await;
 }
 
 async fn setup() -> (atfleet_e2e::kubesim::Handle, kube::Client) {
@@ -40,6 +33,17 @@ async fn setup() -> (atfleet_e2e::kubesim::Handle, kube::Client) {
         .await
         .expect("namespace");
     (sim, client)
+}
+
+/// Scales the `web` StatefulSet to `replicas`.
+async fn scale_web(api: &Api<StatefulSet>, replicas: i32) {
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await
+    .expect("scale");
 }
 
 fn statefulset(
@@ -112,14 +116,7 @@ async fn readiness_only_mode_makes_pods_ready_and_removes_them_on_scale_down() {
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.current_revision, status.update_revision);
 
-    sts_api
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 1}})),
-        )
-        .await
-        .expect("scale down");
+    scale_web(&sts_api, 1).await;
     eventually("web-1 removed", || async {
         matches!(pods.get_opt("web-1").await, Ok(None))
     })
@@ -210,14 +207,7 @@ async fn processes_get_secrets_claims_and_env_and_stop_on_scale_down() {
         .unwrap_or_default();
     assert!(container_id.starts_with("process://"), "{container_id}");
 
-    sts_api
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 0}})),
-        )
-        .await
-        .expect("scale down");
+    scale_web(&sts_api, 0).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     eventually("web-0 removed", || async {
         matches!(pods.get_opt("web-0").await, Ok(None))

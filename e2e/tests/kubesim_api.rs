@@ -47,6 +47,17 @@ fn widget(name: &str, spec: Value) -> DynamicObject {
         .expect("widget")
 }
 
+/// An object's resourceVersion, which kubesim keeps numeric.
+fn resource_version(object: &impl kube::Resource) -> u64 {
+    object
+        .meta()
+        .resource_version
+        .clone()
+        .unwrap_or_default()
+        .parse()
+        .expect("numeric rv")
+}
+
 #[tokio::test]
 async fn crud_resource_versions_conflicts_and_generation() {
     let sim = start().await;
@@ -56,13 +67,7 @@ async fn crud_resource_versions_conflicts_and_generation() {
         .create(&PostParams::default(), &cm("a", &[("k", "1")]))
         .await
         .expect("create");
-    let rv1: u64 = created
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default()
-        .parse()
-        .expect("numeric rv");
+    let rv1 = resource_version(&created);
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
     assert_eq!(
         status(cms.create(&PostParams::default(), &cm("a", &[])).await).code,
@@ -75,13 +80,7 @@ async fn crud_resource_versions_conflicts_and_generation() {
         .replace("a", &PostParams::default(), &fresh)
         .await
         .expect("replace");
-    let rv2: u64 = updated
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default()
-        .parse()
-        .expect("numeric rv");
+    let rv2 = resource_version(&updated);
     assert!(rv2 > rv1);
     // `fresh` still carries the old resourceVersion.
     let stale = status(cms.replace("a", &PostParams::default(), &fresh).await);
@@ -532,6 +531,26 @@ fn sts(name: &str) -> StatefulSet {
     .expect("sts")
 }
 
+/// Creates StatefulSet `name` and a ConfigMap `<name>-dep` it owns, carrying `finalizers`.
+async fn owner_and_dependent(
+    sets: &Api<StatefulSet>,
+    cms: &Api<ConfigMap>,
+    name: &str,
+    finalizers: &[&str],
+) {
+    let owner = sets
+        .create(&PostParams::default(), &sts(name))
+        .await
+        .expect("owner");
+    let mut dependent = owned_by(&format!("{name}-dep"), &owner);
+    if !finalizers.is_empty() {
+        dependent.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
+    }
+    cms.create(&PostParams::default(), &dependent)
+        .await
+        .expect("dependent");
+}
+
 #[tokio::test]
 async fn owner_deletion_cascades_in_background_foreground_or_orphans() {
     let sim = start().await;
@@ -539,13 +558,7 @@ async fn owner_deletion_cascades_in_background_foreground_or_orphans() {
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
 
-    let owner = sets
-        .create(&PostParams::default(), &sts("bg"))
-        .await
-        .expect("owner");
-    cms.create(&PostParams::default(), &owned_by("bg-dep", &owner))
-        .await
-        .expect("dependent");
+    owner_and_dependent(&sets, &cms, "bg", &[]).await;
     sets.delete("bg", &DeleteParams::background())
         .await
         .expect("delete");
@@ -555,15 +568,7 @@ async fn owner_deletion_cascades_in_background_foreground_or_orphans() {
         "dependents go with their owner"
     );
 
-    let owner = sets
-        .create(&PostParams::default(), &sts("fg"))
-        .await
-        .expect("owner");
-    let mut blocked = owned_by("fg-dep", &owner);
-    blocked.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    cms.create(&PostParams::default(), &blocked)
-        .await
-        .expect("dependent");
+    owner_and_dependent(&sets, &cms, "fg", &["example.com/hold"]).await;
     sets.delete("fg", &DeleteParams::foreground())
         .await
         .expect("delete");
@@ -590,13 +595,7 @@ async fn owner_deletion_cascades_in_background_foreground_or_orphans() {
         "owner goes once its dependents are gone"
     );
 
-    let owner = sets
-        .create(&PostParams::default(), &sts("or"))
-        .await
-        .expect("owner");
-    cms.create(&PostParams::default(), &owned_by("or-dep", &owner))
-        .await
-        .expect("dependent");
+    owner_and_dependent(&sets, &cms, "or", &[]).await;
     sets.delete("or", &DeleteParams::orphan())
         .await
         .expect("delete");
@@ -711,53 +710,23 @@ async fn lists_paginate_and_filter() {
         }
     }
     assert_eq!((pages, names.len()), (3, 7));
-    let name_of = |l: kube::core::ObjectList<ConfigMap>| {
-        l.items
-            .into_iter()
-            .filter_map(|c| c.metadata.name)
-            .collect::<Vec<_>>()
+    let names = |lp: ListParams| {
+        let cms = cms.clone();
+        async move {
+            let list = cms.list(&lp).await.expect("list");
+            list.items
+                .into_iter()
+                .filter_map(|c| c.metadata.name)
+                .collect::<Vec<_>>()
+        }
     };
+    let labelled = |selector: &str| names(ListParams::default().labels(selector));
+    assert_eq!(labelled("parity=odd").await, ["p1", "p3", "p5"]);
+    assert_eq!(labelled("parity!=odd,parity").await.len(), 4);
+    assert_eq!(labelled("parity notin (even)").await.len(), 3);
+    assert_eq!(labelled("!parity").await.len(), 0);
     assert_eq!(
-        name_of(
-            cms.list(&ListParams::default().labels("parity=odd"))
-                .await
-                .expect("list")
-        ),
-        ["p1", "p3", "p5"]
-    );
-    assert_eq!(
-        name_of(
-            cms.list(&ListParams::default().labels("parity!=odd,parity"))
-                .await
-                .expect("list")
-        )
-        .len(),
-        4
-    );
-    assert_eq!(
-        name_of(
-            cms.list(&ListParams::default().labels("parity notin (even)"))
-                .await
-                .expect("list")
-        )
-        .len(),
-        3
-    );
-    assert_eq!(
-        name_of(
-            cms.list(&ListParams::default().labels("!parity"))
-                .await
-                .expect("list")
-        )
-        .len(),
-        0
-    );
-    assert_eq!(
-        name_of(
-            cms.list(&ListParams::default().fields("metadata.name=p4"))
-                .await
-                .expect("list")
-        ),
+        names(ListParams::default().fields("metadata.name=p4")).await,
         ["p4"]
     );
     let all: Api<ConfigMap> = Api::all(client.clone());

@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use atfleet_test_support::http::get_raw as http_get;
+use atfleet_test_support::net::{free_port, free_ports};
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_atfleet-operator");
 
@@ -43,18 +45,6 @@ fn a_bad_setting_fails_fast_naming_it() {
     assert!(err.contains("--directory-token-file"), "{err}");
 }
 
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     let (sim, _client) = kubesim().await;
@@ -62,26 +52,8 @@ async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     let kubeconfig = tmp.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     // A free port for the HTTP endpoints.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let mut child = tokio::process::Command::new(BIN)
-        .env("KUBECONFIG", &kubeconfig)
-        .args([
-            "--http-listen",
-            &format!("127.0.0.1:{port}"),
-            "--namespace",
-            SYSTEM_NS,
-            "--leader-election",
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starts");
+    let port = free_port();
+    let mut child = spawn_operator(&kubeconfig, port, &["--log-format", "json"]);
     eventually("/readyz", || async {
         http_get(port, "/readyz")
             .await
@@ -128,15 +100,8 @@ async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
     sim.shutdown().await;
 }
 
-/// Two distinct free ports (both held while choosing, so they differ).
-fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
-    (port(&a), port(&b))
-}
-
-fn spawn_replica(kubeconfig: &std::path::Path, port: u16, identity: &str) -> tokio::process::Child {
+/// The operator against `kubeconfig`, serving HTTP on `port`, in leader election, with `extra` flags.
+fn spawn_operator(kubeconfig: &Path, port: u16, extra: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new(BIN)
         .env("KUBECONFIG", kubeconfig)
         .args([
@@ -146,19 +111,24 @@ fn spawn_replica(kubeconfig: &std::path::Path, port: u16, identity: &str) -> tok
             SYSTEM_NS,
             "--leader-election",
         ])
-        .args([
-            "--lease-seconds",
-            "3",
-            "--identity",
-            identity,
-            "--resync-seconds",
-            "10",
-        ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("starts")
+}
+
+fn spawn_replica(kubeconfig: &Path, port: u16, identity: &str) -> tokio::process::Child {
+    let flags = [
+        "--lease-seconds",
+        "3",
+        "--identity",
+        identity,
+        "--resync-seconds",
+        "10",
+    ];
+    spawn_operator(kubeconfig, port, &flags)
 }
 
 async fn leads(port: u16) -> bool {

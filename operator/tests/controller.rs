@@ -147,18 +147,13 @@ async fn create_provisions_registers_and_settles_without_writes() {
     })
     .await;
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
     let (sim, client) = kubesim().await;
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let (dir, op, kubelet) = operated(&client).await;
     create_atsign(&client, "bob", json!({})).await;
     wait_condition(&client, "bob", "Ready", "True").await;
 
@@ -228,18 +223,13 @@ async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
         atsigns.get("bob").await.expect("bob").status
     );
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     let (sim, client) = kubesim().await;
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let (dir, op, kubelet) = operated(&client).await;
     create_atsign(&client, "carol", json!({})).await;
     create_atsign(
         &client,
@@ -294,9 +284,7 @@ async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     wait_condition(&client, "carol", "Ready", "True").await;
     assert_eq!(secrets.get("carol-cram").await.expect("cram").data, kept);
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,9 +328,7 @@ async fn directory_outage_reports_not_registered_and_recovers() {
         .encode()
         .contains("result=\"DirectoryUnavailable\""));
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,9 +382,7 @@ async fn injected_api_faults_converge_without_duplicates() {
         "faults were seen"
     );
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 async fn create_atsign_tolerant(client: &kube::Client, name: &str) {
@@ -450,10 +434,7 @@ async fn only_the_leader_reconciles_and_killing_it_hands_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_change_reissues_rolls_and_reregisters() {
     let (sim, client) = kubesim().await;
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let (dir, op, kubelet) = operated(&client).await;
     create_atsign(&client, "ivan", json!({ "storage": { "size": "1Gi" } })).await;
     wait_condition(&client, "ivan", "Ready", "True").await;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
@@ -508,18 +489,13 @@ async fn address_change_reissues_rolls_and_reregisters() {
         .and_then(|r| r.get("storage").cloned());
     assert_eq!(size.map(|q| q.0).as_deref(), Some("3Gi"));
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_port_publishes_the_allocated_port_and_classes_apply() {
     let (sim, client) = kubesim().await;
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let (dir, op, kubelet) = operated(&client).await;
     let classes: Api<atfleet_operator::crd::AtServerClass> = Api::all(client.clone());
     let class: atfleet_operator::crd::AtServerClass = serde_json::from_value(json!({
         "apiVersion": "atfleet.dev/v1alpha1", "kind": "AtServerClass",
@@ -571,18 +547,14 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
     })
     .await;
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_issuer_gets_a_cert_manager_certificate() {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::DynamicObject;
     let (sim, client) = kubesim().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+    install_crd(&client, "cert-manager CRD", json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": "certificates.cert-manager.io" },
         "spec": { "group": "cert-manager.io", "scope": "Namespaced",
@@ -592,14 +564,8 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
                     "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
                     "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
     }))
-    .expect("crd");
-    crds.create(&Default::default(), &crd)
-        .await
-        .expect("cert-manager CRD");
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    .await;
+    let (_dir, op, kubelet) = operated(&client).await;
     create_atsign(
         &client,
         "lena",
@@ -676,18 +642,14 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         Some("CertManager".into())
     );
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_balancer_and_tls_route_publish_the_reachable_address() {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::DynamicObject;
     let (sim, client) = kubesim().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+    install_crd(&client, "Gateway API CRD", json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": "tlsroutes.gateway.networking.k8s.io" },
         "spec": { "group": "gateway.networking.k8s.io", "scope": "Namespaced",
@@ -696,14 +658,8 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
                 "schema": { "openAPIV3Schema": { "type": "object", "properties": {
                     "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
     }))
-    .expect("crd");
-    crds.create(&Default::default(), &crd)
-        .await
-        .expect("Gateway API CRD");
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    .await;
+    let (dir, op, kubelet) = operated(&client).await;
 
     // LoadBalancer without a DNS name: the balancer's observed address is published.
     create_atsign(
@@ -770,9 +726,7 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
         json!("nina")
     );
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }
 
 /// A stored Atsign the operator cannot even parse (possible after a schema change) is reported
@@ -790,10 +744,7 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
             "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } }))
     .expect("schema");
     let (sim, client) = kubesim_with(crd).await;
-    let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let (_dir, op, kubelet) = operated(&client).await;
 
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -822,7 +773,5 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
     .await;
     assert!(op.metrics.encode().contains("reason=\"MalformedAtsign\""));
 
-    kubelet.cancel();
-    op.stop().await;
-    sim.shutdown().await;
+    teardown(sim, op, kubelet).await;
 }

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use atfleet_e2e::kubesim::FaultConfig;
 use atfleet_operator::tls::BuiltInCa;
+use atfleet_test_support::bins::workspace_bin;
+use atfleet_test_support::http::{get_raw as http_get, raw_exchange};
+use atfleet_test_support::net::free_port;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -302,38 +305,10 @@ fn exported(families: &BTreeMap<String, String>, series: &str) -> bool {
 }
 
 fn target_bin(name: &str) -> PathBuf {
-    // The test runs as <target>/debug/deps/<test>-<hash>; the binaries sit in <target>/debug.
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (cargo build -p atserver -p atdirectory; `make test` does)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
+    workspace_bin(
+        name,
+        "cargo build -p atserver -p atdirectory; `make test` does",
+    )
 }
 
 /// Scrapes `/metrics` until `done` holds for its families (or a deadline passes: the caller's
@@ -417,17 +392,11 @@ async fn tls_line(port: u16, ca_pem: &str, line: &str) {
 
 /// An HTTP/1.0 request with a JSON body and a bearer token.
 async fn http_put(port: u16, path: &str, token: &str, body: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
     let request = format!(
         "PUT {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(request.as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
+    raw_exchange(port, &request).await
 }
 
 fn spawn(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> Child {

@@ -2,7 +2,7 @@
 //! binaries, the real atDirectory on its own Postgres database (from `DATABASE_URL`), and one
 //! in-process operator whose atServers resolve through that directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,10 @@ use atfleet_operator::crd::Atsign;
 use atfleet_operator::directory::DirectoryClient;
 use atfleet_operator::metrics::Metrics;
 use atfleet_operator::tls::CA_CERT_KEY;
+use atfleet_test_support::bins::{profile_dir, workspace_bin};
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::{config, kubesim, Replica, NS, SYSTEM_NS, TOKEN};
@@ -28,74 +28,26 @@ use super::{config, kubesim, Replica, NS, SYSTEM_NS, TOKEN};
 pub const PATIENCE: Duration = Duration::from_secs(90);
 
 /// Polls `check` until it holds, failing after [`PATIENCE`].
-pub async fn within<F, Fut>(what: &str, mut check: F)
+pub async fn within<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    atfleet_test_support::wait::eventually(what, PATIENCE, check).await;
 }
 
 /// Polls `probe` until it yields a value, failing after [`PATIENCE`] with the last complaint.
-pub async fn until<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn until<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(e) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {PATIENCE:?} waiting for {what}; last: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The target directory's `debug/` (a test executable lives in `debug/deps/`).
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current executable");
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.pop();
-    }
-    dir
+    atfleet_test_support::wait::until(what, PATIENCE, probe).await
 }
 
 /// A database of its own in the cluster `DATABASE_URL` names.
 pub async fn fresh_database() -> String {
-    let base = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!("DATABASE_URL is not set: run under scripts/with-postgres"),
-    };
-    let name = format!("atfleet_fleet_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("connect to the test cluster");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.ok();
-    let (server, query) = match base.split_once('?') {
-        Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
-        None => (base.clone(), None),
-    };
-    let (cluster, _) = server.rsplit_once('/').expect("database URL has a path");
-    match query {
-        Some(q) => format!("{cluster}/{name}?{q}"),
-        None => format!("{cluster}/{name}"),
-    }
+    atfleet_test_support::postgres::fresh_database("atfleet_fleet").await
 }
 
 /// The real atDirectory, stoppable and restartable on the same addresses.
@@ -208,13 +160,8 @@ pub struct Fleet {
 impl Fleet {
     /// Everything up, with the operator running.
     pub async fn start() -> Self {
-        let bins = bin_dir();
-        let atserver = bins.join("atserver");
-        assert!(
-            atserver.is_file(),
-            "{} is missing: build it first (cargo build -p atserver)",
-            atserver.display()
-        );
+        let bins = profile_dir();
+        workspace_bin("atserver", "cargo build -p atserver");
         let state = tempfile::tempdir().expect("tempdir");
         let directory = RealDirectory::start(state.path()).await;
         let (sim, client) = kubesim().await;

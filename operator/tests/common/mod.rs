@@ -35,19 +35,12 @@ pub const SYSTEM_NS: &str = "atfleet-system";
 pub const TOKEN: &str = "test-token";
 
 /// Polls `check` until it holds; fails after a generous deadline (the machine may be loaded).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    atfleet_test_support::wait::eventually(what, Duration::from_secs(60), check).await;
 }
 
 pub async fn kubesim() -> (Handle, kube::Client) {
@@ -400,4 +393,30 @@ pub async fn wait_condition(client: &kube::Client, name: &str, type_: &str, stat
             .is_some_and(|(s, _)| s == status)
     })
     .await;
+}
+
+/// The fake directory, one operator replica using it, and the readiness kubelet, against
+/// `client`'s kubesim: what most controller tests run.
+pub async fn operated(client: &kube::Client) -> (Directory, Replica, CancellationToken) {
+    let dir = directory(client.clone()).await;
+    let op = operator(client, Some(&dir), None);
+    let kubelet = CancellationToken::new();
+    readiness_kubelet(client.clone(), kubelet.clone());
+    (dir, op, kubelet)
+}
+
+/// Stops the readiness kubelet, then the operator, then kubesim.
+pub async fn teardown(sim: Handle, op: Replica, kubelet: CancellationToken) {
+    kubelet.cancel();
+    op.stop().await;
+    sim.shutdown().await;
+}
+
+/// Installs a CRD given as JSON (`what` names it in a failure).
+pub async fn install_crd(client: &kube::Client, what: &str, crd: serde_json::Value) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("crd");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
