@@ -554,17 +554,7 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
 async fn a_named_issuer_gets_a_cert_manager_certificate() {
     use kube::api::DynamicObject;
     let (sim, client) = kubesim().await;
-    install_crd(&client, "cert-manager CRD", json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "certificates.cert-manager.io" },
-        "spec": { "group": "cert-manager.io", "scope": "Namespaced",
-            "names": { "plural": "certificates", "singular": "certificate", "kind": "Certificate" },
-            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
-                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
-                    "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
-                    "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
-    }))
-    .await;
+    install_open_crd(&client, "cert-manager.io", "v1", "Certificate", true).await;
     let (_dir, op, kubelet) = operated(&client).await;
     create_atsign(
         &client,
@@ -649,15 +639,13 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
 async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     use kube::api::DynamicObject;
     let (sim, client) = kubesim().await;
-    install_crd(&client, "Gateway API CRD", json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "tlsroutes.gateway.networking.k8s.io" },
-        "spec": { "group": "gateway.networking.k8s.io", "scope": "Namespaced",
-            "names": { "plural": "tlsroutes", "singular": "tlsroute", "kind": "TLSRoute" },
-            "versions": [{ "name": "v1alpha2", "served": true, "storage": true,
-                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
-                    "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }] }
-    }))
+    install_open_crd(
+        &client,
+        "gateway.networking.k8s.io",
+        "v1alpha2",
+        "TLSRoute",
+        false,
+    )
     .await;
     let (dir, op, kubelet) = operated(&client).await;
 

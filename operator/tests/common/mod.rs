@@ -412,11 +412,35 @@ pub async fn teardown(sim: Handle, op: Replica, kubelet: CancellationToken) {
     sim.shutdown().await;
 }
 
-/// Installs a CRD given as JSON (`what` names it in a failure).
-pub async fn install_crd(client: &kube::Client, what: &str, crd: serde_json::Value) {
+/// Installs a namespaced CRD for `kind` in `group` (served and stored as `version`) whose spec,
+/// and with `status` a status subresource, take any fields: a stand-in for another project's CRD.
+pub async fn install_open_crd(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    status: bool,
+) {
+    let singular = kind.to_lowercase();
+    let plural = format!("{singular}s");
+    let open = json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+    let mut properties = json!({ "spec": open });
+    let mut served = json!({ "name": version, "served": true, "storage": true });
+    if status {
+        properties["status"] = open.clone();
+        served["subresources"] = json!({ "status": {} });
+    }
+    served["schema"] = json!({ "openAPIV3Schema": { "type": "object", "properties": properties } });
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.{group}") },
+        "spec": { "group": group, "scope": "Namespaced",
+            "names": { "plural": plural, "singular": singular, "kind": kind },
+            "versions": [served] }
+    }))
+    .expect("crd");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("crd");
     crds.create(&PostParams::default(), &crd)
         .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        .unwrap_or_else(|e| panic!("{kind} CRD: {e}"));
 }
