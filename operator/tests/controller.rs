@@ -27,6 +27,19 @@ fn owned_by_atsign(meta: &kube::api::ObjectMeta, atsign: &Atsign) -> bool {
     })
 }
 
+/// What the certificate in the atServer's TLS Secret (`<name>-tls`) says.
+async fn served_certificate(client: &kube::Client, name: &str) -> atfleet_operator::tls::CertInfo {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let tls = secrets.get(&format!("{name}-tls")).await.expect("tls");
+    let pem = &tls
+        .data
+        .as_ref()
+        .and_then(|d| d.get("tls.crt"))
+        .expect("crt")
+        .0;
+    inspect(pem).expect("cert")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_provisions_registers_and_settles_without_writes() {
     let (sim, client) = kubesim().await;
@@ -461,16 +474,7 @@ async fn address_change_reissues_rolls_and_reregisters() {
     })
     .await;
     wait_condition(&client, "ivan", "Ready", "True").await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let tls = secrets.get("ivan-tls").await.expect("tls");
-    let cert = inspect(
-        &tls.data
-            .as_ref()
-            .and_then(|d| d.get("tls.crt"))
-            .expect("crt")
-            .0,
-    )
-    .expect("cert");
+    let cert = served_certificate(&client, "ivan").await;
     assert_eq!(cert.names, ["ivan.example.net"]);
     assert_ne!(
         checksum(&statefulsets.get("ivan").await.expect("sts")),
@@ -674,16 +678,7 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
         dir.record("@mona").map(|r| (r.0, r.1)),
         Some(("203.0.113.7".into(), 7000))
     );
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let tls = secrets.get("mona-tls").await.expect("tls");
-    let cert = inspect(
-        &tls.data
-            .as_ref()
-            .and_then(|d| d.get("tls.crt"))
-            .expect("crt")
-            .0,
-    )
-    .expect("cert");
+    let cert = served_certificate(&client, "mona").await;
     assert_eq!(cert.names, ["203.0.113.7"]);
 
     // TLSRoute: a hostname under the fleet domain, routed by SNI through the shared Gateway.
