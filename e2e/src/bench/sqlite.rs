@@ -1,15 +1,29 @@
-//! The durable-write baseline: one SQLite insert per transaction with the atserver store's settings
-//! (`journal_mode=WAL`, `synchronous=FULL`, see atserver-image/src/store/db.rs).
+//! The durable-write baseline: one SQLite upsert per committed transaction with the atserver store's
+//! settings (atserver-image/src/store/db.rs: `journal_mode=WAL`, `synchronous=FULL`,
+//! `wal_autocheckpoint` 10,000 pages; server.rs: a passive checkpoint from a second connection
+//! every 250 ms), so both sides pay the same storage costs and only the server's own work differs.
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
 use super::BenchError;
 
-/// Opens one database (as the server keeps one), inserts `warmup` untimed rows, then times `reps`
+/// The atserver store's backstop checkpoint threshold (pages).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// How often the atserver's checkpointer copies the WAL into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Opens one database (as the server keeps one), writes `warmup` untimed rows, then times `reps`
 /// runs of `n` rows, each row in its own committed transaction; rows per second of each run.
+///
+/// Keys are `public:w<i>.bench@alice` for `i` in `0..n` every run, as the server's are, so later
+/// runs overwrite. Every write carries a new metadata value (the server's carries a new
+/// `updatedAt`): SQLite skips writing a row whose bytes are unchanged, and such a commit
+/// syncs nothing.
 pub fn insert_rates(
     dir: &Path,
     warmup: usize,
@@ -23,10 +37,14 @@ pub fn insert_rates(
     let mut conn = Connection::open(&path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT, meta TEXT NOT NULL)",
     )?;
+    let checkpointer = Checkpointer::start(path);
+    let mut written = 0u64;
     let mut insert = |i: usize| -> Result<(), BenchError> {
+        written += 1;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO records (key, value, meta) VALUES (?1, ?2, ?3)
@@ -34,23 +52,92 @@ pub fn insert_rates(
             params![
                 format!("public:w{i}.bench@alice"),
                 format!("value {i}"),
-                "{}"
+                format!("{{\"version\":{written}}}")
             ],
         )?;
         tx.commit()?;
         Ok(())
     };
-    for i in 0..warmup {
-        insert(i)?;
-    }
-    let mut rates = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let started = Instant::now();
-        for i in 0..n {
+    let mut timed = || -> Result<Vec<f64>, BenchError> {
+        for i in 0..warmup {
             insert(i)?;
         }
-        let secs = started.elapsed().as_secs_f64();
-        rates.push(if secs > 0.0 { n as f64 / secs } else { 0.0 });
+        let mut rates = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let started = Instant::now();
+            for i in 0..n {
+                insert(i)?;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            rates.push(if secs > 0.0 { n as f64 / secs } else { 0.0 });
+        }
+        Ok(rates)
+    };
+    let rates = timed();
+    checkpointer.stop()?;
+    rates
+}
+
+/// A thread that checkpoints the database passively whenever the WAL changed, as the server's does.
+struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<(), rusqlite::Error>>,
+}
+
+impl Checkpointer {
+    fn start(db: PathBuf) -> Checkpointer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let wal = PathBuf::from(format!("{}-wal", db.display()));
+            let conn = Connection::open(&db)?;
+            let mut seen = None;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_INTERVAL);
+                let stamp = std::fs::metadata(&wal)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()));
+                if stamp.is_some() && stamp != seen {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                    seen = stamp;
+                }
+            }
+            Ok(())
+        });
+        Checkpointer { stop, thread }
     }
-    Ok(rates)
+
+    fn stop(self) -> Result<(), BenchError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| BenchError::Setup("sqlite checkpointer panicked".into()))??;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_write_changes_its_row_and_runs_reuse_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let rates = insert_rates(dir.path(), 3, 4, 2).unwrap();
+        assert_eq!(rates.len(), 2);
+        let conn = Connection::open(dir.path().join("baseline.sqlite3")).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 4, "the same keys every run, as the server's");
+        let meta = |key: &str| -> String {
+            conn.query_row("SELECT meta FROM records WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        // 3 warm-up writes, then 2 runs of 4: w0 was last written 8th, w3 11th (the last).
+        assert_eq!(meta("public:w0.bench@alice"), "{\"version\":8}");
+        assert_eq!(meta("public:w3.bench@alice"), "{\"version\":11}");
+    }
 }
