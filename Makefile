@@ -51,10 +51,13 @@ demo: ## atfleet on this machine (PostgreSQL binaries, kubectl): two Atsigns, on
 # Release binaries; PostgreSQL for the atDirectory and the operator's registrations. The report goes to the
 # repository's own target/bench whatever CARGO_TARGET_DIR says.
 bench: ## Benchmarks against same-run baselines (release build; writes target/bench/report.{json,md} and PNGs)
+	started=$$(date +%s); \
 	$(CARGO) build --release --locked -p atserver -p atdirectory -p atfleet-operator -p atfleet-e2e \
-	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atfleet-bench
+	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atfleet-bench; \
+	built=$$(( $$(date +%s) - started )); \
 	scripts/with-postgres -- $(CARGO_TARGET_DIR)/release/atfleet-bench run \
-	  --bin-dir $(CARGO_TARGET_DIR)/release --out $(CURDIR)/target/bench
+	  --bin-dir $(CARGO_TARGET_DIR)/release --out $(CURDIR)/target/bench \
+	  --build-seconds $$built --limit-seconds $${BENCH_LIMIT_SECONDS:-900}
 
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run

@@ -38,6 +38,7 @@ fn smoke_run_writes_a_well_formed_report() {
         .arg(atserver.parent().expect("bin dir"))
         .arg("--out")
         .arg(out.path())
+        .args(["--build-seconds", "7", "--limit-seconds", "100000"])
         .status()
         .expect("atfleet-bench runs");
     assert!(status.success(), "atfleet-bench exited with {status}");
@@ -47,6 +48,9 @@ fn smoke_run_writes_a_well_formed_report() {
     )
     .expect("report.json is JSON");
     assert_eq!(json["mode"], "smoke");
+    assert_eq!(json["build_seconds"], 7.0);
+    assert_eq!(json["within_limit"], true);
+    assert!(num(&json, "duration_seconds") > 0.0);
     assert!(json["machine"]["cores"].as_u64().unwrap_or(0) >= 1);
     let sections = json["sections"].as_array().expect("sections");
     let ids: Vec<&str> = sections.iter().filter_map(|s| s["id"].as_str()).collect();
@@ -67,6 +71,7 @@ fn smoke_run_writes_a_well_formed_report() {
             !s["method"].as_str().unwrap_or_default().is_empty(),
             "{id}: no method"
         );
+        assert!(num(s, "seconds") > 0.0, "{id}: no wall time");
         let figures = s["figures"].as_array().expect("figures");
         let not_measured = s["not_measured"].as_array().expect("not_measured");
         for n in not_measured {
@@ -118,8 +123,11 @@ fn smoke_run_writes_a_well_formed_report() {
     let md = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
     assert!(md.starts_with("# atfleet benchmarks (smoke run)"), "{md}");
     for heading in [
+        "Wall time: build 7 s + benchmarks",
+        "| section | wall time |",
         "## Summary",
         "**Method.**",
+        "**Wall time.**",
         "| figure | min | median | max |",
     ] {
         assert!(md.contains(heading), "report.md lacks {heading:?}");

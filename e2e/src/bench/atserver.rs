@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::process::Child;
 
 use super::echo::{self, EchoConn};
-use super::load::{self, Exchange};
+use super::load::{self, Amount, Exchange};
 use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::{latency_percentiles, Summary};
@@ -182,9 +182,15 @@ pub(crate) fn ms(lat: &[f64]) -> String {
 /// llookup over 1 and 16 connections against the echo baseline; durable update against SQLite.
 pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     let reps = ctx.reps();
-    let warmup = ctx.mode.pick(200, 5);
-    let single = ctx.mode.pick(5000, 20);
-    let per16 = ctx.mode.pick(1000, 5);
+    // Request rates are taken over time windows, so a slow server lengthens no run.
+    let warmup_ms = ctx.mode.pick(500, 20);
+    let window_ms = ctx.mode.pick(2000, 50);
+    let (warmup, window) = (
+        Amount::Window(Duration::from_millis(warmup_ms as u64)),
+        Amount::Window(Duration::from_millis(window_ms as u64)),
+    );
+    // Durable writes are counted, so both sides write the same rows.
+    let write_warmup = ctx.mode.pick(20, 5);
     let writes = ctx.mode.pick(300, 5);
     let server = AtServer::start(ctx, &ctx.dir("throughput")?, 200).await?;
     let mut owner = server.owner(ctx).await?;
@@ -202,10 +208,10 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
             })
             .try_collect::<Vec<_>>()
     };
-    let (ours1, lat1) = load::repeat(owners(1).await?, warmup, single, reps).await?;
-    let (ours16, _) = load::repeat(owners(16).await?, warmup / 4, per16, reps).await?;
+    let (ours1, lat1) = load::repeat_amount(owners(1).await?, warmup, window, reps).await?;
+    let (ours16, _) = load::repeat_amount(owners(16).await?, warmup, window, reps).await?;
     let (ourw, latw) =
-        load::repeat(vec![Update { conn: owner }], warmup.min(20), writes, reps).await?;
+        load::repeat(vec![Update { conn: owner }], write_warmup, writes, reps).await?;
     server.stop().await;
 
     let (echo_child, echo_addr) = echo::spawn(ctx).await?;
@@ -215,31 +221,35 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
             .then(|_| EchoConn::connect(echo_addr, &tls, &lookup))
             .try_collect::<Vec<_>>()
     };
-    let (base1, blat1) = load::repeat(echoes(1).await?, warmup, single, reps).await?;
-    let (base16, _) = load::repeat(echoes(16).await?, warmup / 4, per16, reps).await?;
+    let (base1, blat1) = load::repeat_amount(echoes(1).await?, warmup, window, reps).await?;
+    let (base16, _) = load::repeat_amount(echoes(16).await?, warmup, window, reps).await?;
     process::stop(echo_child, Duration::from_secs(5)).await;
     // One database for all repetitions with the same warm-up as the server's, so both WALs are
     // equally settled.
     let dir = ctx.dir("sqlite-baseline")?;
-    let basew = tokio::task::spawn_blocking(move || {
-        sqlite::insert_rates(&dir, warmup.min(20), writes, reps)
-    })
-    .await
-    .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))??;
+    let basew =
+        tokio::task::spawn_blocking(move || sqlite::insert_rates(&dir, write_warmup, writes, reps))
+            .await
+            .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))??;
 
     let mut s = Section::new(
         "throughput",
         "atServer request rates",
         format!(
             "One release `atserver` process on loopback, owner connections authenticated with CRAM. \
-             Timed: `{lookup}` exchanges (send the line, read the whole reply) back to back, on 1 \
-             connection ({single} per repetition) and on 16 concurrent connections ({per16} each); rate = \
-             exchanges / wall time of the repetition. Warm-up: {warmup} exchanges per connection (a quarter \
-             of that on 16). Baseline: a bare rustls (ring) echo server in its own process answering the \
+             Timed: `{lookup}` exchanges (send the line, read the whole reply) back to back for a \
+             {window_ms} ms window per repetition, on 1 connection and on 16 concurrent connections; \
+             rate = exchanges / wall time of the repetition (the last exchange may end after the \
+             window; the wall time includes it). Warm-up: a {warmup_ms} ms window on the same \
+             connections. Baseline: a bare rustls (ring) echo server in its own process answering the \
              same line, driven identically. Durable update: `update:public:w<i>.bench{ATSIGN} value <i>` \
-             ({writes} per repetition, 1 connection) against a bare SQLite insert, one row per committed \
-             transaction on one database kept across repetitions (same warm-up as the server), with the atserver store's settings (journal_mode=WAL, synchronous=FULL) in the \
-             same filesystem. {reps} repetitions each."
+             for i in 0..{writes} each repetition (1 connection; after the first repetition each \
+             overwrites a key with new metadata) after {write_warmup} untimed writes, against a bare \
+             SQLite upsert of the same keys and values with new metadata each time, one row per \
+             committed transaction, on one database kept across repetitions, with the atserver \
+             store's settings (journal_mode=WAL, synchronous=FULL, wal_autocheckpoint 10,000 pages, a \
+             passive checkpoint from a second connection every 250 ms) in the same filesystem. {reps} \
+             repetitions each."
         ),
     );
     let sum = |v: &[f64]| Summary::of(v).ok_or_else(|| BenchError::Setup("no repetitions".into()));

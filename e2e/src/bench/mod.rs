@@ -75,6 +75,10 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Run only the sections whose id is listed (all when empty).
     pub only: Vec<String>,
+    /// How long building the binaries took before this run (`make bench` measures it).
+    pub build_seconds: Option<f64>,
+    /// The limit for build plus run; the report says whether the run kept to it.
+    pub limit_seconds: Option<f64>,
 }
 
 /// Everything a benchmark needs: binaries, a scratch directory, the PKI and a log file.
@@ -133,26 +137,22 @@ pub async fn run(opts: Options) -> Result<Report, BenchError> {
     let wanted = |id: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == id);
     let mut sections = Vec::new();
     if wanted("throughput") {
-        keep(
-            &mut sections,
-            "throughput",
-            atserver::throughput(&ctx).await,
-        );
+        timed(&mut sections, "throughput", atserver::throughput(&ctx)).await;
     }
     if wanted("notification") {
-        keep(&mut sections, "notification", notify::run(&ctx).await);
+        timed(&mut sections, "notification", notify::run(&ctx)).await;
     }
     if wanted("memory") {
-        keep(&mut sections, "memory", atserver::memory(&ctx).await);
+        timed(&mut sections, "memory", atserver::memory(&ctx)).await;
     }
     if wanted("startup") {
-        keep(&mut sections, "startup", atserver::startup(&ctx).await);
+        timed(&mut sections, "startup", atserver::startup(&ctx)).await;
     }
     if wanted("directory") {
-        keep(&mut sections, "directory", directory::run(&ctx).await);
+        timed(&mut sections, "directory", directory::run(&ctx)).await;
     }
     if wanted("operator") {
-        keep(&mut sections, "operator", operator::run(&ctx).await);
+        timed(&mut sections, "operator", operator::run(&ctx)).await;
     }
     let report = Report {
         mode: match opts.mode {
@@ -161,21 +161,43 @@ pub async fn run(opts: Options) -> Result<Report, BenchError> {
         },
         started_at,
         duration_seconds: started.elapsed().as_secs_f64(),
+        build_seconds: opts.build_seconds,
+        limit_seconds: opts.limit_seconds,
+        within_limit: None,
         machine: machine::describe(load_before),
         sections,
-    };
+    }
+    .judge_limit();
     report.write(&opts.out_dir)?;
     Ok(report)
 }
 
-fn keep(sections: &mut Vec<Section>, id: &str, result: SectionResult) {
-    match result {
-        Ok(mut s) => sections.append(&mut s),
+/// Runs one benchmark, says how long it took, and keeps its sections (or its failure) with that
+/// wall time.
+async fn timed(
+    sections: &mut Vec<Section>,
+    id: &str,
+    bench: impl std::future::Future<Output = SectionResult>,
+) {
+    eprintln!("atfleet-bench: {id} ...");
+    let started = Instant::now();
+    let result = bench.await;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "atfleet-bench: {id} took {seconds:.1} s{}",
+        if result.is_err() { " and failed" } else { "" }
+    );
+    let mut kept = match result {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(section = id, error = %e, "benchmark failed");
             let mut s = Section::new(id, id, "the benchmark failed before it finished".into());
             s.not_measured(id, format!("benchmark failed: {e}"));
-            sections.push(s);
+            vec![s]
         }
+    };
+    for s in &mut kept {
+        s.seconds = seconds;
     }
+    sections.append(&mut kept);
 }

@@ -106,6 +106,8 @@ pub struct Section {
     pub plots: Vec<String>,
     /// Extra observations (counts, percentiles) as text.
     pub notes: Vec<String>,
+    /// Wall time of the whole benchmark, setup and baselines included.
+    pub seconds: f64,
 }
 
 impl Section {
@@ -118,6 +120,7 @@ impl Section {
             not_measured: Vec::new(),
             plots: Vec::new(),
             notes: Vec::new(),
+            seconds: 0.0,
         }
     }
 
@@ -144,12 +147,56 @@ pub struct Machine {
 pub struct Report {
     pub mode: String,
     pub started_at: String,
+    /// This run's wall time (every section plus the harness's own setup).
     pub duration_seconds: f64,
+    /// How long building the binaries took before the run, when the caller measured it.
+    pub build_seconds: Option<f64>,
+    /// The limit for build plus run (`make bench`: 15 minutes).
+    pub limit_seconds: Option<f64>,
+    /// Whether build plus run kept to the limit; `None` without a limit.
+    pub within_limit: Option<bool>,
     pub machine: Machine,
     pub sections: Vec<Section>,
 }
 
 impl Report {
+    /// Build plus run.
+    pub fn total_seconds(&self) -> f64 {
+        self.build_seconds.unwrap_or(0.0) + self.duration_seconds
+    }
+
+    /// Sets [`Report::within_limit`] from the durations.
+    pub fn judge_limit(mut self) -> Report {
+        self.within_limit = self.limit_seconds.map(|l| self.total_seconds() <= l);
+        self
+    }
+
+    /// What the run's wall time was, against the limit when there is one.
+    pub fn timing_text(&self) -> String {
+        let mut t = match self.build_seconds {
+            Some(b) => format!(
+                "build {b:.0} s + benchmarks {:.0} s = {:.0} s",
+                self.duration_seconds,
+                self.total_seconds()
+            ),
+            None => format!(
+                "benchmarks {:.0} s (build not measured)",
+                self.duration_seconds
+            ),
+        };
+        if let Some(limit) = self.limit_seconds {
+            let _ = match self.within_limit {
+                Some(true) => write!(t, ", within the {limit:.0} s limit"),
+                _ => write!(
+                    t,
+                    ", **over the {limit:.0} s limit by {:.0} s**",
+                    self.total_seconds() - limit
+                ),
+            };
+        }
+        t
+    }
+
     pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
         std::fs::create_dir_all(dir).map_err(BenchError::io(dir))?;
         let json = serde_json::to_string_pretty(self)
@@ -180,7 +227,13 @@ impl Report {
             m.load_before,
             m.load_after
         );
-        let _ = writeln!(md, "## Summary\n");
+        let _ = writeln!(md, "Wall time: {}.\n", self.timing_text());
+        let _ = writeln!(md, "| section | wall time |");
+        let _ = writeln!(md, "|---|---|");
+        for s in &self.sections {
+            let _ = writeln!(md, "| {} | {:.1} s |", s.title, s.seconds);
+        }
+        let _ = writeln!(md, "\n## Summary\n");
         let _ = writeln!(
             md,
             "| figure | ours (median) | baseline (median) | ratio | target | met | reference atServer |"
@@ -215,7 +268,11 @@ impl Report {
             }
         }
         for s in &self.sections {
-            let _ = writeln!(md, "\n## {}\n\n**Method.** {}\n", s.title, s.method);
+            let _ = writeln!(
+                md,
+                "\n## {}\n\n**Method.** {}\n\n**Wall time.** {:.1} s (setup and baselines included).\n",
+                s.title, s.method, s.seconds
+            );
             if !s.figures.is_empty() {
                 let _ = writeln!(
                     md,
@@ -297,5 +354,43 @@ mod tests {
         assert_eq!(f.met, Some(false));
         let f = Figure::new("x", "req/s", s(1.0), Target::RatioAtLeast { ratio: 0.5 });
         assert_eq!(f.met, None, "no baseline, no verdict");
+    }
+
+    fn report(build: Option<f64>, run: f64, limit: Option<f64>) -> Report {
+        Report {
+            mode: "full".into(),
+            started_at: "now".into(),
+            duration_seconds: run,
+            build_seconds: build,
+            limit_seconds: limit,
+            within_limit: None,
+            machine: Machine {
+                cpu: "cpu".into(),
+                cores: 2,
+                memory_mib: 1,
+                kernel: "k".into(),
+                load_before: "0".into(),
+                load_after: "0".into(),
+                git_commit: "c".into(),
+            },
+            sections: Vec::new(),
+        }
+        .judge_limit()
+    }
+
+    #[test]
+    fn build_and_run_are_judged_together_against_the_limit() {
+        let r = report(Some(400.0), 450.0, Some(900.0));
+        assert_eq!(r.within_limit, Some(true));
+        assert_eq!(
+            r.timing_text(),
+            "build 400 s + benchmarks 450 s = 850 s, within the 900 s limit"
+        );
+        let r = report(Some(500.0), 450.0, Some(900.0));
+        assert_eq!(r.within_limit, Some(false));
+        assert!(r.markdown().contains("**over the 900 s limit by 50 s**"));
+        let r = report(None, 30.0, None);
+        assert_eq!(r.within_limit, None);
+        assert_eq!(r.timing_text(), "benchmarks 30 s (build not measured)");
     }
 }

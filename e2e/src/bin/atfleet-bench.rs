@@ -35,6 +35,13 @@ enum Cmd {
         /// Only these sections: throughput, notification, memory, startup, directory, operator.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Seconds spent building the binaries before this run (reported and counted against
+        /// --limit-seconds).
+        #[arg(long)]
+        build_seconds: Option<f64>,
+        /// Limit for build plus run; the report says whether the run kept to it.
+        #[arg(long)]
+        limit_seconds: Option<f64>,
     },
     /// The baseline: a bare rustls echo server on 127.0.0.1:0 (prints `listening <addr>`).
     ServeEcho {
@@ -62,6 +69,8 @@ async fn main() -> Result<()> {
             smoke,
             database_url,
             only,
+            build_seconds,
+            limit_seconds,
         } => {
             let opts = Options {
                 bin_dir,
@@ -70,6 +79,8 @@ async fn main() -> Result<()> {
                 mode: if smoke { Mode::Smoke } else { Mode::Full },
                 database_url,
                 only,
+                build_seconds,
+                limit_seconds,
             };
             let report = bench::run(opts).await?;
             let missed = report
@@ -78,10 +89,13 @@ async fn main() -> Result<()> {
                 .flat_map(|s| &s.figures)
                 .filter(|f| f.met == Some(false))
                 .count();
+            let not_measured: usize = report.sections.iter().map(|s| s.not_measured.len()).sum();
             eprintln!(
-                "atfleet-bench: wrote {} and {} ({missed} figure(s) below target)",
+                "atfleet-bench: wrote {} and {} ({missed} figure(s) below target, {not_measured} not \
+                 measured); {}",
                 out.join("report.json").display(),
-                out.join("report.md").display()
+                out.join("report.md").display(),
+                report.timing_text().replace("**", "")
             );
             Ok(())
         }
