@@ -41,10 +41,7 @@ async fn second_device_enrolls_with_otp_and_is_limited_to_its_namespaces() {
     phone.onboard_keys("@alice").await;
     phone.run(&["put", "secret.wavi@alice", "w1"]).await.ok();
 
-    let otp = phone.run(&["--json", "otp"]).await.ok().json()["otp"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let otp = phone.run(&["--json", "otp"]).await.ok().json_str("otp");
     // The new device asks and waits; the first device approves what it sees pending.
     let mut request = laptop
         .command(&[
@@ -168,10 +165,7 @@ async fn notify_to_self_reaches_the_monitor() {
         .run(&["--json", "notify", "@alice:msg.app@alice", "hello there"])
         .await
         .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .json_str("id");
     atctl
         .run(&["notify", "--text", "@alice", "ping"])
         .await

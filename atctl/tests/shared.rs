@@ -28,6 +28,13 @@ async fn until(atctl: &Atctl, args: &[&str], done: impl Fn(&Run) -> bool) -> Run
     waited.unwrap_or_else(|_| panic!("atctl {args:?} never reached the expected state: {last:?}"))
 }
 
+/// `atctl -a @alice share <key> --with @bob <flags>`, which must succeed.
+async fn alice_shares_with_bob(atctl: &Atctl, key: &str, flags: &[&str]) -> Run {
+    let mut args = vec!["-a", "@alice", "share", key, "--with", "@bob"];
+    args.extend_from_slice(flags);
+    atctl.run(&args).await.ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_reads_what_alice_shared_through_his_own_server() {
     let mut fleet = Fleet::start().await;
@@ -42,34 +49,10 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
         .run(&["-a", "@alice", "put", "phone.wavi", "+234 555 0100"])
         .await
         .ok();
-    let run = atctl
-        .run(&[
-            "-a",
-            "@alice",
-            "share",
-            "phone.wavi",
-            "--with",
-            "@bob",
-            "--ttr",
-            "86400",
-        ])
-        .await
-        .ok();
+    let run = alice_shares_with_bob(&atctl, "phone.wavi", &["--ttr", "86400"]).await;
     assert!(run.stdout.contains("as @bob:phone.wavi@alice"), "{run:?}");
     // Without a ttr the value is never cached on @bob's side: every read is a remote fetch.
-    atctl
-        .run(&[
-            "-a",
-            "@alice",
-            "share",
-            "email.wavi",
-            "--with",
-            "@bob",
-            "--value",
-            "alice@example.com",
-        ])
-        .await
-        .ok();
+    alice_shares_with_bob(&atctl, "email.wavi", &["--value", "alice@example.com"]).await;
 
     // The share's update notification leaves a copy on @bob's server (it has a ttr) ...
     let mut b = fleet.owner_conn(&bob, &bob_keys).await;
@@ -119,21 +102,8 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
     );
 
     // An update reaches @bob's cached copy through the update notification.
-    atctl
-        .run(&[
-            "-a",
-            "@alice",
-            "share",
-            "phone.wavi",
-            "--with",
-            "@bob",
-            "--ttr",
-            "86400",
-            "--value",
-            "+234 555 0111",
-        ])
-        .await
-        .ok();
+    let update = ["--ttr", "86400", "--value", "+234 555 0111"];
+    alice_shares_with_bob(&atctl, "phone.wavi", &update).await;
     until(&atctl, &["-a", "@bob", "get", "phone.wavi@alice"], |r| {
         r.code == 0 && r.stdout.trim() == "+234 555 0111"
     })
@@ -149,13 +119,8 @@ async fn bob_reads_what_alice_shared_through_his_own_server() {
     assert_eq!(run.code, 2, "{run:?}");
 
     // Deleting (ccd true) removes @bob's cached copy too: not found on his next read.
-    atctl
-        .run(&[
-            "-a", "@alice", "share", "pin.wavi", "--with", "@bob", "--ttr", "-1", "--ccd", "true",
-            "--value", "4321",
-        ])
-        .await
-        .ok();
+    let pin = ["--ttr", "-1", "--ccd", "true", "--value", "4321"];
+    alice_shares_with_bob(&atctl, "pin.wavi", &pin).await;
     let run = atctl
         .run(&["-a", "@bob", "get", "pin.wavi@alice"])
         .await
@@ -191,10 +156,7 @@ async fn alice_notifies_bob_across_servers() {
         ])
         .await
         .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .json_str("id");
     let got = monitor
         .next_match(|v| v["notification"]["id"] == id.as_str())
         .await;
@@ -208,10 +170,7 @@ async fn alice_notifies_bob_across_servers() {
         .run(&["--json", "notify", "@bob:note.app@alice", "and the eggs"])
         .await
         .ok()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .json_str("id");
     let got = monitor
         .next_match(|v| v["notification"]["id"] == id.as_str())
         .await;

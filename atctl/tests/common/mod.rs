@@ -183,6 +183,14 @@ impl Run {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
+
+    /// The string `field` of the JSON on stdout.
+    pub fn json_str(&self, field: &str) -> String {
+        self.json()[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field:?}: {self:?}"))
+            .to_owned()
+    }
 }
 
 impl Atctl {
