@@ -12,7 +12,14 @@ use tokio::time::Instant;
 pub struct Events {
     recorder: Recorder,
     min_interval: Duration,
-    last: Mutex<HashMap<(String, String), Instant>>,
+    last: Mutex<Recent>,
+}
+
+/// When each (object, reason) was last published; pruned at most once per interval, so a large
+/// fleet does not pay a scan of the whole map on every event.
+struct Recent {
+    at: HashMap<(String, String), Instant>,
+    pruned: Instant,
 }
 
 impl std::fmt::Debug for Events {
@@ -30,7 +37,10 @@ impl Events {
         Self {
             recorder: Recorder::new(client, reporter),
             min_interval,
-            last: Mutex::new(HashMap::new()),
+            last: Mutex::new(Recent {
+                at: HashMap::new(),
+                pruned: Instant::now(),
+            }),
         }
     }
 
@@ -49,14 +59,19 @@ impl Events {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             if last
+                .at
                 .get(&key)
                 .is_some_and(|t| now.duration_since(*t) < self.min_interval)
             {
                 return;
             }
             // Forget entries old enough not to matter, keeping the map small.
-            last.retain(|_, t| now.duration_since(*t) < self.min_interval);
-            last.insert(key, now);
+            if now.duration_since(last.pruned) >= self.min_interval {
+                let min_interval = self.min_interval;
+                last.at.retain(|_, t| now.duration_since(*t) < min_interval);
+                last.pruned = now;
+            }
+            last.at.insert(key, now);
         }
         let event = Event {
             type_: if warning {

@@ -20,6 +20,13 @@ pub enum Applied {
     Written,
 }
 
+/// The hash an applied object carries: of its whole serialized desired state.
+pub fn hash_of<K: Serialize>(desired: &K) -> Result<String, Error> {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(desired)?);
+    Ok(hex::encode(&h.finalize()[..12]))
+}
+
 /// Applies `desired` unless `existing` already has its hash; returns the object as it now is.
 pub async fn apply<K>(
     api: &Api<K>,
@@ -29,11 +36,7 @@ pub async fn apply<K>(
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
-    let hash = {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(&desired)?);
-        hex::encode(&h.finalize()[..12])
-    };
+    let hash = hash_of(&desired)?;
     if let Some(existing) = existing {
         if existing.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
             && existing.meta().deletion_timestamp.is_none()

@@ -132,6 +132,7 @@ pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Resul
     // 4. Release the Atsign.
     ctx.metrics.set_phase(&ns, &name, None);
     ctx.metrics.set_certificate_days_left(&ns, &name, None);
+    ctx.claims.forget(&ns, &build::pvc_name(&name));
     remove_finalizer(atsign, api).await?;
     Ok(Action::await_change())
 }

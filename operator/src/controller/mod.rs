@@ -2,6 +2,8 @@
 
 mod apply;
 mod ca_store;
+mod cache;
+mod claims;
 mod cleanup;
 mod conditions;
 mod materials;
@@ -17,8 +19,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -118,6 +120,14 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub events: Events,
     ca: ca_store::CaStore,
+    claims: claims::ClaimMemory,
+}
+
+/// What the reconciles of one controller scope share: the operator's context and the scope's
+/// watch caches.
+pub struct Scoped {
+    ctx: Arc<Context>,
+    caches: cache::Caches,
 }
 
 impl std::fmt::Debug for Context {
@@ -142,6 +152,7 @@ impl Context {
         );
         let ca =
             ca_store::CaStore::new(client.clone(), &config.ca_namespace, &config.ca_secret_name);
+        let claims = claims::ClaimMemory::new(config.resync);
         Arc::new(Self {
             client,
             config,
@@ -149,6 +160,7 @@ impl Context {
             metrics,
             events,
             ca,
+            claims,
         })
     }
 
@@ -163,9 +175,9 @@ pub fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::random::<f64>().mul_add(0.4, 0.8))
 }
 
-fn error_policy(_obj: Arc<DeserializeGuard<Atsign>>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(err.reason());
-    Action::requeue(jitter(ctx.config.poll * 2))
+fn error_policy(_obj: Arc<DeserializeGuard<Atsign>>, err: &Error, scoped: Arc<Scoped>) -> Action {
+    scoped.ctx.metrics.reconcile_failed(err.reason());
+    Action::requeue(jitter(scoped.ctx.config.poll * 2))
 }
 
 /// Runs the controller for one namespace (or all) until `shutdown` resolves.
@@ -197,40 +209,63 @@ async fn run_scope(
         }
     };
     let (atsigns, statefulsets, services, secrets) = api(&client);
-    let ours = watcher::Config::default().labels(&managed_selector());
-    let controller = Controller::new(atsigns, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let ours = watcher::Config::default()
+        .labels(&managed_selector())
+        .any_semantic();
+    let (sts_cache, sts_changes) =
+        cache::reflect(statefulsets, ours.clone(), cache::trim_statefulset);
+    let (svc_cache, svc_changes) =
+        cache::reflect(services, ours.clone(), cache::drop_managed_fields);
+    let (secret_cache, secret_changes) = cache::reflect(secrets, ours, cache::drop_managed_fields);
+    let (class_cache, class_changes) = cache::reflect(
+        Api::<AtServerClass>::all(client),
+        watcher::Config::default().any_semantic(),
+        cache::drop_managed_fields,
+    );
+    let (store, writer) = reflector::store();
+    let atsign_changes = watcher(atsigns, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(cache::drop_managed_fields)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(atsign_changes, store.clone());
+    let scoped = Arc::new(Scoped {
+        ctx,
+        caches: cache::Caches {
+            statefulsets: sts_cache,
+            services: svc_cache,
+            secrets: secret_cache,
+            classes: class_cache,
+        },
+    });
+    let concurrency = scoped.ctx.config.concurrency;
     controller
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .owns(statefulsets, ours.clone())
-        .owns(services, ours.clone())
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .owns_stream(sts_changes)
+        .owns_stream(svc_changes)
         // Secrets have no owner reference (they may outlive the Atsign): map them by label.
-        .watches(secrets, ours, |s: Secret| {
+        .watches_stream(secret_changes, |s: Secret| {
             let name = s.labels().get(LABEL_INSTANCE)?.clone();
             Some(ObjectRef::new(&name).within(&s.namespace()?))
         })
         // A changed class re-reconciles the Atsigns that use it.
-        .watches(
-            Api::<AtServerClass>::all(client),
-            watcher::Config::default(),
-            move |class: AtServerClass| {
-                let class_name = class.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter_map(|a| match &a.0 {
-                        Ok(atsign)
-                            if atsign.spec.class_name.as_deref() == Some(class_name.as_str()) =>
-                        {
-                            Some(ObjectRef::new(&atsign.name_any()).within(&atsign.namespace()?))
-                        }
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(class_changes, move |class: AtServerClass| {
+            let class_name = class.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter_map(|a| match &a.0 {
+                    Ok(atsign)
+                        if atsign.spec.class_name.as_deref() == Some(class_name.as_str()) =>
+                    {
+                        Some(ObjectRef::new(&atsign.name_any()).within(&atsign.namespace()?))
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(reconcile::reconcile, error_policy, scoped)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),

@@ -10,15 +10,18 @@ use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret,
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::apply::{apply, Applied};
+use super::apply::{apply, hash_of, Applied};
+use super::cache::{self, Caches};
 use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
 use super::register::register;
 use super::status::{finish, publish};
-use super::{cleanup, jitter, Context, Error, FINALIZER};
+use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
 use crate::build::{self, Materials};
 use crate::crd::{AtServerClass, Atsign};
 use crate::endpoint;
@@ -26,12 +29,13 @@ use crate::resolve::resolve;
 
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Atsign>>,
-    ctx: Arc<Context>,
+    scoped: Arc<Scoped>,
 ) -> Result<Action, Error> {
+    let ctx = &scoped.ctx;
     let started = Instant::now();
     ctx.metrics.reconciles_in_flight.inc();
     let result = match &obj.0 {
-        Ok(atsign) => reconcile_atsign(atsign, &ctx).await,
+        Ok(atsign) => reconcile_atsign(atsign, &scoped).await,
         Err(invalid) => {
             // The error boundary: one object that does not even parse is reported on, not retried
             // in a loop, and does not hold up the others.
@@ -61,7 +65,8 @@ pub async fn reconcile(
     result
 }
 
-async fn reconcile_atsign(atsign: &Atsign, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_atsign(atsign: &Atsign, scoped: &Scoped) -> Result<Action, Error> {
+    let ctx = scoped.ctx.as_ref();
     let namespace = atsign
         .namespace()
         .ok_or_else(|| Error::Malformed("Atsign without a namespace".into()))?;
@@ -77,8 +82,14 @@ async fn reconcile_atsign(atsign: &Atsign, ctx: &Context) -> Result<Action, Erro
         // The finalizer patch triggers a fresh event; carry on from there.
         return Ok(Action::await_change());
     }
-    apply_atsign(atsign, ctx, &api, &namespace).await
+    // Until the caches hold their first listing every lookup would miss; a cache that cannot
+    // fill (an API outage) is not waited for forever: misses fall back to reads and applies.
+    let _ = tokio::time::timeout(CACHE_WAIT, scoped.caches.ready()).await;
+    apply_atsign(atsign, ctx, &scoped.caches, &api, &namespace).await
 }
+
+/// How long a reconcile waits for the watch caches to fill after the controller starts.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
 
 async fn add_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Error> {
     let patch = match &atsign.meta().finalizers {
@@ -119,9 +130,39 @@ impl Children {
     }
 }
 
+/// A child from the cache; one the cache has not seen (yet) is read. For the Secrets a miss
+/// would mean generating a CRAM secret or issuing a certificate afresh; for the Service, writing
+/// it again when it was only created a moment ago.
+async fn cached_or_read<K>(
+    store: &Store<K>,
+    api: &Api<K>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match cache::lookup(store, ns, name) {
+        Some(o) => Ok(Some(o)),
+        None => Ok(api.get_opt(name).await?),
+    }
+}
+
+/// The class from the cache, or read when the cache has not seen it (yet): a class created just
+/// before its Atsign must not be reported missing.
+async fn class(ctx: &Context, caches: &Caches, name: &str) -> Result<Option<AtServerClass>, Error> {
+    match caches.classes.get(&ObjectRef::new(name)) {
+        Some(c) => Ok(Some(AtServerClass::clone(&c))),
+        None => Ok(Api::<AtServerClass>::all(ctx.client.clone())
+            .get_opt(name)
+            .await?),
+    }
+}
+
 async fn apply_atsign(
     atsign: &Atsign,
     ctx: &Context,
+    caches: &Caches,
     api: &Api<Atsign>,
     ns: &str,
 ) -> Result<Action, Error> {
@@ -146,10 +187,7 @@ async fn apply_atsign(
 
     // Validate: the class, then the spec against it.
     let class = match &atsign.spec.class_name {
-        Some(class_name) => match Api::<AtServerClass>::all(ctx.client.clone())
-            .get_opt(class_name)
-            .await?
-        {
+        Some(class_name) => match class(ctx, caches, class_name).await? {
             Some(c) => Some(c),
             None => {
                 observed.invalid = Some((
@@ -183,18 +221,27 @@ async fn apply_atsign(
     let children = Children::new(&ctx.client, ns);
 
     // The Service first: its observed state (node port, balancer address) fixes the endpoint.
-    let cram_existing = children
-        .secrets
-        .get_opt(&build::cram_secret_name(&name))
-        .await?;
-    let tls_existing = children
-        .secrets
-        .get_opt(&build::tls_secret_name(&name))
-        .await?;
-    let svc_existing = children
-        .services
-        .get_opt(&build::service_name(&name))
-        .await?;
+    let cram_existing = cached_or_read(
+        &caches.secrets,
+        &children.secrets,
+        ns,
+        &build::cram_secret_name(&name),
+    )
+    .await?;
+    let tls_existing = cached_or_read(
+        &caches.secrets,
+        &children.secrets,
+        ns,
+        &build::tls_secret_name(&name),
+    )
+    .await?;
+    let svc_existing = cached_or_read(
+        &caches.services,
+        &children.services,
+        ns,
+        &build::service_name(&name),
+    )
+    .await?;
     let (cram, cram_created) = materials::cram_secret(cram_existing.as_ref());
     let host_hint = endpoint::static_host(&resolved);
     let preliminary = build::build(
@@ -255,13 +302,18 @@ async fn apply_atsign(
         .await;
     }
     apply(&children.secrets, desired.cram_secret, cram_existing).await?;
-    let pvc_existing = children.pvcs.get_opt(&build::pvc_name(&name)).await?;
-    apply(
-        &children.pvcs,
-        keep_pvc_immutables(desired.pvc, pvc_existing.as_ref()),
-        pvc_existing,
-    )
-    .await?;
+    let pvc_name = build::pvc_name(&name);
+    let pvc_hash = hash_of(&desired.pvc)?;
+    if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash) {
+        let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
+        apply(
+            &children.pvcs,
+            keep_pvc_immutables(desired.pvc, pvc_existing.as_ref()),
+            pvc_existing,
+        )
+        .await?;
+        ctx.claims.remember(ns, &pvc_name, pvc_hash);
+    }
     if let Some(secret) = desired.tls_secret {
         apply(&children.secrets, secret, tls_existing.clone()).await?;
         if let Some(reason) = tls.reissued {
@@ -289,10 +341,7 @@ async fn apply_atsign(
         apply(&api, route, existing).await?;
     }
     // The pod only starts once there is a certificate to mount.
-    let sts_existing = children
-        .statefulsets
-        .get_opt(&build::statefulset_name(&name))
-        .await?;
+    let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
     let sts = if tls.checksum.is_some() {
         // Someone scaling the StatefulSet by hand would put two writers on one volume:
         // a replica count that is not ours forces the apply even if the hash matches.
@@ -381,6 +430,12 @@ fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {
     if !settled {
         let wait = match o.registration {
             RegistrationState::Failed(..) => ctx.config.poll * 3,
+            // The pod, the address and the certificate are all watched: their changes
+            // reconcile at once, so polling for them would only repeat work. The resync
+            // is the safety net.
+            RegistrationState::Waiting(..) if o.endpoint.is_some() || o.pod_ready => {
+                ctx.config.resync
+            }
             _ => ctx.config.poll,
         };
         return Action::requeue(jitter(wait));
