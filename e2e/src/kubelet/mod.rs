@@ -141,6 +141,7 @@ impl Kubelet {
             workers: HashMap::new(),
             forwarders: HashMap::new(),
             bind_failures: HashSet::new(),
+            settled: HashMap::new(),
             endpoints: Endpoints::default(),
             notify: notify.clone(),
         };
@@ -241,45 +242,143 @@ struct Node {
     endpoints: Endpoints,
     /// Wakes the sync loop (watch events, finished pod workers).
     notify: Arc<Notify>,
+    /// StatefulSets whose last sync had nothing to do, with what that sync saw: while neither
+    /// they nor their pods change there is nothing to check again.
+    settled: HashMap<Key, String>,
+}
+
+/// StatefulSets synced at the same time (each sync waits on API round trips).
+const SYNC_CONCURRENCY: usize = 16;
+
+/// The pods by name and by controlling owner, so a sync is linear in the number of objects.
+struct PodIndex<'a> {
+    by_name: HashMap<Key, &'a Arc<Pod>>,
+    by_owner: HashMap<&'a str, Vec<&'a Arc<Pod>>>,
+}
+
+impl<'a> PodIndex<'a> {
+    fn new(pods: &'a [Arc<Pod>]) -> Self {
+        let mut by_owner: HashMap<&'a str, Vec<&'a Arc<Pod>>> = HashMap::new();
+        for pod in pods {
+            let controller = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true));
+            if let Some(owner) = controller {
+                by_owner.entry(owner.uid.as_str()).or_default().push(pod);
+            }
+        }
+        Self {
+            by_name: pods.iter().map(|p| (key(p.as_ref()), p)).collect(),
+            by_owner,
+        }
+    }
+
+    /// The pods `sts` controls, in its namespace.
+    fn owned(&self, sts: &StatefulSet) -> Vec<&'a Arc<Pod>> {
+        let ns = sts.namespace();
+        sts.metadata
+            .uid
+            .as_deref()
+            .and_then(|uid| self.by_owner.get(uid))
+            .map(|pods| {
+                pods.iter()
+                    .copied()
+                    .filter(|p| p.namespace() == ns && pods::owned_by(p, sts))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn exists(&self, namespace: &str, name: &str) -> bool {
+        self.by_name
+            .contains_key(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// What a sync of `sts` depends on: its version and those of its pods and pod names.
+    fn fingerprint(&self, sts: &StatefulSet, owned: &[&Arc<Pod>]) -> String {
+        let ns = sts.namespace().unwrap_or_default();
+        let name = sts.name_any();
+        let rv = |p: &Pod| p.metadata.resource_version.clone().unwrap_or_default();
+        let mut parts = vec![sts.metadata.resource_version.clone().unwrap_or_default()];
+        parts.extend(owned.iter().map(|p| format!("{}@{}", p.name_any(), rv(p))));
+        for i in 0..pods::desired_replicas(sts) {
+            let pod_name = format!("{name}-{i}");
+            let seen = self
+                .by_name
+                .get(&(ns.clone(), pod_name.clone()))
+                .map(|p| rv(p))
+                .unwrap_or_default();
+            parts.push(format!("{pod_name}={seen}"));
+        }
+        parts.join(",")
+    }
 }
 
 impl Node {
     async fn sync(&mut self) {
         let pods = self.pods.state();
-        for sts in self.statefulsets.state() {
-            if let Err(e) = self.sync_statefulset(&sts, &pods).await {
-                tracing::warn!(statefulset = %sts.name_any(), error = %e, "statefulset sync failed");
-            }
-        }
+        let statefulsets = self.statefulsets.state();
+        let settled = {
+            let index = PodIndex::new(&pods);
+            let jobs: Vec<_> = statefulsets
+                .iter()
+                .map(|sts| self.sync_one(sts, &index))
+                .collect();
+            futures::stream::iter(jobs)
+                .buffer_unordered(SYNC_CONCURRENCY)
+                .filter_map(std::future::ready)
+                .collect::<HashMap<Key, String>>()
+                .await
+        };
+        self.settled = settled;
         self.sync_pods(&pods).await;
         if self.config.mode == Mode::Processes {
             self.sync_services().await;
         }
     }
 
+    /// Syncs `sts` unless nothing it depends on changed since a sync that had nothing to do;
+    /// returns what it saw when it had nothing to do.
+    async fn sync_one(&self, sts: &StatefulSet, index: &PodIndex<'_>) -> Option<(Key, String)> {
+        let owned = index.owned(sts);
+        let seen = index.fingerprint(sts, &owned);
+        let k = key(sts);
+        if self.settled.get(&k) == Some(&seen) {
+            return Some((k, seen));
+        }
+        match self.sync_statefulset(sts, &owned, index).await {
+            Ok(false) => Some((k, seen)),
+            Ok(true) => None,
+            Err(e) => {
+                tracing::warn!(statefulset = %sts.name_any(), error = %e, "statefulset sync failed");
+                None
+            }
+        }
+    }
+
+    /// Makes and removes the pods of `sts` and reports its status; true when it wrote anything.
     async fn sync_statefulset(
         &self,
         sts: &StatefulSet,
-        pods: &[Arc<Pod>],
-    ) -> Result<(), KubeletError> {
+        owned: &[&Arc<Pod>],
+        index: &PodIndex<'_>,
+    ) -> Result<bool, KubeletError> {
         let ns = sts.namespace().unwrap_or_default();
         let name = sts.name_any();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let desired = pods::desired_replicas(sts);
         let rev = pods::revision(sts);
-        let owned: Vec<&Arc<Pod>> = pods
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && pods::owned_by(p, sts))
-            .collect();
+        let mut wrote = false;
         if sts.metadata.deletion_timestamp.is_none() {
             for i in 0..desired {
                 let pod_name = format!("{name}-{i}");
-                let exists = pods.iter().any(|p| {
-                    p.namespace().as_deref() == Some(ns.as_str()) && p.name_any() == pod_name
-                });
-                if exists {
+                if index.exists(&ns, &pod_name) {
                     continue;
                 }
+                wrote = true;
                 if let Some(pod) = pods::pod_for(sts, i, &self.config.node_name) {
                     match api.create(&PostParams::default(), &pod).await {
                         Ok(_) => tracing::info!(pod = %pod_name, "pod created"),
@@ -295,13 +394,14 @@ impl Node {
             .as_ref()
             .and_then(|u| u.type_.as_deref())
             == Some("OnDelete");
-        for pod in &owned {
+        for pod in owned {
             if pod.metadata.deletion_timestamp.is_some() {
                 continue;
             }
             let beyond = pods::ordinal(&name, &pod.name_any()).is_none_or(|o| o >= desired);
             let stale = pod.labels().get(pods::REVISION_LABEL) != Some(&rev);
             if beyond || (stale && !on_delete) {
+                wrote = true;
                 match api.delete(&pod.name_any(), &DeleteParams::default()).await {
                     Ok(_) => tracing::info!(pod = %pod.name_any(), beyond, stale, "pod deleted"),
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -344,6 +444,7 @@ impl Node {
             && old.current_revision.as_deref() == Some(current_revision.as_str())
             && old.update_revision.as_deref() == Some(rev.as_str());
         if !unchanged {
+            wrote = true;
             let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
             match api
                 .patch_status(
@@ -357,7 +458,7 @@ impl Node {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 
     async fn sync_pods(&mut self, pods: &[Arc<Pod>]) {

@@ -2,13 +2,13 @@
 //! the kube-cel crate): the full Kubernetes CEL library, transition rules against `oldSelf`, and
 //! schema-aware formats.
 
-use kube::core::cel::{RootContext, Validator};
+use kube::core::cel::{CompiledSchema, RootContext, Validator};
 use serde_json::Value;
 
 /// Runs every CEL rule of `schema` against `object` (and `old` for transition rules); returns the
 /// failures as `(field, message)`.
 pub fn check(
-    schema: &Value,
+    schema: &CompiledSchema,
     object: &Value,
     old: Option<&Value>,
     api_version: &str,
@@ -20,7 +20,7 @@ pub fn check(
         api_group: group.into(),
         kind: kind.into(),
     };
-    match Validator::new().validate_with_context(schema, object, old, Some(&root)) {
+    match Validator::new().validate_compiled_with_context(schema, object, old, Some(&root)) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .into_vec()
@@ -40,6 +40,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::cel::compile_schema;
     use serde_json::json;
 
     #[test]
@@ -49,13 +50,14 @@ mod tests {
                 {"rule": "self == oldSelf", "message": "atsign is immutable"},
                 {"rule": "self.matches('^@[a-z0-9_]+$')", "message": "atsign must start with @"}]},
             "replicas": {"type": "integer", "x-kubernetes-validations": [{"rule": "self <= 1", "message": "at most one"}]}}}}});
+        let compiled = compile_schema(&schema);
         let old = json!({"spec": {"atsign": "@alice", "replicas": 1}});
-        assert!(check(&schema, &old, None, "v1", "g", "K").is_empty());
+        assert!(check(&compiled, &old, None, "v1", "g", "K").is_empty());
         let new = json!({"spec": {"atsign": "@bob", "replicas": 2}});
-        let errors = check(&schema, &new, Some(&old), "v1", "g", "K");
+        let errors = check(&compiled, &new, Some(&old), "v1", "g", "K");
         let messages: Vec<&str> = errors.iter().map(|(_, m)| m.as_str()).collect();
         assert_eq!(errors.len(), 2, "{messages:?}");
         let bad = json!({"spec": {"atsign": "alice"}});
-        assert_eq!(check(&schema, &bad, None, "v1", "g", "K").len(), 1);
+        assert_eq!(check(&compiled, &bad, None, "v1", "g", "K").len(), 1);
     }
 }

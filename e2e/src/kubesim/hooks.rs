@@ -90,19 +90,25 @@ fn service(state: &State, old: Option<&Value>, new: &mut Value) -> ApiResult<()>
         spec["clusterIPs"] = json!([spec["clusterIP"].clone()]);
     }
     let wants_node_ports = ty == "NodePort" || ty == "LoadBalancer";
-    let mut used: BTreeSet<u64> = state
-        .store
-        .list(
-            &GroupResource {
-                group: String::new(),
-                resource: "services".into(),
-            },
-            None,
-        )
-        .filter(|(_, s)| s["metadata"]["uid"].as_str() != Some(uid.as_str()))
-        .flat_map(|(_, s)| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p["nodePort"].as_u64())
-        .collect();
+    // Scanning every Service for its node ports is only needed when allocating them: doing it
+    // for each ClusterIP write made creating N Services quadratic.
+    let mut used: BTreeSet<u64> = if !wants_node_ports {
+        BTreeSet::new()
+    } else {
+        state
+            .store
+            .list(
+                &GroupResource {
+                    group: String::new(),
+                    resource: "services".into(),
+                },
+                None,
+            )
+            .filter(|(_, s)| s["metadata"]["uid"].as_str() != Some(uid.as_str()))
+            .flat_map(|(_, s)| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p["nodePort"].as_u64())
+            .collect()
+    };
     let old_ports = old
         .and_then(|o| o["spec"]["ports"].as_array().cloned())
         .unwrap_or_default();

@@ -195,7 +195,7 @@ pub fn patch(
 ) -> ApiResult<Value> {
     let k = key(rt, namespace, name);
     let old = state.store.get(&rt.group_resource(), &k).cloned();
-    let lists = ListTypes::new(rt.schema.as_ref());
+    let lists = ListTypes::new(rt.schema.as_ref().map(|s| &s.openapi));
     let subresource = if status { "status" } else { "" };
     let (api_version, time) = (rt.api_version(), now());
     let who = Writer {
@@ -294,7 +294,7 @@ fn server_side_apply(
         writable_namespace(state, rt, namespace)?;
     }
     let base = json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
-    let lists = ListTypes::new(rt.schema.as_ref());
+    let lists = ListTypes::new(rt.schema.as_ref().map(|s| &s.openapi));
     let live = old.as_ref().map(|o| view(rt, o.clone()));
     let merged = apply::apply(live.as_ref(), base, &config, lists, force, who)
         .map_err(|conflicts| ApiError::apply_conflict(&rt.group, &rt.plural, name, conflicts))?;
@@ -481,7 +481,12 @@ fn commit(
         }
     }
     if let Manage::Update(who) | Manage::Status(who) = manage {
-        apply::record_update(old, &mut new, ListTypes::new(rt.schema.as_ref()), who);
+        apply::record_update(
+            old,
+            &mut new,
+            ListTypes::new(rt.schema.as_ref().map(|s| &s.openapi)),
+            who,
+        );
     }
     if let Some(old) = old {
         if strip_volatile(old.clone()) == strip_volatile(new.clone()) {

@@ -82,7 +82,7 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
             format!("{base}/{}/{{name}}", t.plural)
         };
         paths.insert(item, operations(t));
-        let mut schema = t.schema.clone().unwrap_or_else(
+        let mut schema = t.schema.as_ref().map(|s| s.openapi.clone()).unwrap_or_else(
             || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         );
         if let Some(m) = schema.as_object_mut() {

@@ -1,7 +1,11 @@
 //! The resource types kubesim serves: the built-in kinds plus one entry per served version of each
 //! installed CustomResourceDefinition.
 
+use std::sync::Arc;
+
 use serde_json::Value;
+
+use super::schema::Schema;
 
 /// Storage identity of a resource: objects of every version of a CRD live under one `GroupResource`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,7 +28,7 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     pub categories: Vec<String>,
     /// Present for custom resources: the version's `openAPIV3Schema`.
-    pub schema: Option<Value>,
+    pub schema: Option<Arc<Schema>>,
     pub custom: bool,
     /// `additionalPrinterColumns` of a CRD version.
     pub printer_columns: Vec<Value>,
@@ -412,7 +416,9 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<(String, Str
             status: v["subresources"]["status"].is_object(),
             short_names: strings(&names["shortNames"]),
             categories: strings(&names["categories"]),
-            schema: v["schema"].get("openAPIV3Schema").cloned(),
+            schema: v["schema"]
+                .get("openAPIV3Schema")
+                .map(|s| Arc::new(Schema::new(s.clone()))),
             custom: true,
             printer_columns: v["additionalPrinterColumns"]
                 .as_array()

@@ -1,9 +1,25 @@
 //! Structural-schema handling for custom resources, in the apiserver's order: prune unknown fields,
 //! apply defaults, check types and value constraints, then run the CEL rules.
 
+use kube::core::cel::{compile_schema, CompiledSchema};
 use serde_json::{Map, Value};
 
 use super::cel;
+
+/// A custom resource version's structural schema, with its CEL rules compiled once (compiling
+/// them on every write dominated the cost of a custom resource write).
+#[derive(Debug)]
+pub struct Schema {
+    pub openapi: Value,
+    rules: CompiledSchema,
+}
+
+impl Schema {
+    pub fn new(openapi: Value) -> Self {
+        let rules = compile_schema(&openapi);
+        Self { openapi, rules }
+    }
+}
 
 pub type Causes = Vec<(String, String)>;
 
@@ -26,12 +42,13 @@ pub enum Rejection {
 /// Prunes, defaults and validates `object`; returns the object to store or why it was refused.
 /// With `strict`, undeclared fields are an error instead of being dropped.
 pub fn admit(
-    schema: &Value,
+    compiled: &Schema,
     object: Value,
     old: Option<&Value>,
     target: &Target<'_>,
     strict: bool,
 ) -> Result<Value, Rejection> {
+    let schema = &compiled.openapi;
     let mut object = object;
     let mut unknown = Vec::new();
     prune_root(schema, &mut object, &mut unknown);
@@ -51,7 +68,7 @@ pub fn admit(
     }
     if causes.is_empty() {
         causes.extend(cel::check(
-            schema,
+            &compiled.rules,
             &object,
             old,
             target.api_version,
@@ -355,12 +372,12 @@ mod tests {
     fn prunes_defaults_and_rejects() {
         let obj = json!({"apiVersion": "g/v1", "kind": "K", "metadata": {"name": "x"},
                          "spec": {"size": 2, "junk": 1, "extra": {"anything": true}}, "other": 1});
-        let strict = admit(&schema(), obj.clone(), None, &T, true);
+        let strict = admit(&Schema::new(schema()), obj.clone(), None, &T, true);
         assert_eq!(
             strict,
             Err(Rejection::Unknown(vec!["other".into(), "spec.junk".into()]))
         );
-        let admitted = admit(&schema(), obj, None, &T, false).unwrap_or_default();
+        let admitted = admit(&Schema::new(schema()), obj, None, &T, false).unwrap_or_default();
         assert_eq!(
             admitted["spec"],
             json!({"size": 2, "mode": "a", "extra": {"anything": true}})
@@ -369,12 +386,13 @@ mod tests {
         assert_eq!(admitted["metadata"]["name"], "x");
 
         let bad = json!({"metadata": {"name": "x"}, "spec": {"size": "two", "mode": "c"}});
-        let Err(Rejection::Invalid(causes)) = admit(&schema(), bad, None, &T, false) else {
+        let Err(Rejection::Invalid(causes)) = admit(&Schema::new(schema()), bad, None, &T, false)
+        else {
             panic!("rejected")
         };
         let fields: Vec<&str> = causes.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(fields, vec!["spec.mode", "spec.size"]);
-        let missing = admit(&schema(), json!({"spec": {}}), None, &T, false);
+        let missing = admit(&Schema::new(schema()), json!({"spec": {}}), None, &T, false);
         let required = vec![("spec.size".to_string(), "Required value".to_string())];
         assert_eq!(missing, Err(Rejection::Invalid(required)));
     }
@@ -395,7 +413,7 @@ mod props {
                                "extra": {"type": "object", "additionalProperties": {"type": "string"}}}}}});
             let object = json!({"spec": {"size": size, "mode": mode, "junk": junk, "extra": {extra: size}}});
             let target = Target { api_version: "g/v1", group: "g", kind: "K" };
-            let _ = admit(&schema, object.clone(), Some(&object), &target, junk);
+            let _ = admit(&Schema::new(schema), object.clone(), Some(&object), &target, junk);
         }
     }
 }

@@ -126,6 +126,10 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(path, equal, want)| {
             let found = path.split('.').try_fold(object, |v, seg| v.get(seg));

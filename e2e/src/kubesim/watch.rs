@@ -43,7 +43,15 @@ impl Filter {
             .namespace
             .as_deref()
             .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns));
-        ns_ok && self.selectors.matches(&view(&self.rt, object.clone()))
+        if !ns_ok {
+            return false;
+        }
+        // Labels read the same in every view; only field selectors need the served shape, and
+        // copying every object for every watcher made event fan-out expensive.
+        if self.selectors.fields.is_empty() {
+            return self.selectors.labels.matches(object);
+        }
+        self.selectors.matches(&view(&self.rt, object.clone()))
     }
 
     /// The event a watcher sees, translating moves into and out of the selection.
