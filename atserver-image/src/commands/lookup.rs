@@ -4,7 +4,7 @@ use serde_json::json;
 
 use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
 
-use crate::commands::write::{self, Read};
+use crate::commands::write;
 use crate::error::AtError;
 use crate::keys;
 use crate::peer::cache;
@@ -22,26 +22,30 @@ fn render(op: LookupOp, record: &Record) -> Reply {
     }
 }
 
-/// Reads `key` and answers per op: missing/expired → AT0015, unborn → `data:null`.
+/// Reads `key` (as `write::read` does, without copying the record) and answers per op:
+/// missing/expired → AT0015, unborn → `data:null`.
 async fn answer(s: &Session, key: &str, op: LookupOp) -> CmdResult {
-    match write::read(&s.shared, key).await? {
-        Read::Missing => Err(AtError::not_found(key)),
-        Read::Unborn(_) => Ok(Reply::null()),
-        Read::Active(r) => Ok(render(op, &r)),
+    let record = s.shared.store.get(key).await?;
+    let now = s.shared.clock.now_millis();
+    match record {
+        Some(r) if !r.meta.expired(now) => Ok(if r.meta.unborn(now) {
+            Reply::null()
+        } else {
+            render(op, &r)
+        }),
+        _ => Err(AtError::not_found(key)),
     }
 }
 
-async fn log_lookup(s: &Session, key: &str) -> Result<(), AtError> {
+/// Counts the lookup for `stats:5/6`; buffered, so the reply never waits for it.
+fn log_lookup(s: &Session, key: &str) {
     if keys::entity_of(key).starts_with('_') {
-        return Ok(());
+        return;
     }
     let now = s.shared.clock.now_millis();
-    let (k, who) = (key.to_string(), keys::owner_of(key).map(str::to_string));
     s.shared
         .store
-        .call(move |db| db.log_access(who.as_deref(), Some(&k), "lookup", now))
-        .await?;
-    Ok(())
+        .log_access(keys::owner_of(key), Some(key), "lookup", now);
 }
 
 pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
@@ -50,7 +54,7 @@ pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
         return Err(AtError::unauthorized("the CRAM secret cannot be read"));
     }
     s.authorize(&key, Access::Read)?;
-    log_lookup(s, &key).await?;
+    log_lookup(s, &key);
     answer(s, &key, p.operation).await
 }
 
@@ -72,7 +76,7 @@ pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
     if s.is_owner() {
         s.authorize(&key, Access::Read)?;
     }
-    log_lookup(s, &key).await?;
+    log_lookup(s, &key);
     answer(s, &key, op).await
 }
 
@@ -84,7 +88,7 @@ pub async fn plookup(s: &mut Session, p: LookupParams) -> CmdResult {
     }
     if owner == s.atsign() {
         let key = format!("public:{name}{owner}");
-        log_lookup(s, &key).await?;
+        log_lookup(s, &key);
         return answer(s, &key, op).await;
     }
     let found = cache::lookup_public(&s.shared, &p.owner, &name, bypass).await?;

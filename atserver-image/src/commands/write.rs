@@ -22,14 +22,13 @@ pub enum Read {
 
 /// Reads `key`, treating expired records as gone (the sweep writes their delete entries).
 pub async fn read(shared: &Shared, key: &str) -> Result<Read, AtError> {
-    let k = key.to_string();
-    let rec = shared.store.call(move |db| db.get(&k)).await?;
+    let rec = shared.store.get(key).await?;
     let now = shared.clock.now_millis();
     Ok(match rec {
         None => Read::Missing,
         Some(r) if r.meta.expired(now) => Read::Missing,
-        Some(r) if r.meta.unborn(now) => Read::Unborn(r),
-        Some(r) => Read::Active(r),
+        Some(r) if r.meta.unborn(now) => Read::Unborn(std::sync::Arc::unwrap_or_clone(r)),
+        Some(r) => Read::Active(std::sync::Arc::unwrap_or_clone(r)),
     })
 }
 

@@ -1,9 +1,12 @@
 //! Synchronous store operations; only ever called on the store thread.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::access::{AccessBuffer, AccessEntry};
+use super::cache::RecordCache;
 use super::{schema, StoreError};
 use crate::metadata::Metadata;
 use crate::notifications::{Kind, Notification, Status};
@@ -27,7 +30,13 @@ pub struct CommitRow {
 
 pub struct Db {
     conn: Connection,
+    /// Filled and kept coherent here, on the store thread; read from anywhere.
+    cache: Arc<RecordCache>,
+    access: Arc<AccessBuffer>,
 }
+
+/// Distinct statements this module prepares (each is parsed once and kept).
+const STATEMENT_CACHE: usize = 40;
 
 fn record_from_row(key: String, value: Option<String>, meta: String) -> Result<Record, StoreError> {
     Ok(Record {
@@ -38,31 +47,55 @@ fn record_from_row(key: String, value: Option<String>, meta: String) -> Result<R
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Db, StoreError> {
+    /// Opens the database with its own record cache of about `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Db, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
-        Ok(Db { conn })
+        Ok(Db {
+            conn,
+            cache: Arc::new(RecordCache::new(cache_bytes)),
+            access: Arc::new(AccessBuffer::default()),
+        })
+    }
+
+    pub(super) fn cache(&self) -> Arc<RecordCache> {
+        self.cache.clone()
+    }
+
+    pub(super) fn access_buffer(&self) -> Arc<AccessBuffer> {
+        self.access.clone()
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+            .prepare_cached("PRAGMA user_version")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The record of `key`, from the cache or from SQLite (which then fills the cache).
+    pub fn get_shared(&self, key: &str) -> Result<Option<Arc<Record>>, StoreError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
+        let row = self
+            .conn
+            .prepare_cached("SELECT key, value, meta FROM records WHERE key = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let record = row
+            .map(|(k, v, m)| record_from_row(k, v, m).map(Arc::new))
+            .transpose()?;
+        self.cache.set(key, record.clone());
+        Ok(record)
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT key, value, meta FROM records WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        row.map(|(k, v, m)| record_from_row(k, v, m)).transpose()
+        Ok(self.get_shared(key)?.map(Arc::unwrap_or_clone))
     }
 
     /// Writes a record and, unless `commit` is false, its commit entry, in one transaction.
@@ -75,13 +108,30 @@ impl Db {
         now: i64,
     ) -> Result<i64, StoreError> {
         let meta = serde_json::to_string(&record.meta)?;
+        let written = self.write_record(record, &meta, op, commit, now);
+        match &written {
+            Ok(_) => self.cache.set(&record.key, Some(Arc::new(record.clone()))),
+            // A failed commit leaves the row as it was, but be certain the next read asks SQLite.
+            Err(_) => self.cache.forget(&record.key),
+        }
+        written
+    }
+
+    fn write_record(
+        &mut self,
+        record: &Record,
+        meta: &str,
+        op: &str,
+        commit: bool,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO records (key, value, meta, expires_at, available_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, meta = excluded.meta,
                expires_at = excluded.expires_at, available_at = excluded.available_at",
-            params![record.key, record.value, meta, record.meta.expires_at, record.meta.available_at],
-        )?;
+        )?
+        .execute(params![record.key, record.value, meta, record.meta.expires_at, record.meta.available_at])?;
         let id = if commit {
             Self::commit_entry(&tx, &record.key, op, now)?
         } else {
@@ -97,17 +147,25 @@ impl Db {
         op: &str,
         now: i64,
     ) -> Result<i64, StoreError> {
-        tx.execute(
-            "INSERT OR REPLACE INTO commits (key, op, time) VALUES (?1, ?2, ?3)",
-            params![key, op, now],
-        )?;
+        tx.prepare_cached("INSERT OR REPLACE INTO commits (key, op, time) VALUES (?1, ?2, ?3)")?
+            .execute(params![key, op, now])?;
         Ok(tx.last_insert_rowid())
     }
 
     /// Removes a record; a delete commit entry is written even when the key did not exist.
     pub fn delete(&mut self, key: &str, commit: bool, now: i64) -> Result<i64, StoreError> {
+        let deleted = self.delete_record(key, commit, now);
+        match &deleted {
+            Ok(_) => self.cache.set(key, None),
+            Err(_) => self.cache.forget(key),
+        }
+        deleted
+    }
+
+    fn delete_record(&mut self, key: &str, commit: bool, now: i64) -> Result<i64, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM records WHERE key = ?1", [key])?;
+        tx.prepare_cached("DELETE FROM records WHERE key = ?1")?
+            .execute([key])?;
         let id = if commit {
             Self::commit_entry(&tx, key, "-", now)?
         } else {
@@ -179,13 +237,20 @@ impl Db {
     pub fn last_commit_id(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT MAX(id) FROM commits", [], |r| r.get(0))?)
+            .prepare_cached("SELECT MAX(id) FROM commits")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Database size in bytes (pages in use).
     pub fn size_bytes(&self) -> Result<i64, StoreError> {
-        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_count")?
+            .query_row([], |r| r.get(0))?;
+        let size: i64 = self
+            .conn
+            .prepare_cached("PRAGMA page_size")?
+            .query_row([], |r| r.get(0))?;
         Ok(pages * size)
     }
 
@@ -193,11 +258,13 @@ impl Db {
 
     pub fn put_notification(&mut self, n: &Notification) -> Result<(), StoreError> {
         let body = serde_json::to_string(n)?;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO notifications
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO notifications
                (id, kind, status, priority, from_atsign, to_atsign, created_at, expires_at, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 n.id,
                 n.kind.as_str(),
                 n.status.as_str(),
@@ -207,17 +274,15 @@ impl Db {
                 n.created_at,
                 n.expires_at,
                 body
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub fn get_notification(&self, id: &str) -> Result<Option<Notification>, StoreError> {
         let body: Option<String> = self
             .conn
-            .query_row("SELECT body FROM notifications WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT body FROM notifications WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?;
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
@@ -265,14 +330,16 @@ impl Db {
     pub fn remove_notification(&mut self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .execute("DELETE FROM notifications WHERE id = ?1", [id])?
+            .prepare_cached("DELETE FROM notifications WHERE id = ?1")?
+            .execute([id])?
             > 0)
     }
 
     pub fn purge_expired_notifications(&mut self, now: i64) -> Result<usize, StoreError> {
         Ok(self
             .conn
-            .execute("DELETE FROM notifications WHERE expires_at <= ?1", [now])?)
+            .prepare_cached("DELETE FROM notifications WHERE expires_at <= ?1")?
+            .execute([now])?)
     }
 
     /// Counts by (kind, status, operation, message type) for `stats:11` and metrics.
@@ -307,22 +374,52 @@ impl Db {
 
     // --- access log (stats 5, 6, 8, 10) ---
 
+    /// Queues an access log entry (written in batches, see [`AccessBuffer`]).
     pub fn log_access(
         &mut self,
         atsign: Option<&str>,
         key: Option<&str>,
-        verb: &str,
+        verb: &'static str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO access_log (atsign, key, verb, time) VALUES (?1, ?2, ?3, ?4)",
-            params![atsign, key, verb, now],
-        )?;
+        let full = self.access.push(AccessEntry {
+            atsign: atsign.map(str::to_string),
+            key: key.map(str::to_string),
+            verb,
+            time: now,
+        });
+        if full {
+            self.flush_access_log()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered access log entries in one transaction.
+    pub fn flush_access_log(&mut self) -> Result<(), StoreError> {
+        let entries = self.access.take();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO access_log (atsign, key, verb, time) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in &entries {
+                insert.execute(params![e.atsign, e.key, e.verb, e.time])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
     /// Most frequent values of `column` ("atsign" or "key").
-    pub fn top_access(&self, column: &str, limit: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    pub fn top_access(
+        &mut self,
+        column: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.flush_access_log()?;
         let sql = match column {
             "atsign" => "SELECT atsign, COUNT(*) c FROM access_log WHERE atsign IS NOT NULL GROUP BY atsign ORDER BY c DESC LIMIT ?1",
             _ => "SELECT key, COUNT(*) c FROM access_log WHERE key IS NOT NULL GROUP BY key ORDER BY c DESC LIMIT ?1",
@@ -334,24 +431,27 @@ impl Db {
         Ok(rows)
     }
 
-    pub fn last_access(&self, verb: Option<&str>) -> Result<Option<i64>, StoreError> {
+    pub fn last_access(&mut self, verb: Option<&str>) -> Result<Option<i64>, StoreError> {
+        self.flush_access_log()?;
         Ok(match verb {
-            Some(v) => self.conn.query_row(
-                "SELECT MAX(time) FROM access_log WHERE verb = ?1",
-                [v],
-                |r| r.get(0),
-            )?,
+            Some(v) => self
+                .conn
+                .prepare_cached("SELECT MAX(time) FROM access_log WHERE verb = ?1")?
+                .query_row([v], |r| r.get(0))?,
             None => self
                 .conn
-                .query_row("SELECT MAX(time) FROM access_log", [], |r| r.get(0))?,
+                .prepare_cached("SELECT MAX(time) FROM access_log")?
+                .query_row([], |r| r.get(0))?,
         })
     }
 
-    /// Drops access log entries older than `before`.
+    /// Drops access log entries older than `before` (after writing the buffered ones).
     pub fn compact_access_log(&mut self, before: i64) -> Result<usize, StoreError> {
+        self.flush_access_log()?;
         Ok(self
             .conn
-            .execute("DELETE FROM access_log WHERE time < ?1", [before])?)
+            .prepare_cached("DELETE FROM access_log WHERE time < ?1")?
+            .execute([before])?)
     }
 }
 
@@ -370,7 +470,7 @@ mod tests {
     #[test]
     fn commit_log_keeps_latest_entry_per_key() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        let mut db = Db::open(&dir.path().join("t.db"), 1 << 20).unwrap();
         assert_eq!(db.schema_version().unwrap(), super::super::SCHEMA_VERSION);
         let a1 = db.put(&record("a@alice"), "+", true, 1).unwrap();
         let b1 = db.put(&record("b@alice"), "+", true, 2).unwrap();
@@ -414,7 +514,7 @@ mod tests {
     #[test]
     fn delivery_queue_is_queued_unexpired_sent_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("t.db")).unwrap();
+        let mut db = Db::open(&dir.path().join("t.db"), 1 << 20).unwrap();
         for n in [
             notification("late", Kind::Sent, Status::Queued, 50),
             notification("early", Kind::Sent, Status::Queued, 40),
