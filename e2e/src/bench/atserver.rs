@@ -210,9 +210,9 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     };
     let (ours1, lat1) = load::repeat_amount(owners(1).await?, warmup, window, reps).await?;
     let (ours16, _) = load::repeat_amount(owners(16).await?, warmup, window, reps).await?;
-    let (ourw, latw) =
-        load::repeat(vec![Update { conn: owner }], write_warmup, writes, reps).await?;
+    let durable = durable_updates(ctx, owner, write_warmup, writes, reps).await;
     server.stop().await;
+    let (ourw, latw, basew) = durable?;
 
     let (echo_child, echo_addr) = echo::spawn(ctx).await?;
     let tls = ctx.pki.rustls_client()?;
@@ -224,13 +224,6 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     let (base1, blat1) = load::repeat_amount(echoes(1).await?, warmup, window, reps).await?;
     let (base16, _) = load::repeat_amount(echoes(16).await?, warmup, window, reps).await?;
     process::stop(echo_child, Duration::from_secs(5)).await;
-    // One database for all repetitions with the same warm-up as the server's, so both WALs are
-    // equally settled.
-    let dir = ctx.dir("sqlite-baseline")?;
-    let basew =
-        tokio::task::spawn_blocking(move || sqlite::insert_rates(&dir, write_warmup, writes, reps))
-            .await
-            .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))??;
 
     let mut s = Section::new(
         "throughput",
@@ -248,8 +241,9 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              SQLite upsert of the same keys and values with new metadata each time, one row per \
              committed transaction, on one database kept across repetitions, with the atserver \
              store's settings (journal_mode=WAL, synchronous=FULL, wal_autocheckpoint 10,000 pages, a \
-             passive checkpoint from a second connection every 250 ms) in the same filesystem. {reps} \
-             repetitions each."
+             passive checkpoint from a second connection every 250 ms) in the same filesystem; the \
+             server's and the baseline's repetitions take turns, so both meet the same disk load. \
+             {reps} repetitions each."
         ),
     );
     let sum = |v: &[f64]| Summary::of(v).ok_or_else(|| BenchError::Setup("no repetitions".into()));
@@ -296,6 +290,55 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
         ));
     }
     Ok(vec![s])
+}
+
+/// Durable updates on `owner` and the SQLite baseline, each warmed up alike, then their timed
+/// repetitions in turns (server, baseline, server, …) so both meet the same disk load: the cost of
+/// a sync on the shared machine swings with other processes' writes. Returns our rates, our
+/// latencies and the baseline's rates.
+async fn durable_updates(
+    ctx: &Ctx,
+    owner: AtConnection,
+    warmup: usize,
+    writes: usize,
+    reps: usize,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), BenchError> {
+    let dir = ctx.dir("sqlite-baseline")?;
+    let mut baseline = blocking(move || {
+        let mut b = sqlite::Baseline::open(&dir)?;
+        for i in 0..warmup {
+            b.write(i)?;
+        }
+        Ok(b)
+    })
+    .await?;
+    let mut writer = load::drive(vec![Update { conn: owner }], warmup)
+        .await?
+        .conns;
+    let (mut ours, mut latencies, mut base) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let run = load::drive(writer, writes).await?;
+        writer = run.conns;
+        ours.push(run.per_second);
+        latencies.extend(run.latencies_ms);
+        let (b, rate) = blocking(move || {
+            let rate = baseline.run(writes)?;
+            Ok((baseline, rate))
+        })
+        .await?;
+        baseline = b;
+        base.push(rate);
+    }
+    blocking(move || baseline.close()).await?;
+    Ok((ours, latencies, base))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BenchError> + Send + 'static,
+) -> Result<T, BenchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BenchError::Setup(format!("sqlite baseline: {e}")))?
 }
 
 /// Resident memory of a fresh server, idle and holding many authenticated monitor connections.

@@ -17,65 +17,69 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// How often the atserver's checkpointer copies the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Opens one database (as the server keeps one), writes `warmup` untimed rows, then times `reps`
-/// runs of `n` rows, each row in its own committed transaction; rows per second of each run.
+/// One baseline database (as the server keeps one) and its checkpointer.
 ///
-/// Keys are `public:w<i>.bench@alice` for `i` in `0..n` every run, as the server's are, so later
-/// runs overwrite. Every write carries a new metadata value (the server's carries a new
-/// `updatedAt`): SQLite skips writing a row whose bytes are unchanged, and such a commit
-/// syncs nothing.
-pub fn insert_rates(
-    dir: &Path,
-    warmup: usize,
-    n: usize,
-    reps: usize,
-) -> Result<Vec<f64>, BenchError> {
-    let path = dir.join("baseline.sqlite3");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+/// Keys are `public:w<i>.bench@alice`, as the server's are, so later runs overwrite. Every write
+/// carries a new metadata value (the server's carries a new `updatedAt`): SQLite skips writing a
+/// row whose bytes are unchanged, and such a commit syncs nothing.
+pub struct Baseline {
+    conn: Connection,
+    checkpointer: Checkpointer,
+    written: u64,
+}
+
+impl Baseline {
+    /// A fresh database in `dir` with the atserver store's settings.
+    pub fn open(dir: &Path) -> Result<Baseline, BenchError> {
+        let path = dir.join("baseline.sqlite3");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT, meta TEXT NOT NULL)",
+        )?;
+        Ok(Baseline {
+            conn,
+            checkpointer: Checkpointer::start(path),
+            written: 0,
+        })
     }
-    let mut conn = Connection::open(&path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT, meta TEXT NOT NULL)",
-    )?;
-    let checkpointer = Checkpointer::start(path);
-    let mut written = 0u64;
-    let mut insert = |i: usize| -> Result<(), BenchError> {
-        written += 1;
-        let tx = conn.transaction()?;
+
+    /// Upserts key `i` in its own committed transaction.
+    pub fn write(&mut self, i: usize) -> Result<(), BenchError> {
+        self.written += 1;
+        let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO records (key, value, meta) VALUES (?1, ?2, ?3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, meta = excluded.meta",
             params![
                 format!("public:w{i}.bench@alice"),
                 format!("value {i}"),
-                format!("{{\"version\":{written}}}")
+                format!("{{\"version\":{}}}", self.written)
             ],
         )?;
         tx.commit()?;
         Ok(())
-    };
-    let mut timed = || -> Result<Vec<f64>, BenchError> {
-        for i in 0..warmup {
-            insert(i)?;
+    }
+
+    /// Writes keys `0..n`, timed; rows per second.
+    pub fn run(&mut self, n: usize) -> Result<f64, BenchError> {
+        let started = Instant::now();
+        for i in 0..n {
+            self.write(i)?;
         }
-        let mut rates = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let started = Instant::now();
-            for i in 0..n {
-                insert(i)?;
-            }
-            let secs = started.elapsed().as_secs_f64();
-            rates.push(if secs > 0.0 { n as f64 / secs } else { 0.0 });
-        }
-        Ok(rates)
-    };
-    let rates = timed();
-    checkpointer.stop()?;
-    rates
+        let secs = started.elapsed().as_secs_f64();
+        Ok(if secs > 0.0 { n as f64 / secs } else { 0.0 })
+    }
+
+    /// Stops the checkpointer.
+    pub fn close(self) -> Result<(), BenchError> {
+        self.checkpointer.stop()
+    }
 }
 
 /// A thread that checkpoints the database passively whenever the WAL changed, as the server's does.
@@ -123,8 +127,13 @@ mod tests {
     #[test]
     fn every_write_changes_its_row_and_runs_reuse_the_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let rates = insert_rates(dir.path(), 3, 4, 2).unwrap();
-        assert_eq!(rates.len(), 2);
+        let mut b = Baseline::open(dir.path()).unwrap();
+        for i in 0..3 {
+            b.write(i).unwrap();
+        }
+        assert!(b.run(4).unwrap() > 0.0);
+        assert!(b.run(4).unwrap() > 0.0);
+        b.close().unwrap();
         let conn = Connection::open(dir.path().join("baseline.sqlite3")).unwrap();
         let rows: i64 = conn
             .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
