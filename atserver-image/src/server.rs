@@ -185,6 +185,7 @@ impl Server {
         tasks.spawn(jobs::cert_reload(shared.clone(), reloader));
         tasks.spawn(jobs::stats_notifications(shared.clone()));
         tasks.spawn(engine.run(shared.clone()));
+        tasks.spawn(jobs::checkpointer(shared.clone()));
         tasks.spawn(crate::peer::cache::refresh_job(shared.clone()));
         tracing::info!(atsign = %shared.config.atsign, %tls_addr, ?http_addr, "atserver listening");
         Ok(Handle {
@@ -279,6 +280,72 @@ async fn serve_connection(
 mod jobs {
     use super::*;
     use crate::notifications::{Event, Operation};
+    use std::path::{Path, PathBuf};
+    use tokio::time::MissedTickBehavior;
+
+    /// How often the WAL is checked for commits to copy into the database file.
+    const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+    /// Copies committed WAL frames into the database from a second connection, so no commit on
+    /// the store thread waits for a checkpoint (SQLite's automatic one runs inside the commit
+    /// that crosses its threshold and holds every later store call). Passive: never blocks the
+    /// writer; durability is unchanged (every commit is already synced in the WAL).
+    pub async fn checkpointer(shared: Arc<Shared>) {
+        let db = shared.store.path().to_path_buf();
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let mut conn: Option<rusqlite::Connection> = None;
+        // What start-up wrote waits for the next write: an idle server runs no checkpoint thread.
+        let mut seen = wal_stamp(&wal);
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let stamp = wal_stamp(&wal);
+            if stamp.is_none() || stamp == seen {
+                continue;
+            }
+            let (path, taken) = (db.clone(), conn.take());
+            match tokio::task::spawn_blocking(move || checkpoint(taken, &path)).await {
+                Ok((kept, result)) => {
+                    conn = kept;
+                    match result {
+                        Ok(()) => seen = stamp,
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint task failed"),
+            }
+        }
+    }
+
+    /// Size and modification time of the WAL: they change with every commit (the WAL only
+    /// grows until a writer restarts it from the top, which rewrites it).
+    fn wal_stamp(wal: &Path) -> Option<(u64, Option<std::time::SystemTime>)> {
+        std::fs::metadata(wal)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    }
+
+    /// One passive checkpoint on `conn` (opened on first use); hands the connection back.
+    fn checkpoint(
+        conn: Option<rusqlite::Connection>,
+        db: &Path,
+    ) -> (Option<rusqlite::Connection>, rusqlite::Result<()>) {
+        let conn = match conn {
+            Some(c) => c,
+            None => match rusqlite::Connection::open(db) {
+                Ok(c) => c,
+                Err(e) => return (None, Err(e)),
+            },
+        };
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        (Some(conn), result)
+    }
 
     pub async fn sweeper(shared: Arc<Shared>) {
         let mut tick = tokio::time::interval(shared.config.sweep_interval);
@@ -316,7 +383,10 @@ mod jobs {
     }
 
     pub async fn cert_reload(shared: Arc<Shared>, reloader: Arc<CertReloader>) {
-        let mut tick = tokio::time::interval(shared.config.tls_reload_interval);
+        // The files were just loaded: the first check is one period away (an immediate one would
+        // start a blocking-pool thread at every start for nothing).
+        let every = shared.config.tls_reload_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 _ = shared.shutdown.cancelled() => return,

@@ -1,7 +1,9 @@
 //! The delivery worker. Each pass reads the queued sent notifications from the store, groups
 //! them per recipient and starts one task per recipient that is neither busy nor quarantined.
 //! A task sends that recipient's due notifications in priority order (high first, oldest first
-//! within a priority) over one pol-authenticated connection and persists every outcome.
+//! within a priority) over one pol-authenticated connection and persists every outcome. A
+//! notification queued while its recipient's task runs is picked up by that task before it ends,
+//! so a steady stream to one peer never waits for a task to finish and a new pass to start.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,8 @@ use super::settings::DeliverySettings;
 struct State {
     /// Recipients with a task running.
     busy: HashSet<String>,
+    /// Busy recipients with notifications queued after their task read the queue.
+    more: HashSet<String>,
     /// Recipient → (not before, consecutive connection failures).
     quarantine: HashMap<String, (Instant, u32)>,
     /// Notification id → not before (retry backoff; empty after a restart: all due).
@@ -52,6 +56,25 @@ enum Outcome {
     Refused(String),
     /// The connection broke or timed out: stop this round for the recipient.
     Broken(PeerError),
+}
+
+/// Drops from `list` the notifications still in their retry backoff and orders the rest (high
+/// priority first, oldest first within a priority); returns the earliest backoff end dropped.
+fn due_only(st: &State, list: &mut Vec<Notification>, now: Instant) -> Option<Instant> {
+    let mut next: Option<Instant> = None;
+    list.retain(|n| match st.retry_at.get(&n.id) {
+        Some(at) if *at > now => {
+            next = Some(next.map_or(*at, |x| x.min(*at)));
+            false
+        }
+        _ => true,
+    });
+    list.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created_at.cmp(&b.created_at))
+    });
+    next
 }
 
 impl Engine {
@@ -143,32 +166,74 @@ impl Engine {
                     continue;
                 }
             }
-            list.retain(|n| match st.retry_at.get(&n.id) {
-                Some(at) if *at > now => {
-                    next = next.min(*at);
-                    false
-                }
-                _ => true,
-            });
+            if let Some(at) = due_only(&st, &mut list, now) {
+                next = next.min(at);
+            }
             if list.is_empty() || st.busy.len() >= self.settings.parallel_recipients {
                 continue;
             }
-            list.sort_by(|a, b| {
-                b.priority
-                    .cmp(&a.priority)
-                    .then(a.created_at.cmp(&b.created_at))
-            });
             st.busy.insert(recipient.clone());
             let (engine, shared) = (self.clone(), shared.clone());
-            tasks.spawn(async move {
-                engine.serve_recipient(&shared, &recipient, list).await;
-                engine.state().busy.remove(&recipient);
-            });
+            tasks.spawn(async move { engine.serve(&shared, recipient, list).await });
         }
         Ok(next.saturating_duration_since(now))
     }
 
-    async fn serve_recipient(&self, shared: &Shared, recipient: &str, list: Vec<Notification>) {
+    /// One recipient's task: delivers `list`, then whatever was queued for the recipient
+    /// meanwhile, until nothing more is due or the connection broke.
+    async fn serve(&self, shared: &Shared, recipient: String, mut list: Vec<Notification>) {
+        loop {
+            if !list.is_empty() && !self.serve_recipient(shared, &recipient, list).await {
+                break;
+            }
+            if !self.release_or_continue(&recipient) {
+                // No longer ours: a new pass may already run a task for the recipient.
+                return;
+            }
+            let now_ms = shared.clock.now_millis();
+            let queued = shared.store.call(move |db| db.queued_sent(now_ms)).await;
+            list = match queued {
+                Ok(all) => {
+                    let mut mine: Vec<Notification> =
+                        all.into_iter().filter(|n| n.to == recipient).collect();
+                    due_only(&self.state(), &mut mine, Instant::now());
+                    mine
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the delivery queue failed");
+                    Vec::new()
+                }
+            };
+        }
+        self.release(&recipient);
+    }
+
+    /// After a round: true when notifications were queued for `recipient` during it (the task
+    /// continues), else the recipient is no longer busy. One lock, so `enqueue` either sees the
+    /// task still busy (and leaves the work to it) or not busy (and nudges a new pass).
+    fn release_or_continue(&self, recipient: &str) -> bool {
+        let mut st = self.state();
+        if st.more.remove(recipient) {
+            return true;
+        }
+        st.busy.remove(recipient);
+        false
+    }
+
+    fn release(&self, recipient: &str) {
+        let mut st = self.state();
+        st.more.remove(recipient);
+        st.busy.remove(recipient);
+    }
+
+    /// Sends `list` over one pooled connection; false when the recipient was unreachable or the
+    /// connection broke (it is quarantined then).
+    async fn serve_recipient(
+        &self,
+        shared: &Shared,
+        recipient: &str,
+        list: Vec<Notification>,
+    ) -> bool {
         let peers = &shared.peers;
         let connected = match AtSign::parse(recipient) {
             Ok(peer) => peers.checkout(shared, &peer).await,
@@ -185,7 +250,7 @@ impl Engine {
                 for n in list {
                     self.failed_attempt(shared, n, false).await;
                 }
-                return;
+                return false;
             }
         };
         let mut broken = false;
@@ -209,9 +274,14 @@ impl Engine {
             match outcome {
                 Outcome::Delivered => {
                     let id = n.id.clone();
+                    // Not synced on its own: losing it in a crash only means one more delivery,
+                    // which the peer acknowledges without storing it twice (same id). The next
+                    // synced commit or checkpoint makes it durable.
                     let stored = shared
                         .store
-                        .call(move |db| db.set_notification_status(&id, Status::Delivered))
+                        .call(move |db| {
+                            db.unsynced(|db| db.set_notification_status(&id, Status::Delivered))
+                        })
                         .await;
                     if let Err(e) = stored {
                         tracing::error!(error = %e, "recording a delivery failed");
@@ -239,6 +309,7 @@ impl Engine {
         if !broken {
             peers.checkin(pooled);
         }
+        !broken
     }
 
     async fn attempt(&self, shared: &Shared, pooled: &mut Pooled, n: &Notification) -> Outcome {

@@ -38,6 +38,9 @@ pub struct Db {
 /// Distinct statements this module prepares (each is parsed once and kept).
 const STATEMENT_CACHE: usize = 40;
 
+/// WAL size (pages) at which a commit on the store connection checkpoints by itself.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
 fn record_from_row(key: String, value: Option<String>, meta: String) -> Result<Record, StoreError> {
     Ok(Record {
         key,
@@ -52,6 +55,9 @@ impl Db {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The server checkpoints from its own connection (server.rs); this is only the backstop,
+        // so commits on this connection rarely pay for a checkpoint.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
@@ -68,6 +74,19 @@ impl Db {
 
     pub(super) fn access_buffer(&self) -> Arc<AccessBuffer> {
         self.access.clone()
+    }
+
+    /// Runs `f` with commits that are not synced on their own (`synchronous=NORMAL`), for
+    /// bookkeeping whose loss in a crash is harmless; the next synced commit (it syncs the whole
+    /// WAL) or checkpoint makes them durable too.
+    pub fn unsynced<T>(
+        &mut self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = f(self);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        out
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
