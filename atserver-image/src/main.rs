@@ -7,6 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use atserver::{Config, Limits, Server, SystemClock};
 use clap::{Parser, ValueEnum};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
@@ -96,17 +99,20 @@ struct Args {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ATSERVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `Targets` takes the usual `level` / `target=level,…` directives without EnvFilter's
+    // regex engine, which would be built (and paged in) at every start for a fixed level.
+    let filter = std::env::var("ATSERVER_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     // Colour only for people at a terminal; pods and files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.finish().with(filter).init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
     }
 }
 

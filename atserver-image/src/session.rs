@@ -267,9 +267,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (rd, mut wr) = tokio::io::split(stream);
-    let mut frames = FramedRead::new(
+    // 1 KiB to start (tokio-util's default is 8 KiB): most lines are short, and it grows on demand
+    // for the long ones; idle connections (monitors) are the many.
+    let mut frames = FramedRead::with_capacity(
         rd,
         LineCodec::new(session.shared.config.limits.max_line_len),
+        1024,
     );
     let mut events: Option<broadcast::Receiver<Event>> = None;
     let cancel = session.conn.cancel.clone();

@@ -1,6 +1,10 @@
 //! `monitor[:strict][:selfNotifications][:multiplexed][:<epochMillis>][ <regex>]` (§3.6, §8.4).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use at_protocol::command::MonitorParams;
+use regex::Regex;
 
 use crate::error::AtError;
 use crate::notifications::Kind;
@@ -15,7 +19,7 @@ pub async fn monitor(s: &mut Session, p: MonitorParams) -> CmdResult {
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .unwrap_or(".*");
-    let regex = regex::Regex::new(pattern).map_err(|_| AtError::syntax("invalid regex"))?;
+    let regex = compiled(pattern)?;
     s.monitor = Some(MonitorSpec {
         regex: regex.clone(),
         self_notifications,
@@ -43,4 +47,37 @@ pub async fn monitor(s: &mut Session, p: MonitorParams) -> CmdResult {
         }
     }
     Ok(Reply::Silent)
+}
+
+/// Distinct monitor patterns kept compiled; beyond this, new patterns are compiled per call.
+const CACHED_PATTERNS: usize = 64;
+
+/// The compiled `pattern`, shared between monitors: most use the default or an app's fixed
+/// pattern, and a compiled regex costs ~13 KB (a clone shares it and adds only a match cache).
+fn compiled(pattern: &str) -> Result<Regex, AtError> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = lock().get(pattern) {
+        return Ok(r.clone());
+    }
+    let regex = Regex::new(pattern).map_err(|_| AtError::syntax("invalid regex"))?;
+    let mut map = lock();
+    if map.len() < CACHED_PATTERNS {
+        map.insert(pattern.to_string(), regex.clone());
+    }
+    Ok(regex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_compiled_once_and_invalid_ones_refused() {
+        let a = compiled(".*wavi").unwrap();
+        let b = compiled(".*wavi").unwrap();
+        assert!(a.is_match("phone.wavi") && b.is_match("x.wavi") && !b.is_match("x.buzz"));
+        assert!(compiled("(unclosed").is_err());
+    }
 }
