@@ -304,7 +304,12 @@ async fn apply_atsign(
     apply(&children.secrets, desired.cram_secret, cram_existing).await?;
     let pvc_name = build::pvc_name(&name);
     let pvc_hash = hash_of(&desired.pvc)?;
-    if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash) {
+    let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
+    // A ready pod is using its claim: there is nothing to re-check until it is not.
+    let serving = sts_existing
+        .as_ref()
+        .is_some_and(|s| statefulset_state(s).0);
+    if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash, serving) {
         let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
         apply(
             &children.pvcs,
@@ -341,7 +346,6 @@ async fn apply_atsign(
         apply(&api, route, existing).await?;
     }
     // The pod only starts once there is a certificate to mount.
-    let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
     let sts = if tls.checksum.is_some() {
         // Someone scaling the StatefulSet by hand would put two writers on one volume:
         // a replica count that is not ours forces the apply even if the hash matches.
