@@ -1,16 +1,28 @@
 //! Kubernetes Events for transitions and failures, rate-limited per object and reason so a
 //! failing Atsign does not flood the API server.
+//!
+//! Events are created directly rather than through kube's `Recorder`: its series cache keeps
+//! every event of the last six minutes and scans all of them on each publish, which at fleet
+//! scale made publishing quadratic and held tens of MiB. The rate limit here already keeps a
+//! repeating event to one per interval.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{ObjectMeta, PostParams};
+use kube::Api;
 use tokio::time::Instant;
 
+const CONTROLLER: &str = "atfleet-operator";
+
 pub struct Events {
-    recorder: Recorder,
+    client: kube::Client,
+    /// Reporting instance (the pod name); the controller name when unset.
+    instance: String,
     min_interval: Duration,
     last: Mutex<Recent>,
 }
@@ -30,12 +42,9 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     pub fn new(client: kube::Client, instance: Option<String>, min_interval: Duration) -> Self {
-        let reporter = Reporter {
-            controller: "atfleet-operator".into(),
-            instance,
-        };
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            instance: instance.unwrap_or_else(|| CONTROLLER.to_owned()),
             min_interval,
             last: Mutex::new(Recent {
                 at: HashMap::new(),
@@ -73,18 +82,31 @@ impl Events {
             }
             last.at.insert(key, now);
         }
+        let now = jiff::Timestamp::now();
+        let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
         let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
+            metadata: ObjectMeta {
+                // Unique per publish, as the API server expects of new events.
+                name: Some(format!(
+                    "{}.{:x}",
+                    object.name.as_deref().unwrap_or(CONTROLLER),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
             },
-            reason: reason.to_owned(),
+            event_time: Some(MicroTime(now)),
+            type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+            reason: Some(reason.to_owned()),
+            action: Some(action.to_owned()),
             note: Some(note.chars().take(1000).collect()),
-            action: action.to_owned(),
-            secondary: None,
+            regarding: Some(object.clone()),
+            reporting_controller: Some(CONTROLLER.to_owned()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Event::default()
         };
-        if let Err(e) = self.recorder.publish(&event, object).await {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
