@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use at_protocol::client::{AtConnection, MonitorConnection};
 use at_protocol::AtSign;
@@ -153,10 +153,13 @@ impl Exchange for Command {
 /// One owner connection writing a different public key each time.
 struct Update {
     conn: AtConnection,
+    /// Added to the exchange number to name the key, so a run can write any stretch of keys.
+    first_key: usize,
 }
 
 impl Exchange for Update {
     async fn exchange(&mut self, i: usize) -> Result<(), BenchError> {
+        let i = self.first_key + i;
         let command = format!("update:public:w{i}.bench{ATSIGN} value {i}");
         let reply = self.conn.send_raw(&command).await?;
         expect_data(&command, &reply)
@@ -241,9 +244,10 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              SQLite upsert of the same keys and values with new metadata each time, one row per \
              committed transaction, on one database kept across repetitions, with the atserver \
              store's settings (journal_mode=WAL, synchronous=FULL, wal_autocheckpoint 10,000 pages, a \
-             passive checkpoint from a second connection every 250 ms) in the same filesystem; the \
-             server's and the baseline's repetitions take turns, so both meet the same disk load. \
-             {reps} repetitions each."
+             passive checkpoint from a second connection every 250 ms) in the same filesystem; within \
+             each repetition the server and the baseline take turns of {DURABLE_TURN} writes, so both \
+             meet the same disk load, and each side's rate is its writes / the sum of its turns' wall \
+             times. {reps} repetitions each."
         ),
     );
     let sum = |v: &[f64]| Summary::of(v).ok_or_else(|| BenchError::Setup("no repetitions".into()));
@@ -292,10 +296,11 @@ pub async fn throughput(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     Ok(vec![s])
 }
 
-/// Durable updates on `owner` and the SQLite baseline, each warmed up alike, then their timed
-/// repetitions in turns (server, baseline, server, …) so both meet the same disk load: the cost of
-/// a sync on the shared machine swings with other processes' writes. Returns our rates, our
-/// latencies and the baseline's rates.
+/// Durable updates on `owner` and the SQLite baseline, each warmed up alike. Each timed repetition
+/// writes keys `0..writes` on both sides in turns of [`DURABLE_TURN`] writes (server, baseline,
+/// server, …), so both meet the same disk load: the cost of a sync on the shared machine swings
+/// with other processes' writes, by more than ten times between whole sequential repetitions.
+/// Returns our rates, our latencies and the baseline's rates.
 async fn durable_updates(
     ctx: &Ctx,
     owner: AtConnection,
@@ -312,25 +317,48 @@ async fn durable_updates(
         Ok(b)
     })
     .await?;
-    let mut writer = load::drive(vec![Update { conn: owner }], warmup)
-        .await?
-        .conns;
+    let update = Update {
+        conn: owner,
+        first_key: 0,
+    };
+    let mut writer = load::drive(vec![update], warmup).await?.conns;
     let (mut ours, mut latencies, mut base) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
-        let run = load::drive(writer, writes).await?;
-        writer = run.conns;
-        ours.push(run.per_second);
-        latencies.extend(run.latencies_ms);
-        let (b, rate) = blocking(move || {
-            let rate = baseline.run(writes)?;
-            Ok((baseline, rate))
-        })
-        .await?;
-        baseline = b;
-        base.push(rate);
+        let (mut our_secs, mut base_secs) = (0.0, 0.0);
+        for first in (0..writes).step_by(DURABLE_TURN) {
+            let keys = first..(first + DURABLE_TURN).min(writes);
+            for w in &mut writer {
+                w.first_key = first;
+            }
+            let started = Instant::now();
+            let run = load::drive(writer, keys.len()).await?;
+            our_secs += started.elapsed().as_secs_f64();
+            writer = run.conns;
+            latencies.extend(run.latencies_ms);
+            let (b, secs) = blocking(move || {
+                let secs = baseline.write_timed(keys)?;
+                Ok((baseline, secs))
+            })
+            .await?;
+            baseline = b;
+            base_secs += secs;
+        }
+        ours.push(rate(writes, our_secs));
+        base.push(rate(writes, base_secs));
     }
     blocking(move || baseline.close()).await?;
     Ok((ours, latencies, base))
+}
+
+/// Writes per turn in [`durable_updates`].
+const DURABLE_TURN: usize = 50;
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
 }
 
 async fn blocking<T: Send + 'static>(
