@@ -4,8 +4,11 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use num_bigint_dig::RandPrime;
+use rand::rngs::OsRng;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use rsa::BigUint;
 
 pub use rsa::{RsaPrivateKey, RsaPublicKey};
 
@@ -13,6 +16,10 @@ use super::CryptoError;
 
 /// Modulus size every atProtocol client generates.
 const RSA_BITS: usize = 2048;
+/// Public exponent every atProtocol key uses.
+const RSA_EXPONENT: u32 = 65_537;
+/// Prime draws before giving up; a draw fails with probability about 2/65537.
+const MAX_ATTEMPTS: usize = 16;
 
 /// An RSA-2048 key pair as used for PKAM, encryption and server signing.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,10 +39,27 @@ impl std::fmt::Debug for RsaKeyPair {
 
 impl RsaKeyPair {
     /// Generates a fresh 2048-bit key pair with e = 65537.
+    ///
+    /// The two 1024-bit primes are searched for on two threads (prime search is nearly all of
+    /// the cost, and an atserver's first start waits for it); the rsa crate then assembles and
+    /// validates the key from them.
     pub fn generate() -> Result<Self, CryptoError> {
-        let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
-            .map_err(|e| CryptoError::KeyGeneration(e.to_string()))?;
-        Ok(Self { private })
+        let e = BigUint::from(RSA_EXPONENT);
+        for _ in 0..MAX_ATTEMPTS {
+            let (p, q) = two_primes(RSA_BITS / 2)?;
+            // gen_prime sets each prime's top two bits, so the product has exactly RSA_BITS
+            // bits; checked anyway because a shorter modulus would be a weaker key.
+            if p == q || (&p * &q).bits() != RSA_BITS {
+                continue;
+            }
+            // Fails when e is not invertible modulo lcm(p-1, q-1): draw new primes.
+            if let Ok(private) = RsaPrivateKey::from_p_q(p, q, e.clone()) {
+                return Ok(Self { private });
+            }
+        }
+        Err(CryptoError::KeyGeneration(
+            "no valid RSA key after repeated prime draws".into(),
+        ))
     }
 
     pub fn from_private(private: RsaPrivateKey) -> Self {
@@ -64,6 +88,20 @@ impl RsaKeyPair {
     pub fn private_b64(&self) -> Result<String, CryptoError> {
         private_key_to_b64(&self.private)
     }
+}
+
+/// Two random primes of `bits` bits each, searched for concurrently.
+fn two_primes(bits: usize) -> Result<(BigUint, BigUint), CryptoError> {
+    let failed = |what: &str| CryptoError::KeyGeneration(format!("prime search thread {what}"));
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("rsa-prime".into())
+            .spawn_scoped(scope, || OsRng.gen_prime(bits))
+            .map_err(|_| failed("could not start"))?;
+        let p = OsRng.gen_prime(bits);
+        let q = other.join().map_err(|_| failed("panicked"))?;
+        Ok((p, q))
+    })
 }
 
 fn decode_b64(text: &str, what: &'static str) -> Result<Vec<u8>, CryptoError> {
@@ -111,4 +149,40 @@ pub fn private_key_to_b64(key: &RsaPrivateKey) -> Result<String, CryptoError> {
         reason: e.to_string(),
     })?;
     Ok(B64.encode(doc.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{sign_data, verify_data_signature};
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+
+    #[test]
+    fn generated_key_is_rsa_2048_with_e_65537() {
+        let pair = RsaKeyPair::generate().unwrap();
+        let private = pair.private_key();
+        assert_eq!(private.n().bits(), RSA_BITS);
+        assert_eq!(private.e(), &BigUint::from(65_537u32));
+        assert_eq!(private.primes().len(), 2);
+        assert_ne!(private.primes()[0], private.primes()[1]);
+        private.validate().unwrap();
+    }
+
+    #[test]
+    fn generated_key_signs_and_verifies_after_encoding_round_trip() {
+        let pair = RsaKeyPair::generate().unwrap();
+        let private = RsaKeyPair::from_private_b64(&pair.private_b64().unwrap()).unwrap();
+        let public = public_key_from_b64(&pair.public_b64().unwrap()).unwrap();
+        assert_eq!(public, pair.public_key());
+        let signature = sign_data(private.private_key(), b"challenge");
+        verify_data_signature(&public, b"challenge", &signature).unwrap();
+        assert!(verify_data_signature(&public, b"other", &signature).is_err());
+    }
+
+    #[test]
+    fn two_generated_keys_differ() {
+        let a = RsaKeyPair::generate().unwrap();
+        let b = RsaKeyPair::generate().unwrap();
+        assert_ne!(a.public_key(), b.public_key());
+    }
 }
