@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::commands::write;
 use crate::config::Config;
+use crate::crypto::generate_rsa_keypair;
 use crate::delivery::engine::{Engine, EngineHandle};
 use crate::limits::{AuthThrottle, Registry};
 use crate::metrics::Metrics;
@@ -118,6 +119,10 @@ pub struct Server;
 impl Server {
     /// Opens the store, seeds keys, binds the listeners and starts serving.
     pub async fn start(config: Config, clock: SharedClock) -> Result<Handle, StartError> {
+        // On a first start, generate the signing key pair while the store is created (its fsyncs
+        // leave the CPU idle); `initialise` still waits for it before anything listens.
+        let signing_keys = Store::is_new(&config.data_dir)
+            .then(|| tokio::task::spawn_blocking(generate_rsa_keypair));
         let (store, store_thread) = Store::open(&config.data_dir)?;
         let now = clock.now_millis();
         let throttle = AuthThrottle::new(
@@ -143,7 +148,7 @@ impl Server {
             tls_up: std::sync::atomic::AtomicBool::new(false),
             config,
         });
-        write::initialise(&shared)
+        write::initialise(&shared, signing_keys)
             .await
             .map_err(|e| StartError::Init(e.to_string()))?;
 

@@ -1,6 +1,8 @@
 //! Keystore operations shared by the verbs: reads that honour ttb/ttl, writes that commit and
 //! notify, the expiry sweep, and start-up seeding (CRAM secret, signing key pair).
 
+use at_protocol::crypto::CryptoError;
+
 use crate::error::AtError;
 use crate::keys::{self, KeyKind};
 use crate::metadata::{MetaUpdate, Metadata};
@@ -205,9 +207,13 @@ pub async fn sweep(shared: &Shared) -> Result<usize, StoreError> {
     Ok(count)
 }
 
+/// A signing key pair being generated in the background, as (public, private) base64.
+pub type PendingKeyPair = tokio::task::JoinHandle<Result<(String, String), CryptoError>>;
+
 /// Start-up: seed the CRAM secret unless onboarding disabled CRAM, and create the server's
-/// signing key pair on first start (§4.3, §12.1).
-pub async fn initialise(shared: &Shared) -> Result<(), AtError> {
+/// signing key pair on first start (§4.3, §12.1), taking it from `pending` when the caller started
+/// generating it early.
+pub async fn initialise(shared: &Shared, pending: Option<PendingKeyPair>) -> Result<(), AtError> {
     let me = shared.config.atsign.clone();
     if let Some(secret) = shared.config.cram_secret.clone() {
         let deleted = matches!(read(shared, AT_SECRET_DELETED).await?, Read::Active(_));
@@ -223,7 +229,9 @@ pub async fn initialise(shared: &Shared) -> Result<(), AtError> {
         }
     }
     if matches!(read(shared, SIGNING_GENERATED).await?, Read::Missing) {
-        let (public, private) = tokio::task::spawn_blocking(crate::crypto::generate_rsa_keypair)
+        let pending = pending
+            .unwrap_or_else(|| tokio::task::spawn_blocking(crate::crypto::generate_rsa_keypair));
+        let (public, private) = pending
             .await
             .map_err(|_| AtError::internal("key generation task failed"))?
             .map_err(|e| AtError::internal(e.to_string()))?;

@@ -30,6 +30,9 @@ pub enum StoreError {
     Closed,
 }
 
+/// The store's file inside the data directory.
+const DB_FILE: &str = "atserver.sqlite3";
+
 enum Job {
     Run(Box<dyn FnOnce(&mut Db) + Send>),
     /// Finish the queued jobs and stop, even while handles are still held elsewhere.
@@ -49,10 +52,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// True when `data_dir` holds no store yet: the next [`Store::open`] is this Atsign's first start.
+    pub fn is_new(data_dir: &Path) -> bool {
+        !data_dir.join(DB_FILE).exists()
+    }
+
     /// Opens (creating and migrating) `<data_dir>/atserver.sqlite3` and starts the store thread.
     pub fn open(data_dir: &Path) -> Result<(Store, std::thread::JoinHandle<()>), StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let path = data_dir.join("atserver.sqlite3");
+        let path = data_dir.join(DB_FILE);
         let mut db = Db::open(&path, RECORD_CACHE_BYTES)?;
         let (cache, access) = (db.cache(), db.access_buffer());
         let (tx, rx) = mpsc::channel::<Job>();
