@@ -2,18 +2,8 @@
 
 mod common;
 
-use common::{keys, Client, TestServer, ATSIGN, SECRET};
+use common::{data, json, keys, Client, TestServer, ATSIGN, SECRET};
 use serde_json::Value;
-
-fn data(reply: &str) -> &str {
-    reply
-        .strip_prefix("data:")
-        .unwrap_or_else(|| panic!("expected data, got {reply}"))
-}
-
-fn json(reply: &str) -> Value {
-    serde_json::from_str(data(reply)).unwrap()
-}
 
 fn code(reply: &str) -> &str {
     let body = reply

@@ -3,18 +3,8 @@
 
 mod common;
 
-use common::TestServer;
+use common::{data, json, TestServer};
 use serde_json::Value;
-
-fn data(reply: &str) -> &str {
-    reply
-        .strip_prefix("data:")
-        .unwrap_or_else(|| panic!("expected data, got {reply}"))
-}
-
-fn json(reply: &str) -> Value {
-    serde_json::from_str(data(reply)).unwrap()
-}
 
 fn not_found(reply: &str) -> bool {
     reply.starts_with("error:AT0015")

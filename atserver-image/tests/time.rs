@@ -5,12 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, SECRET};
+use common::{json, TestServer, SECRET};
 use serde_json::Value;
-
-fn json(reply: &str) -> Value {
-    serde_json::from_str(reply.strip_prefix("data:").unwrap()).unwrap()
-}
 
 fn keys_of(reply: &str) -> Vec<String> {
     serde_json::from_value(json(reply)).unwrap()

@@ -325,3 +325,15 @@ fn reply_end(buf: &[u8]) -> Option<usize> {
     }
     None
 }
+
+/// The body of a `data:` reply; panics with the reply otherwise.
+pub fn data(reply: &str) -> &str {
+    reply
+        .strip_prefix("data:")
+        .unwrap_or_else(|| panic!("expected data, got {reply}"))
+}
+
+/// The JSON body of a `data:` reply.
+pub fn json(reply: &str) -> serde_json::Value {
+    serde_json::from_str(data(reply)).unwrap()
+}
