@@ -175,15 +175,7 @@ pub async fn lookup_shared(shared: &Shared, owner: &AtSign, name: &str, bypass: 
     let remote_key = format!("{me}:{name}{owner}");
     match fetched {
         Ok(Remote::Found { value, meta }) => {
-            if let Some(update) = cache_update(&meta, false)? {
-                store_cached(shared, &cached, value.clone(), &update).await?;
-                peers.metrics.refresh("stored");
-            }
-            Ok(Some(presented(
-                &remote_key,
-                value,
-                remote_meta(shared, &meta)?,
-            )))
+            found(shared, &cached, &remote_key, value, &meta, false).await
         }
         Ok(Remote::Unborn) => Ok(None),
         Ok(Remote::NotFound) => {
@@ -225,15 +217,7 @@ pub async fn lookup_public(shared: &Shared, owner: &AtSign, name: &str, bypass: 
     let remote_key = format!("public:{name}{owner}");
     match fetched? {
         Remote::Found { value, meta } => {
-            if let Some(update) = cache_update(&meta, true)? {
-                store_cached(shared, &cached, value.clone(), &update).await?;
-                peers.metrics.refresh("stored");
-            }
-            Ok(Some(presented(
-                &remote_key,
-                value,
-                remote_meta(shared, &meta)?,
-            )))
+            found(shared, &cached, &remote_key, value, &meta, true).await
         }
         Remote::Unborn => {
             drop_cached(shared, &cached).await?;
@@ -244,6 +228,27 @@ pub async fn lookup_public(shared: &Shared, owner: &AtSign, name: &str, bypass: 
             Err(AtError::not_found(&remote_key))
         }
     }
+}
+
+/// A record the owner's server returned: cached under `cached` when its metadata allows
+/// (`public` selects the public-data rules), and presented as `remote_key`.
+async fn found(
+    shared: &Shared,
+    cached: &str,
+    remote_key: &str,
+    value: Option<String>,
+    meta: &Value,
+    public: bool,
+) -> Lookup {
+    if let Some(update) = cache_update(meta, public)? {
+        store_cached(shared, cached, value.clone(), &update).await?;
+        shared.peers.metrics.refresh("stored");
+    }
+    Ok(Some(presented(
+        remote_key,
+        value,
+        remote_meta(shared, meta)?,
+    )))
 }
 
 /// The remote record's metadata as this server renders it.
