@@ -52,7 +52,10 @@ pub enum DirectoryError {
     Unavailable(String),
     #[error("directory rejected the token")]
     Unauthorized,
-    #[error("atSign is registered to another owner ({current_owner:?}): {message}")]
+    #[error(
+        "the atSign is registered to {}: {message}",
+        .current_owner.as_deref().map_or("another owner".to_owned(), |o| format!("owner {o:?}"))
+    )]
     Conflict {
         current_owner: Option<String>,
         message: String,

@@ -1,5 +1,6 @@
 //! `atfleet-operator`: reconciles Atsigns into registered, TLS-secured atServers.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -63,6 +64,7 @@ struct Args {
     /// Run as one of several replicas; only the holder of the Lease reconciles.
     #[arg(long, env = "ATFLEET_OPERATOR_LEADER_ELECTION")]
     leader_election: bool,
+    /// Log lines as human-readable text (coloured only on a terminal) or as one JSON object per line.
     #[arg(
         long,
         env = "ATFLEET_OPERATOR_LOG_FORMAT",
@@ -71,10 +73,14 @@ struct Args {
     )]
     log_format: LogFormat,
     /// The operator's own namespace: the leader Lease and the built-in CA Secret live here.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "atfleet-system")]
+    #[arg(
+        long,
+        env = "ATFLEET_OPERATOR_NAMESPACE",
+        default_value = "atfleet-system"
+    )]
     namespace: String,
     /// This replica's identity for leader election and events (defaults to the host name).
-    #[arg(long, env = "POD_NAME")]
+    #[arg(long, env = "ATFLEET_OPERATOR_IDENTITY")]
     identity: Option<String>,
     /// atServer image when neither the Atsign nor its class names one.
     #[arg(
@@ -90,6 +96,8 @@ struct Args {
         default_value = "atdirectory.atfleet-system.svc.cluster.local:64"
     )]
     root_server: String,
+    /// The cluster's DNS domain, used in the host names ClusterIP atServers are published under
+    /// (`<name>.<namespace>.svc.<domain>`).
     #[arg(
         long,
         env = "ATFLEET_OPERATOR_CLUSTER_DOMAIN",
@@ -201,6 +209,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.http_listen)
         .await
         .with_context(|| format!("--http-listen {}", args.http_listen))?;
+    let http_addr = listener.local_addr().unwrap_or(args.http_listen);
+    tracing::info!("serving /healthz, /readyz and /metrics on http://{http_addr} (--http-listen)");
     let http_stop = shutdown.clone();
     let http_state = HttpState {
         metrics,
@@ -250,7 +260,11 @@ async fn wait_for_signal() {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a person at a terminal, never into a log file or collector.
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

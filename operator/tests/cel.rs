@@ -147,3 +147,131 @@ fn enums_are_closed_in_the_schema() {
         .collect();
     assert_eq!(policies, ["Retain", "Delete"]);
 }
+
+fn check_named(name: &str) -> Result<(), String> {
+    let mut object = atsign(json!({ "atSign": "@alice" }));
+    object["metadata"]["name"] = json!(name);
+    Validator::new()
+        .validate(&schema(), &object, None)
+        .map_err(|e| {
+            e.as_slice()
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
+#[test]
+fn names_are_dns_1035_labels_that_leave_room_for_the_revision_label() {
+    let longest = format!("a{}", "b".repeat(51));
+    for name in ["alice", "a", "alice-01", longest.as_str()] {
+        assert_eq!(check_named(name), Ok(()), "{name}");
+    }
+    let too_long = format!("a{}", "b".repeat(52));
+    for name in [
+        too_long.as_str(),
+        "1alice",
+        "alice-",
+        "-alice",
+        "al.ice",
+        "al_ice",
+    ] {
+        let err = check_named(name).expect_err(name);
+        assert!(
+            err.contains("metadata.name must be a DNS-1035 label of at most 52 characters"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_immutability_message_names_both_atsigns_and_what_to_do() {
+    let err = check(
+        json!({ "atSign": "@bob" }),
+        Some(json!({ "atSign": "@alice" })),
+    )
+    .expect_err("immutable");
+    assert_eq!(
+        err,
+        "atSign is immutable: this Atsign serves @alice; to serve @bob, create a new Atsign (and \
+         delete this one)"
+    );
+}
+
+#[test]
+fn every_string_a_rule_reads_is_bounded() {
+    // The API server's cost estimator prices a rule by the longest string it may see.
+    fn walk(path: &str, s: &Value, unbounded: &mut Vec<String>) {
+        let reads_self = s["x-kubernetes-validations"].is_array();
+        if reads_self && s["type"] == "string" && s["maxLength"].as_u64().is_none() {
+            unbounded.push(path.to_owned());
+        }
+        if let Some(props) = s["properties"].as_object() {
+            for (k, v) in props {
+                walk(&format!("{path}.{k}"), v, unbounded);
+            }
+        }
+        for k in ["items", "additionalProperties"] {
+            if s[k].is_object() {
+                walk(&format!("{path}[]"), &s[k], unbounded);
+            }
+        }
+    }
+    for schema in [
+        schema(),
+        serde_json::to_value(
+            atfleet_operator::crd::AtServerClass::crd().spec.versions[0]
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .expect("schema"),
+        )
+        .expect("json"),
+    ] {
+        let mut unbounded = Vec::new();
+        walk("", &schema, &mut unbounded);
+        assert!(
+            unbounded.is_empty(),
+            "strings read by rules without maxLength: {unbounded:?}"
+        );
+    }
+    let at_sign = &schema()["properties"]["spec"]["properties"]["atSign"];
+    assert_eq!(at_sign["maxLength"], 56);
+}
+
+#[test]
+fn printer_columns_read_the_status_shape_once_each() {
+    let crd = atfleet_operator::crd::Atsign::crd();
+    let columns = crd.spec.versions[0]
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default();
+    let mut names: Vec<String> = columns.iter().map(|c| c.name.to_lowercase()).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(before, names.len(), "duplicate columns: {columns:?}");
+    let ready = columns.iter().find(|c| c.name == "Ready").expect("Ready");
+    assert_eq!(
+        ready.json_path,
+        ".status.conditions[?(@.type==\"Ready\")].status"
+    );
+    // The status the operator writes has exactly that shape.
+    let status = serde_json::to_value(atfleet_operator::crd::AtsignStatus {
+        conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Ready".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }],
+        ..Default::default()
+    })
+    .expect("json");
+    assert_eq!(status["conditions"][0]["type"], "Ready");
+    assert_eq!(status["conditions"][0]["status"], "True");
+}

@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::register::result_label;
+use super::register::{describe_owner, result_label};
 use super::status::publish;
 use super::{jitter, Context, Error, FINALIZER, SKIP_DEREGISTER_ANNOTATION};
 use crate::build;
@@ -26,7 +26,10 @@ pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Resul
         .get(SKIP_DEREGISTER_ANNOTATION)
         .map(String::as_str)
         == Some("true");
-    if let (Some(directory), false) = (&ctx.directory, skip) {
+    let uid = atsign.uid().unwrap_or_default();
+    // The finalizer runs several passes while the pod stops; the directory is told once.
+    let done = ctx.deregistered.contains(&uid);
+    if let (Some(directory), false, false) = (&ctx.directory, skip, done) {
         let owner = ctx.owner_for(&ns, &name);
         let result = directory
             .deregister(&atsign.spec.at_sign, &owner, false)
@@ -51,10 +54,14 @@ pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Resul
                 publish(
                     ctx,
                     atsign,
-                    true,
+                    false,
                     "NotOwner",
                     "Delete",
-                    format!("directory record belongs to {current_owner:?}; left in place"),
+                    format!(
+                        "the directory record of {} belongs to {}; left in place",
+                        atsign.spec.at_sign,
+                        describe_owner(current_owner.as_deref(), &ctx.config.owner_id)
+                    ),
                 )
                 .await;
             }
@@ -71,6 +78,7 @@ pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Resul
                 return Err(e.into());
             }
         }
+        ctx.deregistered.insert(&uid);
     }
 
     // 2. Stop the pod and wait until it is gone.
@@ -134,6 +142,7 @@ pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Resul
     ctx.metrics.set_certificate_days_left(&ns, &name, None);
     ctx.claims.forget(&ns, &build::pvc_name(&name));
     remove_finalizer(atsign, api).await?;
+    ctx.deregistered.forget(&uid);
     Ok(Action::await_change())
 }
 
@@ -191,5 +200,55 @@ async fn remove_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Erro
         // Already gone: nothing left to release.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The Atsigns (by uid) whose deletion already told the directory, so the finalizer's later passes
+/// (waiting for the pod to stop) do not deregister again. Forgotten when the finalizer is removed;
+/// after an operator restart one more call is harmless.
+#[derive(Debug, Default)]
+pub struct Deregistrations(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Deregistrations {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn contains(&self, uid: &str) -> bool {
+        !uid.is_empty() && self.set().contains(uid)
+    }
+
+    pub fn insert(&self, uid: &str) {
+        if !uid.is_empty() {
+            self.set().insert(uid.to_owned());
+        }
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.set().remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_deregistration_per_deletion() {
+        let d = Deregistrations::default();
+        assert!(!d.contains("u1"));
+        d.insert("u1");
+        assert!(
+            d.contains("u1"),
+            "later passes of the finalizer skip the directory"
+        );
+        assert!(!d.contains("u2"));
+        d.forget("u1");
+        assert!(
+            !d.contains("u1"),
+            "a new Atsign with the same uid is impossible, but memory is freed"
+        );
+        d.insert("");
+        assert!(!d.contains(""), "an object without a uid is never skipped");
     }
 }

@@ -69,6 +69,14 @@ fn condition(
     }
 }
 
+/// The message of a registration refused because another owner holds the atSign.
+fn owner_conflict(r: &RegistrationState) -> Option<&str> {
+    match r {
+        RegistrationState::Failed(reason, msg) if *reason == "OwnerConflict" => Some(msg),
+        _ => None,
+    }
+}
+
 pub fn compute_status(previous: Option<&AtsignStatus>, o: &Observed) -> AtsignStatus {
     let g = o.generation;
     let now = o.now;
@@ -153,6 +161,9 @@ pub fn compute_status(previous: Option<&AtsignStatus>, o: &Observed) -> AtsignSt
         (*reason, msg.clone())
     } else if o.suspended {
         ("Suspended", "scaled to zero".to_owned())
+    } else if let Some(msg) = owner_conflict(&o.registration) {
+        // Parked at zero replicas: the pod is not ready on purpose, and this says why.
+        ("OwnerConflict", msg.to_owned())
     } else if !o.pod_ready {
         ("PodNotReady", "the atServer pod is not ready".to_owned())
     } else if !cert_ready {
@@ -161,10 +172,12 @@ pub fn compute_status(previous: Option<&AtsignStatus>, o: &Observed) -> AtsignSt
             "the certificate is not ready".to_owned(),
         )
     } else if !registered {
-        (
-            "NotRegistered",
-            "the directory does not publish the address yet".to_owned(),
-        )
+        let why = match &o.registration {
+            RegistrationState::Failed(_, msg) => format!("registration failed: {msg}"),
+            RegistrationState::Waiting(_, msg) => msg.clone(),
+            _ => "the directory does not publish this atServer's address".to_owned(),
+        };
+        ("NotRegistered", why)
     } else {
         ("Ready", "the atServer is serving and registered".to_owned())
     };
@@ -304,6 +317,34 @@ mod tests {
         assert_eq!(cond(&s, "Registered").reason, "DirectoryUnavailable");
         assert_eq!(cond(&s, "Ready").reason, "NotRegistered");
         assert_eq!(cond(&s, "Degraded").status, "True");
+    }
+
+    #[test]
+    fn a_failed_registration_does_not_promise_the_address() {
+        let mut o = base();
+        o.registration =
+            RegistrationState::Failed("DirectoryUnavailable", "connection refused".into());
+        let s = compute_status(None, &o);
+        let ready = cond(&s, "Ready");
+        assert_eq!(ready.message, "registration failed: connection refused");
+        assert!(!ready.message.contains("yet"), "{}", ready.message);
+    }
+
+    #[test]
+    fn owner_conflict_is_degraded_and_ready_says_why() {
+        let mut o = base();
+        // Parked: the StatefulSet is at zero, so the pod is not ready.
+        o.pod_ready = false;
+        let msg = "@bob is registered in the directory to Atsign fleet/bob, so this atServer \
+                   could never be reached: it is scaled to zero. To resolve: …";
+        o.registration = RegistrationState::Failed("OwnerConflict", msg.into());
+        let s = compute_status(None, &o);
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        for t in ["Ready", "Registered", "Degraded"] {
+            assert_eq!(cond(&s, t).reason, "OwnerConflict", "{t}");
+            assert_eq!(cond(&s, t).message, msg, "{t}");
+        }
+        assert_eq!(cond(&s, "Progressing").status, "False");
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub struct Context {
     pub events: Events,
     ca: ca_store::CaStore,
     claims: claims::ClaimMemory,
+    deregistered: cleanup::Deregistrations,
 }
 
 /// What the reconciles of one controller scope share: the operator's context and the scope's
@@ -161,6 +162,7 @@ impl Context {
             events,
             ca,
             claims,
+            deregistered: cleanup::Deregistrations::default(),
         })
     }
 
@@ -271,6 +273,11 @@ async fn run_scope(
                 Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(e, obj)) => {
                     tracing::warn!(object = %obj, error = %e, "reconcile failed")
+                }
+                // A child's last change (a StatefulSet or Secret going away with its Atsign) names
+                // an Atsign that is already gone: the normal end of a deletion, not a problem.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(object = %obj, "change for an Atsign that no longer exists")
                 }
                 Err(e) => tracing::warn!(error = %e, "controller"),
             }

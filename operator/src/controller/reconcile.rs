@@ -19,13 +19,14 @@ use super::apply::{apply, hash_of, Applied};
 use super::cache::{self, Caches};
 use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
-use super::register::register;
+use super::register::{self, register};
 use super::status::{finish, publish};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
 use crate::build::{self, Materials};
-use crate::crd::{AtServerClass, Atsign};
+use crate::crd::{AtServerClass, Atsign, RolloutStrategy};
 use crate::endpoint;
 use crate::resolve::resolve;
+use crate::tls::{CertInfo, ReissueReason};
 
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Atsign>>,
@@ -278,7 +279,9 @@ async fn apply_atsign(
         (Some(_), _) => materials::external(tls_existing.as_ref()),
     };
     observed.cert = tls.info.clone();
-    let desired = build::build(
+    // Another owner holds the atSign: keep the atServer at zero until the record is free.
+    let parked = register::still_in_conflict(atsign, ctx, &resolved).await;
+    let mut desired = build::build(
         atsign,
         &resolved,
         &Materials {
@@ -289,22 +292,47 @@ async fn apply_atsign(
         },
     );
 
+    if parked.is_some() {
+        desired.statefulset.spec.replicas = Some(0);
+    }
+
     // Apply the rest.
+    let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
     if cram_created {
-        publish(
-            ctx,
-            atsign,
-            false,
-            "CramSecretCreated",
-            "Provision",
-            "generated the CRAM secret".into(),
-        )
-        .await;
+        match cram_regenerated(&name, ns, sts_existing.as_ref(), resolved.rollout) {
+            None => {
+                publish(
+                    ctx,
+                    atsign,
+                    false,
+                    "CramSecretCreated",
+                    "Provision",
+                    "generated the CRAM secret".into(),
+                )
+                .await;
+            }
+            Some(regenerated) => {
+                // The running atServer read the old secret at start and never reads it again:
+                // restart it before the new Secret exists, so the new pod mounts the new value.
+                // Should the Secret's apply fail, the next reconcile generates and restarts again.
+                if regenerated.restart {
+                    restart_pods(&children.statefulsets, &build::statefulset_name(&name)).await?;
+                }
+                publish(
+                    ctx,
+                    atsign,
+                    true,
+                    "CramSecretRegenerated",
+                    "Provision",
+                    regenerated.message,
+                )
+                .await;
+            }
+        }
     }
     apply(&children.secrets, desired.cram_secret, cram_existing).await?;
     let pvc_name = build::pvc_name(&name);
     let pvc_hash = hash_of(&desired.pvc)?;
-    let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
     // A ready pod is using its claim: there is nothing to re-check until it is not.
     let serving = sts_existing
         .as_ref()
@@ -321,14 +349,14 @@ async fn apply_atsign(
     }
     if let Some(secret) = desired.tls_secret {
         apply(&children.secrets, secret, tls_existing.clone()).await?;
-        if let Some(reason) = tls.reissued {
+        if let (Some(reason), Some(info)) = (tls.reissued, &tls.info) {
             publish(
                 ctx,
                 atsign,
                 false,
                 "CertificateIssued",
                 "Certificate",
-                format!("built-in CA issued a certificate ({})", reason.as_str()),
+                certificate_issued_note(reason, info),
             )
             .await;
         }
@@ -346,6 +374,11 @@ async fn apply_atsign(
         apply(&api, route, existing).await?;
     }
     // The pod only starts once there is a certificate to mount.
+    let parked_statefulset = {
+        let mut sts = desired.statefulset.clone();
+        sts.spec.replicas = Some(0);
+        sts
+    };
     let sts = if tls.checksum.is_some() {
         // Someone scaling the StatefulSet by hand would put two writers on one volume:
         // a replica count that is not ours forces the apply even if the hash matches.
@@ -366,7 +399,7 @@ async fn apply_atsign(
         .as_ref()
         .map(statefulset_state)
         .unwrap_or((false, false));
-    observed.pod_ready = ready && !resolved.suspend;
+    observed.pod_ready = ready && !resolved.suspend && parked.is_none();
     observed.rolling_out = rolling && !resolved.suspend;
     if let Some(info) = &observed.cert {
         let days = info.not_after.duration_since(now).as_secs_f64() / 86_400.0;
@@ -374,10 +407,104 @@ async fn apply_atsign(
     }
 
     // Register.
-    observed.registration = register(atsign, ctx, &resolved, &observed).await;
+    observed.registration = match parked {
+        Some(state) => state,
+        None => register(atsign, ctx, &resolved, &observed).await,
+    };
+    let lost_the_atsign = matches!(
+        &observed.registration,
+        RegistrationState::Failed(reason, _) if *reason == register::OWNER_CONFLICT
+    );
+    if lost_the_atsign && observed.pod_ready {
+        // Found out just now: a server nobody can reach is not left running.
+        apply(&children.statefulsets, parked_statefulset, sts).await?;
+        observed.pod_ready = false;
+    }
 
     finish(atsign, ctx, api, &observed).await?;
     Ok(next_requeue(ctx, &observed, now))
+}
+
+/// What to do about a CRAM secret generated for an Atsign whose atServer already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CramRegenerated {
+    /// Restart the pod (the StatefulSet rolls it); false under `OnDelete`, where the user does.
+    restart: bool,
+    /// The Event's note.
+    message: String,
+}
+
+/// A CRAM secret made while the StatefulSet exists replaces one that was deleted: the running
+/// atServer still holds the old value (it reads `--cram-secret-file` once, at start). `None` for a
+/// new Atsign, whose first pod starts with the new secret.
+fn cram_regenerated(
+    name: &str,
+    ns: &str,
+    statefulset: Option<&StatefulSet>,
+    rollout: RolloutStrategy,
+) -> Option<CramRegenerated> {
+    statefulset?;
+    let secret = build::cram_secret_name(name);
+    let pod = format!("{}-0", build::statefulset_name(name));
+    let (restart, what) = match rollout {
+        RolloutStrategy::RollingUpdate => (
+            true,
+            "restarting the atServer so it reads the new one".to_owned(),
+        ),
+        RolloutStrategy::OnDelete => (
+            false,
+            format!(
+                "the rollout strategy is OnDelete: delete pod {ns}/{pod} so the atServer reads \
+                 the new one"
+            ),
+        ),
+    };
+    Some(CramRegenerated {
+        restart,
+        message: format!(
+            "the CRAM secret {ns}/{secret} was missing and a new one was generated; {what}. \
+             An atSign already onboarded keeps CRAM disabled and is not affected"
+        ),
+    })
+}
+
+/// Rolls the StatefulSet's pod, as `kubectl rollout restart` does: a pod-template annotation under
+/// its own field manager, so the operator's own applies neither remove nor fight it.
+async fn restart_pods(api: &Api<StatefulSet>, name: &str) -> Result<(), Error> {
+    let patch = json!({
+        "spec": { "template": { "metadata": { "annotations": {
+            RESTARTED_AT_ANNOTATION: Timestamp::now().to_string()
+        } } } }
+    });
+    let params = PatchParams {
+        field_manager: Some("atfleet-operator-restart".into()),
+        ..PatchParams::default()
+    };
+    match api.patch(name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        // Gone meanwhile: the next pod starts with the new secret anyway.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pod-template annotation that restarts an atServer when its CRAM secret was replaced.
+const RESTARTED_AT_ANNOTATION: &str = "atfleet.dev/restartedAt";
+
+/// The `CertificateIssued` Event's note: the host, the expiry, and why in words.
+fn certificate_issued_note(reason: ReissueReason, info: &CertInfo) -> String {
+    let why = match reason {
+        ReissueReason::Missing => "there was none yet",
+        ReissueReason::Unreadable => "the stored one could not be read",
+        ReissueReason::HostChanged => "the published host changed",
+        ReissueReason::IssuerChanged => "the built-in CA changed",
+        ReissueReason::DueForRenewal => "the previous one was due for renewal",
+    };
+    format!(
+        "the built-in CA issued a certificate for {} valid until {} ({why})",
+        info.names.join(", "),
+        info.not_after
+    )
 }
 
 /// A PVC's storage class cannot change and its size cannot shrink: keep what exists.
@@ -481,6 +608,56 @@ mod tests {
     fn size(p: &PersistentVolumeClaim) -> Option<String> {
         let req = p.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
         req.get("storage").map(|q| q.0.clone())
+    }
+
+    #[test]
+    fn a_regenerated_cram_secret_restarts_a_running_atserver() {
+        assert_eq!(
+            cram_regenerated("alice", "fleet", None, RolloutStrategy::RollingUpdate),
+            None,
+            "a new Atsign's first pod reads the new secret"
+        );
+        let sts = StatefulSet::default();
+        let r = cram_regenerated("alice", "fleet", Some(&sts), RolloutStrategy::RollingUpdate);
+        assert_eq!(
+            r,
+            Some(CramRegenerated {
+                restart: true,
+                message: "the CRAM secret fleet/alice-cram was missing and a new one was \
+                          generated; restarting the atServer so it reads the new one. An atSign \
+                          already onboarded keeps CRAM disabled and is not affected"
+                    .into(),
+            })
+        );
+        let r = cram_regenerated("alice", "fleet", Some(&sts), RolloutStrategy::OnDelete)
+            .expect("regenerated");
+        assert!(!r.restart);
+        assert!(
+            r.message.contains("delete pod fleet/alice-0"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn certificate_issued_says_why_in_words() {
+        let now = Timestamp::from_second(1_800_000_000).expect("time");
+        let info = CertInfo {
+            not_before: now,
+            not_after: now + jiff::SignedDuration::from_hours(24),
+            names: vec!["alice.fleet.svc.cluster.local".into()],
+        };
+        assert_eq!(
+            certificate_issued_note(ReissueReason::Missing, &info),
+            "the built-in CA issued a certificate for alice.fleet.svc.cluster.local valid until \
+             2027-01-16T08:00:00Z (there was none yet)"
+        );
+        let note = certificate_issued_note(ReissueReason::DueForRenewal, &info);
+        assert!(
+            note.ends_with("(the previous one was due for renewal)"),
+            "{note}"
+        );
+        assert!(!note.contains("Missing") && !note.contains("DueForRenewal"));
     }
 
     #[test]

@@ -21,6 +21,14 @@ use super::common::{ExposureSpec, StorageSpec, TlsSpec};
     status = "AtsignStatus",
     shortname = "ats",
     category = "atfleet",
+    // The name becomes the StatefulSet's, whose pods carry the label
+    // `controller-revision-hash: <name>-<10 characters>` (at most 63), and the Service's (a
+    // DNS-1035 label). `size` first: the estimator bounds the regex by it.
+    validation = Rule::new(
+        "size(self.metadata.name) <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
+    ).message(
+        "metadata.name must be a DNS-1035 label of at most 52 characters: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit (it names the atServer's StatefulSet and Service, and the StatefulSet's revision label must fit in 63 characters)"
+    ),
     doc = "An atSign served by its own atServer: one pod, one volume, one certificate, one directory record.",
     printcolumn(name = "AtSign", type_ = "string", json_path = ".spec.atSign"),
     printcolumn(
@@ -44,9 +52,13 @@ use super::common::{ExposureSpec, StorageSpec, TlsSpec};
 #[serde(rename_all = "camelCase")]
 pub struct AtsignSpec {
     /// The atSign in canonical form: `@` then 1–55 lower-case characters, no dots, none of the
-    /// reserved punctuation, no whitespace or control characters. Immutable.
+    /// reserved punctuation, no whitespace or control characters. Immutable: to serve another
+    /// atSign, create another Atsign.
+    #[schemars(length(min = 2, max = 56))]
     #[x_kube(
-        validation = Rule::new("self == oldSelf").message("atSign is immutable"),
+        validation = Rule::new("self == oldSelf").message(Message::Expression(
+            "'atSign is immutable: this Atsign serves ' + oldSelf + '; to serve ' + self + ', create a new Atsign (and delete this one)'".into()
+        )),
         validation = Rule::new("self.matches('^@[^@.!*\\'`();:&=+$,/?#\\\\[\\\\]{}A-Z\\\\p{Z}\\\\p{Cc}]{1,55}$')").message("atSign must be '@' then 1-55 lower-case characters without dots, whitespace or any of !*'`();:&=+$,/?#[]{}")
     )]
     pub at_sign: String,
