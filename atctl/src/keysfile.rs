@@ -28,7 +28,7 @@ pub fn path_for(dir: &Path, atsign: &AtSign) -> PathBuf {
 /// The atSign of the only keys file in `dir`.
 pub fn only_atsign(dir: &Path) -> Result<AtSign> {
     let suffix = "_key.atKeys";
-    let found: Vec<String> = std::fs::read_dir(dir)
+    let mut found: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
@@ -37,15 +37,17 @@ pub fn only_atsign(dir: &Path) -> Result<AtSign> {
                 .collect()
         })
         .unwrap_or_default();
+    found.sort();
     match found.as_slice() {
         [one] => crate::session::parse_atsign(one),
         [] => Err(CtlError::usage(format!(
             "no keys file in {}: pass --atsign, or onboard first",
             dir.display()
         ))),
-        _ => Err(CtlError::usage(format!(
-            "several keys files in {}: pass --atsign to choose",
-            dir.display()
+        several => Err(CtlError::usage(format!(
+            "several keys files in {} ({}): pass --atsign to choose one",
+            dir.display(),
+            several.join(", ")
         ))),
     }
 }

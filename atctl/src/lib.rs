@@ -22,6 +22,33 @@ use error::Result;
 use output::Output;
 use session::Context;
 
+/// The command line as clap sees it, with every option whose environment variable is set but
+/// empty (`ATCTL_CA_BUNDLE=`) treated as unset rather than as an empty value.
+pub fn command() -> clap::Command {
+    command_with_env(|name| std::env::var_os(name))
+}
+
+fn command_with_env(var: impl Fn(&std::ffi::OsStr) -> Option<std::ffi::OsString>) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let empty: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| a.get_env().and_then(&var).is_some_and(|v| v.is_empty()))
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in empty {
+        cmd = cmd.mut_arg(id, |a| a.env(None::<&'static str>));
+    }
+    cmd
+}
+
+/// Parses the process's arguments and environment (see [`command`]); exits on a usage error
+/// as clap does.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let out = Output {
@@ -62,5 +89,27 @@ pub async fn run(cli: Cli) -> Result<()> {
         Cmd::Monitor(args) => notify::monitor(&ctx, out, args).await,
         Cmd::Enroll(cmd) => enroll::run(&ctx, out, cmd).await,
         Cmd::Otp(args) => enroll::otp(&ctx, out, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_environment_variable_counts_as_unset() {
+        // ATCTL_CA_BUNDLE= and ATCTL_KEYS_DIR= as a shell leaves them after `export X=`.
+        let empty = |name: &std::ffi::OsStr| {
+            (name == "ATCTL_CA_BUNDLE" || name == "ATCTL_KEYS_DIR").then(std::ffi::OsString::new)
+        };
+        let cmd = command_with_env(empty);
+        for a in cmd.get_arguments() {
+            if a.get_id() == "ca_bundle" || a.get_id() == "keys_dir" {
+                assert_eq!(a.get_env(), None, "{}", a.get_id());
+            }
+            if a.get_id() == "root_server" {
+                assert_eq!(a.get_env(), Some(std::ffi::OsStr::new("ATCTL_ROOT_SERVER")));
+            }
+        }
     }
 }

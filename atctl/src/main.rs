@@ -1,13 +1,10 @@
 //! The `atctl` binary: parse flags (clap exits with 2 on usage errors), run, map errors to exit codes.
 
-use clap::Parser;
-
-use atctl::cli::Cli;
 use atctl::output::Output;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = atctl::parse();
     let out = Output {
         json: cli.global.json,
     };

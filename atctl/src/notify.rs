@@ -235,8 +235,12 @@ async fn show(d: &mut Decrypter<'_>, out: Output, stats: bool, text: &str) {
     if n.id == at_protocol::notification::STATS_NOTIFICATION_ID && !stats {
         return;
     }
-    let value = d.decrypt(&n, &raw).await;
     let op = raw.get("operation").and_then(Value::as_str).unwrap_or("?");
+    let kind = kind_of(&n);
+    let value = match kind {
+        Shown::Value => d.decrypt(&n, &raw).await,
+        _ => None,
+    };
     out.emit(
         format!(
             "{} {} {} {}: {}",
@@ -244,8 +248,151 @@ async fn show(d: &mut Decrypter<'_>, out: Output, stats: bool, text: &str) {
             n.from,
             op,
             n.key,
-            value.as_deref().unwrap_or("(encrypted)")
+            shown(kind, &n, value.as_deref())
         ),
         json!({"notification": raw, "decryptedValue": value}),
     );
+}
+
+/// What a notification's value is, for showing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// A deletion: there is no value.
+    Deleted,
+    /// A text message: the text is the key after `@recipient:`.
+    Text,
+    /// `@me:shared_key@sender`: the sender's AES key for us, RSA-encrypted. Never a value to print.
+    SharedKey,
+    /// A key's value, plain or encrypted.
+    Value,
+}
+
+fn kind_of(n: &NotificationJson) -> Shown {
+    if n.operation == at_protocol::notification::NotificationOperation::Delete {
+        return Shown::Deleted;
+    }
+    if n.message_type == at_protocol::notification::NotificationMessageType::Text {
+        return Shown::Text;
+    }
+    let name = n
+        .key
+        .strip_prefix(&format!("{}:", n.to))
+        .unwrap_or(&n.key)
+        .strip_suffix(n.from.as_str())
+        .unwrap_or(&n.key);
+    if name == "shared_key" {
+        return Shown::SharedKey;
+    }
+    Shown::Value
+}
+
+/// The text after the key in a monitor line.
+fn shown(kind: Shown, n: &NotificationJson, decrypted: Option<&str>) -> String {
+    match kind {
+        Shown::Deleted => "(deleted)".into(),
+        Shown::Text => n
+            .key
+            .strip_prefix(&format!("{}:", n.to))
+            .unwrap_or(&n.key)
+            .to_owned(),
+        Shown::SharedKey => "(the key this sender encrypts what it shares with you)".into(),
+        Shown::Value => match (decrypted, &n.value) {
+            (Some(v), _) => v.to_owned(),
+            (None, None) => "(no value)".into(),
+            (None, Some(_)) if n.is_encrypted => "(encrypted)".into(),
+            // Plain but not shown by decrypt: cannot happen, shown as it came.
+            (None, Some(v)) => v.clone(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(
+        key: &str,
+        op: &str,
+        kind: &str,
+        value: Option<&str>,
+        encrypted: bool,
+    ) -> NotificationJson {
+        serde_json::from_value(json!({
+            "id": "n1",
+            "from": "@alice",
+            "to": "@bob",
+            "key": key,
+            "value": value,
+            "operation": op,
+            "epochMillis": 1,
+            "messageType": kind,
+            "isEncrypted": encrypted,
+        }))
+        .expect("notification")
+    }
+
+    fn line(n: &NotificationJson, _op: &str, decrypted: Option<&str>) -> String {
+        shown(kind_of(n), n, decrypted)
+    }
+
+    #[test]
+    fn text_messages_show_their_text() {
+        let n = note(
+            "@bob:remember the milk",
+            "update",
+            "MessageType.text",
+            None,
+            false,
+        );
+        assert_eq!(line(&n, "update", None), "remember the milk");
+    }
+
+    #[test]
+    fn deletions_show_as_deleted() {
+        let n = note(
+            "@bob:phone.wavi@alice",
+            "delete",
+            "MessageType.key",
+            None,
+            false,
+        );
+        assert_eq!(line(&n, "delete", None), "(deleted)");
+    }
+
+    #[test]
+    fn a_shared_key_is_never_printed() {
+        let n = note(
+            "@bob:shared_key@alice",
+            "update",
+            "MessageType.key",
+            Some("RSA-WRAPPED-AES-KEY=="),
+            false,
+        );
+        let shown = line(&n, "update", Some("RSA-WRAPPED-AES-KEY=="));
+        assert!(!shown.contains("RSA-WRAPPED"), "{shown}");
+        assert_eq!(kind_of(&n), Shown::SharedKey);
+    }
+
+    #[test]
+    fn values_show_decrypted_plain_or_encrypted() {
+        let n = note(
+            "@bob:phone.wavi@alice",
+            "update",
+            "MessageType.key",
+            Some("c1ph3r"),
+            true,
+        );
+        assert_eq!(line(&n, "update", Some("+234")), "+234");
+        assert_eq!(line(&n, "update", None), "(encrypted)");
+        let plain = note(
+            "@bob:note@alice",
+            "update",
+            "MessageType.key",
+            Some("hi"),
+            false,
+        );
+        assert_eq!(line(&plain, "update", Some("hi")), "hi");
+        let empty = note("@bob:note@alice", "update", "MessageType.key", None, false);
+        assert_eq!(line(&empty, "update", None), "(no value)");
+    }
 }

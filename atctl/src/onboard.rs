@@ -18,7 +18,15 @@ pub async fn run(ctx: &Context, out: Output, args: &OnboardArgs) -> Result<()> {
     let atsign = session::parse_atsign(&args.atsign)?;
     let dir = ctx.keys_dir()?;
     // Refuse before anything changes on the server.
-    keysfile::check_writable(&keysfile::path_for(&dir, &atsign), args.force)?;
+    let path = keysfile::path_for(&dir, &atsign);
+    if path.exists() && !args.force {
+        return Err(CtlError::usage(format!(
+            "{atsign} is already onboarded on this device: its keys file {} exists. Use it (e.g. \
+             `atctl auth check`); --force replaces it, which only works while the server still \
+             accepts a CRAM secret",
+            path.display()
+        )));
+    }
     let secret = crate::secret::read(&args.secret).await?;
     let mut keys = AtKeys::generate()?;
 
@@ -100,7 +108,11 @@ pub async fn run(ctx: &Context, out: Output, args: &OnboardArgs) -> Result<()> {
 
 fn cram_error(atsign: &AtSign, e: at_protocol::client::ClientError) -> CtlError {
     let mut err = CtlError::client("CRAM authentication", e);
-    if err.code.is_some() {
+    if err.code == Some(ErrorCode::KeyNotFound) {
+        // The server has no CRAM secret any more: onboarding deleted it.
+        err.class = Class::Auth;
+        err.message = already_onboarded(atsign);
+    } else if err.code.is_some() {
         let code = err.code.map_or("AT0401", |c| c.as_str());
         err.class = Class::Auth;
         err.message = format!(
@@ -112,6 +124,15 @@ fn cram_error(atsign: &AtSign, e: at_protocol::client::ClientError) -> CtlError 
         );
     }
     err
+}
+
+/// What to say when the server has CRAM disabled: the atSign was onboarded (here or elsewhere).
+fn already_onboarded(atsign: &AtSign) -> String {
+    format!(
+        "AT0015 {atsign} is already onboarded (its server has CRAM disabled): use your keys file \
+         for {atsign}, or add this device with `atctl enroll request {atsign} --otp <OTP>` (get \
+         the OTP with `atctl otp` on a device that has the keys)"
+    )
 }
 
 async fn send(conn: &mut AtConnection, command: &Command, what: &str) -> Result<String> {
@@ -201,4 +222,47 @@ pub fn host_name() -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "device".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use at_protocol::client::ClientError;
+
+    fn alice() -> AtSign {
+        AtSign::parse("@alice").expect("atSign")
+    }
+
+    #[test]
+    fn a_second_onboarding_is_told_it_is_already_onboarded() {
+        // What our server (and the reference) answers once CRAM is disabled.
+        let e = cram_error(
+            &alice(),
+            ClientError::Server {
+                code: Some(ErrorCode::KeyNotFound),
+                message: "privatekey:at_secret does not exist".into(),
+            },
+        );
+        assert_eq!(e.class, Class::Auth);
+        assert_eq!(
+            e.message,
+            "AT0015 @alice is already onboarded (its server has CRAM disabled): use your keys \
+             file for @alice, or add this device with `atctl enroll request @alice --otp <OTP>` \
+             (get the OTP with `atctl otp` on a device that has the keys)"
+        );
+        assert!(!e.message.contains("is wrong"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_wrong_secret_is_still_called_wrong() {
+        let e = cram_error(
+            &alice(),
+            ClientError::Server {
+                code: Some(ErrorCode::Unauthenticated),
+                message: "Authentication Failed".into(),
+            },
+        );
+        assert_eq!(e.class, Class::Auth);
+        assert!(e.message.contains("CRAM secret is wrong"), "{}", e.message);
+    }
 }

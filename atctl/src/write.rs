@@ -1,7 +1,7 @@
 //! `put`, `share` and `delete`: public values go out plain and signed, self values encrypted with the
 //! self-encryption key, shared values with the key shared with the recipient.
 
-use at_protocol::command::{DeleteParams, UpdateParams};
+use at_protocol::command::{DeleteParams, LlookupParams, LookupOp, UpdateParams};
 use at_protocol::crypto::{sign_data, Iv};
 use at_protocol::key::KeyKind;
 use at_protocol::{AtKey, AtSign, Command, Metadata};
@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::json;
 
 use crate::cli::{KeyArgs, MetaArgs, PutArgs, ShareArgs};
-use crate::error::{CtlError, Result};
+use crate::error::{Class, CtlError, Result};
 use crate::keyref::{KeyRef, Scope};
 use crate::output::Output;
 use crate::session::{Context, Session};
@@ -155,6 +155,16 @@ pub async fn delete(ctx: &Context, out: Output, args: &KeyArgs) -> Result<()> {
     owned_by(&key, &me, "delete")?;
     let mut s = ctx.authenticated(&me).await?;
     let display = key.to_string();
+    // The server commits a delete entry (and answers with its commit id) even for a key it does
+    // not have, so ask first: deleting nothing is reported as such.
+    let exists = Command::Llookup(LlookupParams {
+        operation: LookupOp::Meta,
+        key: key.clone(),
+    });
+    let checked = s
+        .data(&exists.to_string(), &format!("looking up {display}"))
+        .await;
+    nothing_to_delete(checked, &display, &me)?;
     let cmd = Command::Delete(DeleteParams {
         deleted_at: None,
         no_commit: false,
@@ -173,9 +183,49 @@ pub async fn delete(ctx: &Context, out: Output, args: &KeyArgs) -> Result<()> {
     Ok(())
 }
 
+/// The answer to the existence check before a delete: a missing key is an error (exit code 4)
+/// saying nothing was deleted; any other failure is left to the delete itself to report.
+fn nothing_to_delete(checked: Result<String>, display: &str, me: &AtSign) -> Result<()> {
+    match checked {
+        Err(e) if e.class == Class::NotFound => Err(CtlError {
+            message: format!(
+                "AT0015 {display} does not exist on {me}'s server: nothing was deleted"
+            ),
+            ..e
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use at_protocol::ErrorCode;
+
+    #[test]
+    fn deleting_a_missing_key_says_nothing_was_deleted() {
+        let me = AtSign::parse("@alice").expect("atSign");
+        let missing = Err(CtlError::server(
+            "looking up nope@alice",
+            Some(ErrorCode::KeyNotFound),
+            "nope@alice does not exist",
+        ));
+        let e = nothing_to_delete(missing, "nope@alice", &me).expect_err("missing");
+        assert_eq!(e.class, Class::NotFound);
+        assert_eq!(e.class.exit_code(), 4);
+        assert_eq!(
+            e.message,
+            "AT0015 nope@alice does not exist on @alice's server: nothing was deleted"
+        );
+        assert!(nothing_to_delete(Ok("{}".into()), "k@alice", &me).is_ok());
+        // Not allowed to read but perhaps to delete: the delete's own answer decides.
+        let denied = Err(CtlError::server(
+            "looking up",
+            Some(ErrorCode::Unauthorized),
+            "no",
+        ));
+        assert!(nothing_to_delete(denied, "k@alice", &me).is_ok());
+    }
 
     #[test]
     fn metadata_flags_are_checked() {

@@ -75,6 +75,8 @@ pub async fn run(ctx: &Context, out: Output, args: &EnrollRequestArgs) -> Result
                 err.class = crate::error::Class::Auth;
                 err.message
                     .push_str("; get a fresh OTP with `atctl otp` on an approved device");
+            } else if let Some(hint) = duplicate_hint(&err.message, &args.app_name, &device) {
+                err.message.push_str(&hint);
             }
             err
         })?;
@@ -109,6 +111,18 @@ pub async fn run(ctx: &Context, out: Output, args: &EnrollRequestArgs) -> Result
         }),
     );
     Ok(())
+}
+
+/// The server keeps one live enrollment per (app, device), and the device name defaults to the
+/// host name: a second request from one host needs its own name.
+fn duplicate_hint(message: &str, app: &str, device: &str) -> Option<String> {
+    message.contains("already exists").then(|| {
+        format!(
+            "; this host already has an enrollment as {app}/{device}: name this one with \
+             --device-name (e.g. --device-name {device}-2), or deny/revoke the old one with \
+             `atctl enroll` on an approved device"
+        )
+    })
 }
 
 struct PartialKeys {
@@ -224,6 +238,24 @@ async fn fetch_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_request_from_one_host_hints_at_device_name() {
+        let server = "AT0011 requesting an enrollment: the server refused the request (server \
+                      said: an enrollment for atctl/laptop already exists)";
+        assert_eq!(
+            duplicate_hint(server, "atctl", "laptop").as_deref(),
+            Some(
+                "; this host already has an enrollment as atctl/laptop: name this one with \
+                 --device-name (e.g. --device-name laptop-2), or deny/revoke the old one with \
+                 `atctl enroll` on an approved device"
+            )
+        );
+        assert_eq!(
+            duplicate_hint("AT0011 something else", "atctl", "laptop"),
+            None
+        );
+    }
 
     #[test]
     fn namespace_specs() {
