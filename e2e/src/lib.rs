@@ -1,4 +1,3 @@
 pub mod bench;
-pub mod kubelet;
 pub mod kubesim;
 pub mod local;

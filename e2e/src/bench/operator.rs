@@ -16,8 +16,9 @@ use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::Summary;
 use super::{BenchError, Ctx};
-use crate::kubelet::{self, Kubelet};
 use crate::kubesim::{self, Server};
+// The node agent, under its old names; it needs the upstream control plane (no kubesim).
+use atfleet_node_agent::{self as kubelet, NodeAgent as Kubelet};
 
 const NAMESPACE: &str = "fleet";
 const SYSTEM_NAMESPACE: &str = "atfleet-system";
@@ -172,7 +173,12 @@ async fn to_ready(
     .map_err(sim_err)?;
     let client = sim.client().map_err(sim_err)?;
     install(&client).await?;
-    let kubelet = Kubelet::start(client.clone(), kubelet::Config::simulate());
+    let kubelet = Kubelet::start(
+        client.clone(),
+        kubelet::Config::simulate(ctx.work.path().join(format!("node-{prefix}"))),
+    )
+    .await
+    .map_err(|e| BenchError::Setup(format!("node agent: {e}")))?;
     let kubeconfig = ctx.work.path().join(format!("kubeconfig-{prefix}"));
     sim.write_kubeconfig(&kubeconfig).map_err(sim_err)?;
     let mut cmd = tokio::process::Command::new(ctx.bin("atfleet-operator"));

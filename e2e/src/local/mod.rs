@@ -22,8 +22,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Api;
 use serde_json::json;
 
-use crate::kubelet::{self, Kubelet};
 use crate::kubesim::{self, Server};
+// The node agent, under its old names; it needs the upstream control plane (no kubesim).
+use atfleet_node_agent::{self as kubelet, NodeAgent as Kubelet};
 
 pub use process::{tail, Proc};
 
@@ -203,7 +204,12 @@ impl LocalCluster {
         let kubelet = Kubelet::start(
             client.clone(),
             kubelet::Config::processes(state.join("kubelet"), &opts.bin_dir),
-        );
+        )
+        .await
+        .map_err(|e| LocalError::Command {
+            what: "node agent".into(),
+            message: e.to_string(),
+        })?;
 
         let op_http = free_port()?;
         let mut operator = Proc::spawn(

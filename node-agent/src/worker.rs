@@ -16,26 +16,26 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::endpoints::{Endpoints, PodEndpoint};
-use super::error::{io, KubeletError};
+use super::error::{io, AgentError};
 use super::state::{ContainerState, PodState};
+use super::tokens::{self, SERVICE_ACCOUNT_MOUNT};
 use super::volumes::{self, Rewrites};
-use super::{env, probe, Mode, Settings};
+use super::{env, probe, Settings};
 
 /// A running pod worker; dropping it does not stop the pod (call [`PodWorker::stop`]).
 pub struct PodWorker {
-    pub uid: String,
     stop: CancellationToken,
     grace: Arc<AtomicI64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PodWorker {
-    /// Starts the pod; `done` is notified when its containers have stopped.
+    /// Starts the pod; its uid is sent to `done` when its containers have stopped.
     pub fn start(
         settings: Arc<Settings>,
         endpoints: Endpoints,
         pod: Pod,
-        done: Arc<tokio::sync::Notify>,
+        done: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Self {
         let stop = CancellationToken::new();
         let grace = Arc::new(AtomicI64::new(
@@ -45,17 +45,12 @@ impl PodWorker {
                 .unwrap_or(30),
         ));
         let uid = pod.uid().unwrap_or_default();
-        let (s, g) = (stop.clone(), grace.clone());
+        let (s, g, u) = (stop.clone(), grace.clone(), uid.clone());
         let task = tokio::spawn(async move {
             run(settings, endpoints, pod, s, g).await;
-            done.notify_one();
+            let _ = done.send(u);
         });
-        Self {
-            uid,
-            stop,
-            grace,
-            task,
-        }
+        Self { stop, grace, task }
     }
 
     /// Asks the containers to stop within `grace_seconds`.
@@ -64,12 +59,13 @@ impl PodWorker {
         self.stop.cancel();
     }
 
-    pub fn stopping(&self) -> bool {
-        self.stop.is_cancelled()
+    /// Asks the containers to stop within the pod's `terminationGracePeriodSeconds`.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
     }
 
-    pub fn finished(&self) -> bool {
-        self.task.is_finished()
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
     }
 
     pub async fn wait(self) {
@@ -111,84 +107,131 @@ async fn run(
         updates,
     ));
 
-    match settings.mode {
-        Mode::SimulateReadiness => {
-            state.send_modify(|s| {
-                for i in 0..s.containers.len() {
-                    s.update(i, |c| {
-                        c.started_at = Some(Timestamp::now());
-                        c.ready = true;
-                    });
-                }
-            });
-            stop.cancelled().await;
+    let uid = pod.uid().unwrap_or_default();
+    endpoints.set(
+        &ns,
+        &name,
+        PodEndpoint {
+            uid: uid.clone(),
+            labels: pod.labels().clone(),
+            ready: false,
+            ports: Vec::new(),
+        },
+    );
+    let pod_dir = settings
+        .state_dir
+        .join("pods")
+        .join(&ns)
+        .join(format!("{name}-{uid}"));
+    if let Some(prepared) = prepare_volumes(&settings, &pod, &pod_dir, &state, &stop).await {
+        let kubeconfig = write_kubeconfig(&settings, &pod, &pod_dir, &prepared);
+        let refresher = tokio::spawn(tokens::keep_fresh(
+            settings.client.clone(),
+            pod.clone(),
+            prepared.tokens.clone(),
+            settings.backoff_cap,
+            stop.clone(),
+        ));
+        let state = Arc::new(state);
+        let tasks: Vec<_> = containers
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let account_env = match &kubeconfig {
+                    Some((volume, path)) if mounts_account(&c, volume) => {
+                        let mut env = vec![("KUBECONFIG".to_owned(), path.display().to_string())];
+                        env.extend(
+                            settings
+                                .api_server
+                                .as_deref()
+                                .map(tokens::service_env)
+                                .unwrap_or_default(),
+                        );
+                        env
+                    }
+                    _ => Vec::new(),
+                };
+                let sup = Supervisor {
+                    settings: settings.clone(),
+                    endpoints: endpoints.clone(),
+                    pod: pod.clone(),
+                    index: i,
+                    container: c,
+                    volumes: prepared.volumes.clone(),
+                    account_env,
+                    pod_dir: pod_dir.clone(),
+                    state: state.clone(),
+                    stop: stop.clone(),
+                    grace: grace.clone(),
+                };
+                tokio::spawn(sup.run())
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
         }
-        Mode::Processes => {
-            endpoints.set(
-                &ns,
-                &name,
-                PodEndpoint {
-                    labels: pod.labels().clone(),
-                    ready: false,
-                    ports: Vec::new(),
-                },
-            );
-            let pod_dir = settings
-                .state_dir
-                .join("pods")
-                .join(&ns)
-                .join(format!("{name}-{}", pod.uid().unwrap_or_default()));
-            let prepared = prepare_volumes(&settings, &pod, &pod_dir, &state, &stop).await;
-            if let Some(vols) = prepared {
-                let state = Arc::new(state);
-                let tasks: Vec<_> = containers
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let sup = Supervisor {
-                            settings: settings.clone(),
-                            endpoints: endpoints.clone(),
-                            pod: pod.clone(),
-                            index: i,
-                            container: c,
-                            volumes: vols.clone(),
-                            pod_dir: pod_dir.clone(),
-                            state: state.clone(),
-                            stop: stop.clone(),
-                            grace: grace.clone(),
-                        };
-                        tokio::spawn(sup.run())
-                    })
-                    .collect();
-                for t in tasks {
-                    let _ = t.await;
-                }
-            }
-            endpoints.remove(&ns, &name);
-            if let Err(e) = std::fs::remove_dir_all(&pod_dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(pod = %name, error = %e, "cannot remove the pod directory");
-                }
-            }
+        let _ = refresher.await;
+    }
+    endpoints.remove(&ns, &name, &uid);
+    if let Err(e) = std::fs::remove_dir_all(&pod_dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(pod = %name, error = %e, "cannot remove the pod directory");
         }
     }
     reporter.abort();
 }
 
-/// Volumes, retried with backoff while a Secret or ConfigMap is missing; `None` when stopped first.
+/// Whether `container` mounts volume `volume` at the service-account path.
+fn mounts_account(container: &Container, volume: &str) -> bool {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.name == volume && m.mount_path.trim_end_matches('/') == SERVICE_ACCOUNT_MOUNT)
+}
+
+/// Writes `<pod dir>/kubeconfig` for the service-account volume mounted at the in-cluster path;
+/// returns that volume's name and the file.
+fn write_kubeconfig(
+    settings: &Settings,
+    pod: &Pod,
+    pod_dir: &std::path::Path,
+    prepared: &volumes::Prepared,
+) -> Option<(String, PathBuf)> {
+    let api_server = settings.api_server.as_deref()?;
+    let spec = pod.spec.as_ref()?;
+    let (volume, files) = prepared.accounts.iter().find(|(volume, _)| {
+        spec.containers
+            .iter()
+            .any(|c| mounts_account(c, volume.as_str()))
+    })?;
+    let path = pod_dir.join("kubeconfig");
+    let text = tokens::kubeconfig(api_server, files, &pod.namespace().unwrap_or_default());
+    match tokens::write_atomic(&path, text.as_bytes(), 0o600) {
+        Ok(()) => Some((volume.clone(), path)),
+        Err(e) => {
+            tracing::warn!(pod = %pod.name_any(), error = %e, "cannot write the pod's kubeconfig");
+            None
+        }
+    }
+}
+
+/// Volumes, retried with backoff while a Secret, ConfigMap or claim is missing; `None` when
+/// stopped first.
 async fn prepare_volumes(
     settings: &Settings,
     pod: &Pod,
     pod_dir: &std::path::Path,
     state: &watch::Sender<PodState>,
     stop: &CancellationToken,
-) -> Option<volumes::Volumes> {
-    let ns = pod.namespace().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
+) -> Option<volumes::Prepared> {
     let mut delay = settings.backoff_base;
     loop {
-        let claims = settings.state_dir.join("claims");
-        match volumes::prepare(&settings.client, &ns, &spec, pod_dir, &claims).await {
+        let result = tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = volumes::prepare(&settings.client, pod, pod_dir) => r,
+        };
+        match result {
             Ok(v) => return Some(v),
             Err(e) => {
                 tracing::info!(pod = %pod.name_any(), error = %e, "volumes not ready");
@@ -246,6 +289,8 @@ struct Supervisor {
     index: usize,
     container: Container,
     volumes: volumes::Volumes,
+    /// `KUBECONFIG` and `KUBERNETES_SERVICE_*` when the container mounts the service account.
+    account_env: Vec<(String, String)>,
     pod_dir: PathBuf,
     state: Arc<watch::Sender<PodState>>,
     stop: CancellationToken,
@@ -305,7 +350,7 @@ impl Supervisor {
     }
 
     /// One run: `Ok(Some(code))` when the process exited, `Ok(None)` when stopped.
-    async fn run_once(&self) -> Result<Option<i32>, KubeletError> {
+    async fn run_once(&self) -> Result<Option<i32>, AgentError> {
         let ports = free_ports(&self.container)?;
         let rewrites = Rewrites::new(
             &self.container,
@@ -319,7 +364,7 @@ impl Supervisor {
                 self.settings
                     .images
                     .command(first)
-                    .ok_or_else(|| KubeletError::NoProgram(first.clone()))?,
+                    .ok_or_else(|| AgentError::NoProgram(first.clone()))?,
                 rest.to_vec(),
             ),
             _ => {
@@ -328,7 +373,7 @@ impl Supervisor {
                     self.settings
                         .images
                         .program(&image)
-                        .ok_or(KubeletError::NoProgram(image))?,
+                        .ok_or(AgentError::NoProgram(image))?,
                     Vec::new(),
                 )
             }
@@ -351,6 +396,7 @@ impl Supervisor {
                     .filter_map(|k| std::env::var(k).ok().map(|v| (k, v))),
             )
             .env("HOSTNAME", self.pod.name_any())
+            .envs(self.account_env.iter().cloned())
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -359,7 +405,7 @@ impl Supervisor {
         if let Some(dir) = &self.container.working_dir {
             cmd.current_dir(rewrites.apply(dir));
         }
-        let mut child = cmd.spawn().map_err(|source| KubeletError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| AgentError::Spawn {
             program: program.clone(),
             source,
         })?;
@@ -450,7 +496,7 @@ impl Supervisor {
 }
 
 /// A free loopback port for each container port: (container port, name, loopback port).
-fn free_ports(container: &Container) -> Result<Vec<(i32, Option<String>, u16)>, KubeletError> {
+fn free_ports(container: &Container) -> Result<Vec<(i32, Option<String>, u16)>, AgentError> {
     let mut out = Vec::new();
     let mut held = Vec::new();
     for p in container.ports.iter().flatten() {

@@ -1,7 +1,30 @@
 //! What the kubelet knows about a pod's containers, and the pod status it reports from that.
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
+
+/// The status of a simulated pod: every container running and ready since now.
+pub fn simulated_status(pod: &Pod) -> Value {
+    let now = Timestamp::now();
+    let state = PodState {
+        started: Some(now),
+        containers: pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| ContainerState {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                started_at: Some(now),
+                ready: true,
+                ..ContainerState::default()
+            })
+            .collect(),
+        ready_changed: Some(now),
+    };
+    state.status()
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerState {
@@ -90,6 +113,7 @@ impl PodState {
             "podIP": "127.0.0.1",
             "podIPs": [{"ip": "127.0.0.1"}],
             "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
             "startTime": started,
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
@@ -128,5 +152,20 @@ mod tests {
         assert_eq!(st["conditions"][3]["type"], "Ready");
         assert_eq!(st["conditions"][3]["status"], "True");
         assert_eq!(st["containerStatuses"][0]["ready"], true);
+    }
+
+    #[test]
+    fn simulated_pods_are_ready() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]},
+        }))
+        .expect("pod");
+        let st = simulated_status(&pod);
+        assert_eq!(st["phase"], "Running");
+        assert_eq!(st["conditions"][3]["status"], "True");
+        assert_eq!(st["containerStatuses"][1]["name"], "b");
+        assert_eq!(st["containerStatuses"][1]["ready"], true);
+        assert_eq!(st["podIP"], "127.0.0.1");
     }
 }

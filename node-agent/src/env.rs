@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::Api;
 
-use super::error::KubeletError;
+use super::error::AgentError;
 use super::volumes::Rewrites;
 
 pub async fn resolve(
@@ -12,7 +12,7 @@ pub async fn resolve(
     pod: &Pod,
     container: &Container,
     rewrites: &Rewrites,
-) -> Result<Vec<(String, String)>, KubeletError> {
+) -> Result<Vec<(String, String)>, AgentError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut out = Vec::new();
     for from in container.env_from.iter().flatten() {
@@ -51,7 +51,7 @@ pub async fn resolve(
                 } else if let Some(f) = &src.field_ref {
                     field(pod, &f.field_path)?
                 } else {
-                    return Err(KubeletError::Unsupported(format!(
+                    return Err(AgentError::Unsupported(format!(
                         "env {} (resourceFieldRef)",
                         var.name
                     )));
@@ -73,8 +73,8 @@ fn lookup(entries: Vec<(String, String)>, key: &str) -> Option<String> {
     entries.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-fn missing_key(kind: &'static str, ns: &str, name: &str, key: &str) -> KubeletError {
-    KubeletError::MissingKey {
+fn missing_key(kind: &'static str, ns: &str, name: &str, key: &str) -> AgentError {
+    AgentError::MissingKey {
         kind,
         namespace: ns.into(),
         name: name.into(),
@@ -87,7 +87,7 @@ async fn secret(
     ns: &str,
     name: &str,
     optional: Option<bool>,
-) -> Result<Vec<(String, String)>, KubeletError> {
+) -> Result<Vec<(String, String)>, AgentError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await? {
         Some(s) => Ok(s
@@ -97,7 +97,7 @@ async fn secret(
             .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
             .collect()),
         None if optional == Some(true) => Ok(Vec::new()),
-        None => Err(KubeletError::Missing {
+        None => Err(AgentError::Missing {
             kind: "Secret",
             namespace: ns.into(),
             name: name.into(),
@@ -110,12 +110,12 @@ async fn config_map(
     ns: &str,
     name: &str,
     optional: Option<bool>,
-) -> Result<Vec<(String, String)>, KubeletError> {
+) -> Result<Vec<(String, String)>, AgentError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await? {
         Some(c) => Ok(c.data.unwrap_or_default().into_iter().collect()),
         None if optional == Some(true) => Ok(Vec::new()),
-        None => Err(KubeletError::Missing {
+        None => Err(AgentError::Missing {
             kind: "ConfigMap",
             namespace: ns.into(),
             name: name.into(),
@@ -123,21 +123,76 @@ async fn config_map(
     }
 }
 
-fn field(pod: &Pod, path: &str) -> Result<String, KubeletError> {
+/// A downward API field of `pod` (what `fieldRef` may name).
+pub(crate) fn field(pod: &Pod, path: &str) -> Result<String, AgentError> {
     let m = &pod.metadata;
+    let subscript = |prefix: &str| {
+        path.strip_prefix(prefix)?
+            .strip_prefix("['")?
+            .strip_suffix("']")
+            .map(str::to_owned)
+    };
+    let render = |map: &Option<std::collections::BTreeMap<String, String>>| {
+        map.iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if let Some(k) = subscript("metadata.labels") {
+        return Ok(m
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&k).cloned())
+            .unwrap_or_default());
+    }
+    if let Some(k) = subscript("metadata.annotations") {
+        return Ok(m
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(&k).cloned())
+            .unwrap_or_default());
+    }
     let value = match path {
         "metadata.name" => m.name.clone(),
         "metadata.namespace" => m.namespace.clone(),
         "metadata.uid" => m.uid.clone(),
+        "metadata.labels" => Some(render(&m.labels)),
+        "metadata.annotations" => Some(render(&m.annotations)),
         "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         "spec.serviceAccountName" => pod
             .spec
             .as_ref()
             .and_then(|s| s.service_account_name.clone()),
-        "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
+        "status.podIP" | "status.hostIP" | "status.podIPs" | "status.hostIPs" => {
+            Some("127.0.0.1".into())
+        }
         _ => {
-            return Err(KubeletError::Unsupported(format!("fieldRef {path}")));
+            return Err(AgentError::Unsupported(format!("fieldRef {path}")));
         }
     };
     Ok(value.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downward_fields() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "n", "labels": {"a": "1", "b": "x y"}},
+            "spec": {"containers": [], "nodeName": "local"},
+        }))
+        .expect("pod");
+        assert_eq!(field(&pod, "metadata.name").expect("name"), "p");
+        assert_eq!(field(&pod, "metadata.namespace").expect("ns"), "n");
+        assert_eq!(field(&pod, "metadata.labels['a']").expect("label"), "1");
+        assert_eq!(
+            field(&pod, "metadata.labels").expect("labels"),
+            "a=\"1\"\nb=\"x y\""
+        );
+        assert_eq!(field(&pod, "spec.nodeName").expect("node"), "local");
+        assert!(field(&pod, "spec.nope").is_err());
+    }
 }

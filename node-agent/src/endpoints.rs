@@ -7,6 +7,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 #[derive(Debug, Clone, Default)]
 pub struct PodEndpoint {
+    /// The pod's uid: a replaced pod of the same name does not remove its successor's entry.
+    pub uid: String,
     pub labels: BTreeMap<String, String>,
     pub ready: bool,
     /// (container port, port name, loopback port)
@@ -32,8 +34,13 @@ impl Endpoints {
         }
     }
 
-    pub fn remove(&self, ns: &str, pod: &str) {
-        self.lock().remove(&(ns.to_owned(), pod.to_owned()));
+    /// Removes the entry of pod `uid`.
+    pub fn remove(&self, ns: &str, pod: &str, uid: &str) {
+        let mut map = self.lock();
+        let k = (ns.to_owned(), pod.to_owned());
+        if map.get(&k).is_some_and(|e| e.uid == uid) {
+            map.remove(&k);
+        }
     }
 
     /// The loopback port of a ready pod in `ns` matching `selector`, for `target` (a port number
@@ -76,6 +83,7 @@ mod tests {
             "ns",
             "a-0",
             PodEndpoint {
+                uid: "u1".into(),
                 labels: labels.clone(),
                 ready: false,
                 ports: vec![(6464, Some("atprotocol".into()), 40000)],
@@ -90,7 +98,13 @@ mod tests {
             Some(40000)
         );
         assert_eq!(e.resolve("other", &labels, &named), None);
-        e.remove("ns", "a-0");
+        e.remove("ns", "a-0", "u0");
+        assert_eq!(
+            e.resolve("ns", &labels, &named),
+            Some(40000),
+            "another pod's uid"
+        );
+        e.remove("ns", "a-0", "u1");
         assert_eq!(e.resolve("ns", &labels, &named), None);
     }
 }

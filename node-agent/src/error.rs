@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
+/// Why the node agent, a pod or a volume could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
-pub enum KubeletError {
+pub enum AgentError {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{path}: {source}")]
@@ -22,6 +23,10 @@ pub enum KubeletError {
         name: String,
         key: String,
     },
+    #[error("claim {namespace}/{name} is not bound to a volume yet")]
+    Unbound { namespace: String, name: String },
+    #[error("TLS for the kubelet API: {0}")]
+    Tls(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("no program for image {0:?}")]
@@ -33,7 +38,7 @@ pub enum KubeletError {
     },
 }
 
-pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KubeletError {
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AgentError {
     let path = path.into();
-    move |source| KubeletError::Io { path, source }
+    move |source| AgentError::Io { path, source }
 }
