@@ -240,9 +240,13 @@ async fn found(
     meta: &Value,
     public: bool,
 ) -> Lookup {
-    if let Some(update) = cache_update(meta, public)? {
-        store_cached(shared, cached, value.clone(), &update).await?;
-        shared.peers.metrics.refresh("stored");
+    match cache_update(meta, public)? {
+        Some(update) => {
+            store_cached(shared, cached, value.clone(), &update).await?;
+            shared.peers.metrics.refresh("stored");
+        }
+        // The owner's record may not be cached (any more): a copy we hold is older than it.
+        None => drop_cached(shared, cached).await?,
     }
     Ok(Some(presented(
         remote_key,

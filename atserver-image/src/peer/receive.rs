@@ -109,8 +109,13 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
     Ok(Reply::data("success"))
 }
 
-/// §8.3 step 3: an update with a ttr and a value (re)writes the cached copy; one without a value
-/// refreshes the metadata of an existing copy; a delete removes the copy only if its ccd is true.
+/// §8.3 step 3, so that @me never reads a value older than its owner's latest once the
+/// notification of it has arrived: an update with a value and a ttr (re)writes the cached copy;
+/// any other update (no ttr, ttr 0, or no value: the owner's value changed and may not, or
+/// cannot, be cached from this notification) removes the copy, so the next lookup asks the
+/// owner. A delete removes the copy when the copy or the notification says ccd. The reference
+/// leaves the copy alone on updates without ttr and refreshes only its metadata on updates
+/// without a value, which leaves a recipient on an older value (issue 17).
 async fn maintain_cache(
     shared: &Shared,
     key: &str,
@@ -125,29 +130,20 @@ async fn maintain_cache(
         write::Read::Active(r) | write::Read::Unborn(r) => Some(r),
         write::Read::Missing => None,
     };
-    match operation {
-        Operation::Delete => {
-            if existing.is_some_and(|r| r.meta.ccd == Some(true)) {
-                write::delete(shared, &cached).await?;
-            }
-        }
-        Operation::Update => {
-            let cacheable = update.ttr.is_some_and(|t| t != 0);
-            if !cacheable {
-                return Ok(());
-            }
+    let cacheable = update.ttr.is_some_and(|t| t != 0);
+    let cascade =
+        existing.as_ref().is_some_and(|r| r.meta.ccd == Some(true)) || update.ccd == Some(true);
+    match (operation, value) {
+        (Operation::Update, Some(v)) if cacheable => {
             let mut update = update.clone();
             update.ttb = None;
-            match value {
-                Some(v) => {
-                    write::put(shared, &cached, Some(v), &update, false).await?;
-                }
-                None if existing.is_some() => {
-                    write::put(shared, &cached, None, &update, false).await?;
-                }
-                None => {}
-            }
+            write::put(shared, &cached, Some(v), &update, false).await?;
         }
+        (Operation::Delete, _) if !cascade => {}
+        _ if existing.is_some() => {
+            write::delete(shared, &cached).await?;
+        }
+        _ => {}
     }
     Ok(())
 }
