@@ -83,6 +83,12 @@ async fn onboard_disables_cram_and_keys_work_for_data() {
     // ... and with --force the server says CRAM is gone, and the file is untouched.
     let run = atctl.onboard("@alice", &["--force"]).await;
     assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("@alice is already onboarded (its server has CRAM disabled)"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("CRAM secret is wrong"), "{run:?}");
     assert_eq!(AtKeysFile::load(&path).unwrap().decrypt().unwrap(), keys);
 
     let run = atctl.run(&["auth", "check"]).await.ok();
@@ -172,6 +178,16 @@ async fn onboard_disables_cram_and_keys_work_for_data() {
     assert!(run.stderr.contains("AT0015"), "{run:?}");
     let run = stranger.run(&["get", "public:location.wavi@alice"]).await;
     assert_eq!(run.code, 4, "{run:?}");
+    // Deleting it again deletes nothing, and says so (the server would answer a commit id).
+    let run = atctl.run(&["delete", "phone.wavi@alice"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "AT0015 phone.wavi@alice does not exist on @alice's server: nothing was deleted"
+        ),
+        "{run:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,4 +266,29 @@ async fn directory_lookups_and_exit_codes() {
     // Bad flags: clap's usage error.
     let run = atctl.run(&["put"]).await;
     assert_eq!(run.code, 2, "{run:?}");
+}
+
+/// What the operator relies on when a deleted CRAM Secret is regenerated: the atServer reads
+/// `--cram-secret-file` only at start, so the restarted server takes the new secret and refuses
+/// the old one (until onboarding disables CRAM for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_takes_a_replaced_cram_secret() {
+    let mut fleet = Fleet::start().await;
+    let before = fleet.server("@alice").await;
+    let _after = fleet.restart_with_new_secret(&before).await;
+    let atctl = fleet.atctl("keys");
+    let old = fleet.path().join("old.secret");
+    std::fs::write(&old, &before.secret).unwrap();
+    let run = atctl
+        .run(&[
+            "onboard",
+            "@alice",
+            "--cram-secret-file",
+            old.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("CRAM secret is wrong"), "{run:?}");
+    let run = atctl.onboard("@alice", &[]).await.ok();
+    assert!(run.stdout.contains("onboarded @alice"), "{run:?}");
 }

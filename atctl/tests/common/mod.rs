@@ -46,6 +46,10 @@ pub struct Server {
     pub tls: SocketAddr,
     pub http: SocketAddr,
     pub secret: String,
+    /// The loopback address it listens on.
+    pub host: String,
+    /// Its process among the fleet's children.
+    child: usize,
 }
 
 impl Fleet {
@@ -80,6 +84,21 @@ impl Fleet {
         self.server_at(atsign, host, leaf).await
     }
 
+    /// Stops `server`, replaces its CRAM secret file with a new secret (as the operator does when
+    /// the Secret was deleted and the kubelet updates the mounted file) and starts it again on
+    /// the same data folder.
+    pub async fn restart_with_new_secret(&mut self, server: &Server) -> Server {
+        let old = &mut self.children[server.child];
+        old.start_kill().unwrap();
+        old.wait().await.unwrap();
+        let tls = if server.host == "127.0.0.1" {
+            self.localhost.clone()
+        } else {
+            self.pki.leaf(&server.host)
+        };
+        self.server_at(&server.atsign, &server.host, tls).await
+    }
+
     async fn server_at(&mut self, atsign: &str, host: &str, tls: Leaf) -> Server {
         let name = atsign.trim_start_matches('@');
         let secret = format!(
@@ -110,6 +129,8 @@ impl Fleet {
             tls: started.tls,
             http: started.http,
             secret,
+            host: host.to_owned(),
+            child: self.children.len() - 1,
         }
     }
 
