@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 #[derive(Debug, Clone, Default)]
@@ -15,17 +17,33 @@ pub struct PodEndpoint {
     pub ports: Vec<(i32, Option<String>, u16)>,
 }
 
-/// (namespace, pod name) → endpoint.
+/// (namespace, pod name) → endpoint, and a signal for pods coming and going.
 #[derive(Debug, Clone, Default)]
-pub struct Endpoints(Arc<Mutex<HashMap<(String, String), PodEndpoint>>>);
+pub struct Endpoints {
+    map: Arc<Mutex<HashMap<(String, String), PodEndpoint>>>,
+    changed: Arc<Notify>,
+}
 
 impl Endpoints {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PodEndpoint>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once a pod was added or removed since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Whether a pod of this agent in `ns` (ready or not) matches `selector`.
+    pub fn selects_any(&self, ns: &str, selector: &BTreeMap<String, String>) -> bool {
+        self.lock()
+            .iter()
+            .any(|((n, _), e)| n == ns && selector.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
     }
 
     pub fn set(&self, ns: &str, pod: &str, endpoint: PodEndpoint) {
         self.lock().insert((ns.into(), pod.into()), endpoint);
+        self.changed.notify_one();
     }
 
     pub fn update(&self, ns: &str, pod: &str, f: impl FnOnce(&mut PodEndpoint)) {
@@ -40,6 +58,7 @@ impl Endpoints {
         let k = (ns.to_owned(), pod.to_owned());
         if map.get(&k).is_some_and(|e| e.uid == uid) {
             map.remove(&k);
+            self.changed.notify_one();
         }
     }
 
@@ -89,6 +108,8 @@ mod tests {
                 ports: vec![(6464, Some("atprotocol".into()), 40000)],
             },
         );
+        assert!(e.selects_any("ns", &labels));
+        assert!(!e.selects_any("other", &labels));
         let named = IntOrString::String("atprotocol".into());
         assert_eq!(e.resolve("ns", &labels, &named), None);
         e.update("ns", "a-0", |p| p.ready = true);

@@ -652,7 +652,14 @@ mod tests {
             }))
         };
         let pv = volume("Bound", "Delete", "1Gi", "/s/volumes/pvc-u1");
-        assert!(plan(&classes, &[bound("1Gi", "1Gi")], &[pv.clone()], "n1", dir).is_empty());
+        assert!(plan(
+            &classes,
+            &[bound("1Gi", "1Gi")],
+            std::slice::from_ref(&pv),
+            "n1",
+            dir
+        )
+        .is_empty());
         let actions = plan(&classes, &[bound("2Gi", "1Gi")], &[pv], "n1", dir);
         assert_eq!(
             actions,
@@ -669,7 +676,7 @@ mod tests {
         let actions = plan(
             &classes,
             &[bound("2Gi", "1Gi")],
-            &[raised.clone()],
+            std::slice::from_ref(&raised),
             "n1",
             dir,
         );

@@ -1,6 +1,8 @@
 //! kube-proxy's stand-in: one TCP forwarder per NodePort/LoadBalancer Service port on
-//! `127.0.0.1:<nodePort>`, to a ready selected pod's loopback port. ClusterIP Services are not
-//! reachable (processes share the host's network and no cluster IPs are routed).
+//! `127.0.0.1:<nodePort>`, to a ready selected pod's loopback port. A forwarder exists only while
+//! the Service selects a pod this agent runs, so several agents on one machine share the node
+//! ports. ClusterIP Services are not reachable (processes share the host's network and no
+//! cluster IPs are routed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = notify.notified() => {}
+            _ = endpoints.changed() => {}
             _ = tokio::time::sleep(resync) => {}
         }
     }
@@ -100,7 +103,8 @@ async fn sync(
     forwarders: &mut HashMap<PortKey, Forwarder>,
     bind_failures: &mut HashSet<PortKey>,
 ) {
-    let wanted = wanted(&services.state());
+    let mut wanted = wanted(&services.state());
+    wanted.retain(|_, t| endpoints.selects_any(&t.namespace, &t.selector));
     forwarders.retain(|k, f| wanted.get(k).is_some_and(|t| *t == f.target));
     bind_failures.retain(|k| wanted.contains_key(k));
     for (k, target) in wanted {

@@ -249,6 +249,10 @@ async fn claim_dir(tc: &TestCluster, name: &str) -> (String, PathBuf) {
     let claims: Api<PersistentVolumeClaim> = tc.api();
     let pv_name = atfleet_test_support::wait::until("the claim bound", LIMIT, || async {
         let c = claims.get(name).await.map_err(|e| e.to_string())?;
+        // Only a Bound claim may grow.
+        if c.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
+            return Err("not bound".to_owned());
+        }
         c.spec
             .and_then(|s| s.volume_name)
             .filter(|v| !v.is_empty())
@@ -555,6 +559,37 @@ async fn simulated_namespace_pods_are_ready_without_processes() {
             .exists(),
         "no pod directory for a simulated pod"
     );
+    // The lease is renewed (every 10 s), so the node lifecycle controller keeps the node Ready.
+    let leases: Api<Lease> = Api::namespaced(tc.client.clone(), "kube-node-lease");
+    let renewed = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .map(|t| t.0)
+    };
+    let first = renewed(&leases.get(&tc.node).await.expect("lease")).expect("renewTime");
+    eventually("the lease renewed", || async {
+        leases
+            .get(&tc.node)
+            .await
+            .ok()
+            .and_then(|l| renewed(&l))
+            .is_some_and(|t| t > first)
+    })
+    .await;
+    let node = Api::<Node>::all(tc.client.clone())
+        .get(&tc.node)
+        .await
+        .expect("node");
+    assert_eq!(condition(&node, "Ready").as_deref(), Some("True"));
+    assert!(
+        node.spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .iter()
+            .all(|t| t.key == TAINT),
+        "no not-ready or unreachable taint"
+    );
     tc.scale(1).await;
     eventually("web-1 and web-2 removed", || async {
         tc.pod_gone("web-2").await && tc.pod_gone("web-1").await
@@ -692,5 +727,63 @@ async fn claims_expand_and_retain_keeps_directory_and_volume() {
     let _ = pvs.delete(&pv_name, &DeleteParams::default()).await;
     let _ = pvs.delete(&later_pv, &DeleteParams::default()).await;
     let _ = classes.delete(&class_name, &DeleteParams::default()).await;
+    tc.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_forward_to_a_ready_pod() {
+    let tc = TestCluster::start("nodeport", false, |c| {
+        c.images = c.images.clone().with("python3", "/usr/bin/python3");
+    })
+    .await;
+    // Listens where its argument says; the agent rewrites `0.0.0.0:8080` to a loopback port and
+    // probes it.
+    let server = "import sys, http.server as h; host, port = sys.argv[1].rsplit(':', 1); \
+                  h.HTTPServer((host, int(port)), h.SimpleHTTPRequestHandler).serve_forever()";
+    let container = json!({
+        "name": "http", "image": "example.com/python3:1",
+        "command": ["python3", "-c", server, "0.0.0.0:8080"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+    });
+    tc.api::<StatefulSet>()
+        .create(
+            &PostParams::default(),
+            &tc.statefulset(1, json!([container]), json!([]), json!([])),
+        )
+        .await
+        .expect("create");
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": tc.namespace},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"port": 80, "targetPort": "http"}]},
+    }))
+    .expect("service");
+    let svc = tc
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    let node_port = svc
+        .spec
+        .and_then(|s| s.ports)
+        .and_then(|p| p.first().and_then(|p| p.node_port))
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("a node port");
+    eventually("the ready replica", || async {
+        tc.ready_replicas().await == Some(1)
+    })
+    .await;
+    let reply = atfleet_test_support::wait::until("an answer on the node port", LIMIT, || async {
+        atfleet_test_support::http::get_raw(node_port, "/")
+            .await
+            .filter(|r| r.starts_with("HTTP/1.0 200"))
+            .ok_or_else(|| "no answer yet".to_owned())
+    })
+    .await;
+    println!(
+        "127.0.0.1:{node_port} answered: {}",
+        reply.lines().next().unwrap_or_default()
+    );
     tc.finish().await;
 }
