@@ -1,11 +1,11 @@
 //! Record metadata (atprotocol.md §5): the stored form, the wire fragment, merge rules and the
 //! JSON shapes of lookup (`meta`/`all`) and sync.
 
+use at_protocol::time::format_dart_millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::AtError;
-use crate::util::format_millis;
 
 /// Opaque string fields: stored, returned and forwarded verbatim.
 pub const STRING_FIELDS: &[&str] = &[
@@ -204,16 +204,22 @@ impl Metadata {
         let mut m = Map::new();
         m.insert("createdBy".into(), self.created_by.clone().into());
         m.insert("updatedBy".into(), self.updated_by.clone().into());
-        m.insert("createdAt".into(), format_millis(self.created_at).into());
-        m.insert("updatedAt".into(), format_millis(self.updated_at).into());
+        m.insert(
+            "createdAt".into(),
+            format_dart_millis(self.created_at).into(),
+        );
+        m.insert(
+            "updatedAt".into(),
+            format_dart_millis(self.updated_at).into(),
+        );
         if let Some(v) = self.expires_at {
-            m.insert("expiresAt".into(), format_millis(v).into());
+            m.insert("expiresAt".into(), format_dart_millis(v).into());
         }
         if let Some(v) = self.available_at {
-            m.insert("availableAt".into(), format_millis(v).into());
+            m.insert("availableAt".into(), format_dart_millis(v).into());
         }
         if let Some(v) = self.refresh_at {
-            m.insert("refreshAt".into(), format_millis(v).into());
+            m.insert("refreshAt".into(), format_dart_millis(v).into());
         }
         m.insert("status".into(), "active".into());
         m.insert("version".into(), self.version.into());

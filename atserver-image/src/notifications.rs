@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use at_protocol::notification::{
     NotificationJson, NotificationMessageType, NotificationMetadata, NotificationOperation,
 };
+use at_protocol::time::format_dart_millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::metadata::Metadata;
-use crate::util::format_millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,11 +128,14 @@ impl Notification {
             }
             other.insert("isEncrypted".into(), Value::from(m.is_encrypted));
             if listed {
-                let available = m.available_at.map_or("null".into(), format_millis);
+                let available = m
+                    .available_at
+                    .and_then(format_dart_millis)
+                    .unwrap_or_else(|| "null".into());
                 other.insert("availableAt".into(), Value::from(available));
                 other.insert(
                     "expiresAt".into(),
-                    Value::from(format_millis(self.expires_at)),
+                    Value::from(format_dart_millis(self.expires_at)),
                 );
             }
             NotificationMetadata {
@@ -186,7 +189,7 @@ impl Notification {
             "fromAtSign": self.from,
             "toAtSign": self.to,
             "notification": self.key,
-            "notificationDateTime": format_millis(self.created_at),
+            "notificationDateTime": format_dart_millis(self.created_at),
             "type": format!("NotificationType.{kind}"),
             "opType": format!("OperationType.{}", self.operation.as_str()),
             "messageType": format!("MessageType.{message_type}"),
@@ -199,7 +202,7 @@ impl Notification {
             "atValue": self.value,
             "atMetadata": self.metadata.as_ref().map(Metadata::to_lookup_json),
             "ttl": self.ttl.to_string(),
-            "expiresAt": format_millis(self.expires_at),
+            "expiresAt": format_dart_millis(self.expires_at),
         })
     }
 }

@@ -18,6 +18,12 @@ pub fn format_dart(ts: Timestamp) -> String {
     }
 }
 
+/// [`format_dart`] of epoch milliseconds, the form stored records and notifications carry;
+/// `None` for milliseconds outside the representable range (years -9999 to 9999).
+pub fn format_dart_millis(ms: i64) -> Option<String> {
+    Timestamp::from_millisecond(ms).ok().map(format_dart)
+}
+
 /// Formats as ISO-8601 with a `T` and the shortest exact fraction (`2024-10-24T01:35:02.123Z`),
 /// the form the `:cAt:`… metadata items carry.
 pub fn format_iso(ts: Timestamp) -> String {
@@ -84,6 +90,20 @@ mod tests {
         let ts: Timestamp = "2024-10-24T01:35:02.123456Z".parse().unwrap();
         assert_eq!(format_dart(ts), "2024-10-24 01:35:02.123456Z");
         assert_eq!(format_iso(ts), "2024-10-24T01:35:02.123456Z");
+    }
+
+    #[test]
+    fn dart_format_of_millis() {
+        assert_eq!(
+            format_dart_millis(1_729_733_702_123).as_deref(),
+            Some("2024-10-24 01:35:02.123Z")
+        );
+        assert_eq!(
+            format_dart_millis(0).as_deref(),
+            Some("1970-01-01 00:00:00.000Z")
+        );
+        assert_eq!(format_dart_millis(i64::MAX), None);
+        assert_eq!(format_dart_millis(i64::MIN), None);
     }
 
     #[test]

@@ -578,4 +578,17 @@ proptest! {
         prop_assert!(once.shared_key_status.is_none());
         prop_assert!(once.ttr.is_some() || once.ccd.is_none());
     }
+
+    #[test]
+    fn dart_millis_round_trip(ms in 0i64..=253_402_300_799_999) {
+        let text = at_protocol::time::format_dart_millis(ms).expect("in range");
+        prop_assert_eq!(text.len(), 24, "{}", text);
+        let back = at_protocol::time::parse_date(&text).map(|t| t.as_millisecond());
+        prop_assert_eq!(back, Ok(ms), "{}", text);
+    }
+
+    #[test]
+    fn dart_millis_never_panics(ms in any::<i64>()) {
+        let _ = at_protocol::time::format_dart_millis(ms);
+    }
 }

@@ -1,15 +1,14 @@
 //! `stats[:id,id…][:regex]` ids 1–15 (atprotocol.md §11).
 
-use serde_json::{json, Value};
-
 use at_protocol::command::StatsParams;
 use at_protocol::notification::{format_stats, StatEntry};
+use at_protocol::time::format_dart_millis;
+use serde_json::{json, Value};
 
 use crate::error::AtError;
 use crate::notifications::{Kind, MessageType, Operation, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
-use crate::util::format_millis;
 
 const NAMES: [&str; 15] = [
     "activeInboundConnections",
@@ -123,7 +122,10 @@ async fn stat(s: &Session, id: usize, regex: Option<&regex::Regex>) -> Result<Va
                 .store
                 .call(move |db| db.last_access(verb.map(str::to_string).as_deref()))
                 .await?;
-            Value::String(t.map_or_else(|| "Not Available".into(), format_millis))
+            Value::String(
+                t.and_then(format_dart_millis)
+                    .unwrap_or_else(|| "Not Available".into()),
+            )
         }
         9 => {
             let bytes = dir_size(&shared.config.data_dir) as f64;
