@@ -40,6 +40,16 @@ impl Kubeconfig {
         Self::with_user(server, ca, json!({ "token": token }))
     }
 
+    /// A client for it.
+    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+        let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(self.doc.clone())
+            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| ClusterError::Kubeconfig(e.to_string()))?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     /// Writes it as YAML (JSON is YAML, but kubectl users read these files).
     pub fn write(&self, path: &Path) -> Result<(), ClusterError> {
         let yaml = serde_yaml::to_string(&self.doc)

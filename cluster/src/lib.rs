@@ -7,6 +7,7 @@
 //! four upstream binaries with the flags a kubeadm-style cluster uses, and waits until they serve.
 //! Pods need a node: `atfleet-node-agent` registers one and runs what the scheduler binds to it.
 
+pub mod fault_proxy;
 mod kubeconfig;
 mod pki;
 pub mod process;
@@ -17,6 +18,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use fault_proxy::{FaultConfig, FaultProxy, Logged};
 pub use kubeconfig::Kubeconfig;
 pub use pki::{Identity, Pair, Pki};
 pub use process::Proc;

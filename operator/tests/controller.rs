@@ -1,12 +1,13 @@
-//! The controller against kubesim (a real Kubernetes API over HTTP) and a registration-API
-//! directory. The test plays the kubelet for readiness: it sets StatefulSet status through the
-//! API, since no process kubelet runs pods here.
+//! The controller against the real control plane (upstream apiserver, StatefulSet controller,
+//! scheduler; the node agent reports this test's pods Ready without running them) and a
+//! registration-API directory. The operator runs as the chart's ServiceAccount under the RBAC
+//! `helm template` renders, through a proxy that logs its requests and injects faults.
 
 mod common;
 
 use std::time::Duration;
 
-use atfleet_e2e::kubesim::FaultConfig;
+use atfleet_cluster::FaultConfig;
 use atfleet_operator::crd::{Atsign, Phase};
 use atfleet_operator::tls::inspect;
 use common::*;
@@ -15,7 +16,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const SELECTOR: &str = "app.kubernetes.io/managed-by=atfleet-operator";
 
@@ -29,7 +29,7 @@ fn owned_by_atsign(meta: &kube::api::ObjectMeta, atsign: &Atsign) -> bool {
 
 /// What the certificate in the atServer's TLS Secret (`<name>-tls`) says.
 async fn served_certificate(client: &kube::Client, name: &str) -> atfleet_operator::tls::CertInfo {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
     let tls = secrets.get(&format!("{name}-tls")).await.expect("tls");
     let pem = &tls
         .data
@@ -42,16 +42,15 @@ async fn served_certificate(client: &kube::Client, name: &str) -> atfleet_operat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_provisions_registers_and_settles_without_writes() {
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
+    let op = operator(Some(&dir), None);
 
     let alice = create_atsign(&client, "alice", json!({})).await;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
+    let services: Api<Service> = Api::namespaced(client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
     eventually("the StatefulSet", || async {
         statefulsets.get_opt("alice").await.ok().flatten().is_some()
     })
@@ -83,22 +82,15 @@ async fn create_provisions_registers_and_settles_without_writes() {
             .0,
     )
     .expect("certificate");
-    assert_eq!(cert.names, ["alice.fleet.svc.cluster.local"]);
-    let ca: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NS);
+    assert_eq!(cert.names, [format!("alice.{}.svc.cluster.local", ns())]);
+    let ca: Api<Secret> = Api::namespaced(client.clone(), system_ns());
     assert!(
         ca.get_opt("atfleet-ca").await.expect("get").is_some(),
         "the built-in CA Secret exists"
     );
 
-    // Not registered before the pod is ready.
     wait_condition(&client, "alice", "CertificateReady", "True").await;
-    assert_eq!(
-        condition(&client, "alice", "Ready").await.map(|c| c.1),
-        Some("PodNotReady".into())
-    );
-    assert!(dir.record("@alice").is_none());
 
-    readiness_kubelet(client.clone(), kubelet.clone());
     wait_condition(&client, "alice", "Ready", "True").await;
     assert_eq!(
         condition(&client, "alice", "Registered").await.map(|c| c.0),
@@ -107,12 +99,12 @@ async fn create_provisions_registers_and_settles_without_writes() {
     assert_eq!(
         dir.record("@alice"),
         Some((
-            "alice.fleet.svc.cluster.local".into(),
+            format!("alice.{}.svc.cluster.local", ns()),
             6464,
-            "atfleet/fleet/alice".into()
+            format!("atfleet/{}/alice", ns())
         ))
     );
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let status = atsigns
         .get("alice")
         .await
@@ -122,7 +114,7 @@ async fn create_provisions_registers_and_settles_without_writes() {
     assert_eq!(status.phase, Some(Phase::Ready));
     assert_eq!(
         status.endpoint.as_deref(),
-        Some("alice.fleet.svc.cluster.local:6464")
+        Some(format!("alice.{}.svc.cluster.local:6464", ns()).as_str())
     );
     assert_eq!(
         status.observed_generation,
@@ -135,13 +127,13 @@ async fn create_provisions_registers_and_settles_without_writes() {
         .contains("atfleet_operator_atsigns{phase=\"Ready\"} 1"));
 
     // Settled: several resyncs pass with no writes from the operator.
-    sim.audit().clear();
+    sim.faults().clear_log();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let writes: Vec<_> = sim
-        .audit()
-        .events()
+        .faults()
+        .log()
         .into_iter()
-        .filter(|e| matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|l| l.is_write())
         .collect();
     assert!(
         writes.is_empty(),
@@ -160,19 +152,19 @@ async fn create_provisions_registers_and_settles_without_writes() {
     })
     .await;
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
-    let (sim, client) = kubesim().await;
-    let (dir, op, kubelet) = operated(&client).await;
+    let (sim, client) = cluster().await;
+    let (dir, op) = operated(&client).await;
     create_atsign(&client, "bob", json!({})).await;
     wait_condition(&client, "bob", "Ready", "True").await;
 
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     let before = statefulsets.get("bob").await.expect("sts");
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let patch = json!({ "spec": { "resources": { "limits": { "memory": "300Mi" } } } });
     atsigns
         .patch("bob", &PatchParams::default(), &Patch::Merge(&patch))
@@ -212,7 +204,11 @@ async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
         statefulsets.get("bob").await.expect("sts").spec.replicas,
         Some(0)
     );
-    assert!(dir.record("@bob").is_none(), "withdrawn while suspended");
+    // Withdrawn once the real StatefulSet controller has removed the pod.
+    eventually("withdrawn while suspended", || async {
+        dir.record("@bob").is_none()
+    })
+    .await;
     assert_eq!(
         condition(&client, "bob", "Ready").await,
         Some(("False".into(), "Suspended".into()))
@@ -236,13 +232,13 @@ async fn changes_roll_the_pod_suspend_scales_to_zero_and_withdraws() {
         atsigns.get("bob").await.expect("bob").status
     );
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_deregisters_first_then_keeps_or_deletes_data() {
-    let (sim, client) = kubesim().await;
-    let (dir, op, kubelet) = operated(&client).await;
+    let (sim, client) = cluster().await;
+    let (dir, op) = operated(&client).await;
     create_atsign(&client, "carol", json!({})).await;
     create_atsign(
         &client,
@@ -253,10 +249,10 @@ async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     wait_condition(&client, "carol", "Ready", "True").await;
     wait_condition(&client, "dave", "Ready", "True").await;
 
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     for name in ["carol", "dave"] {
         atsigns
             .delete(name, &DeleteParams::default())
@@ -287,7 +283,11 @@ async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     // Retain (default) keeps the volume and the CRAM secret; Delete removes them.
     assert!(pvcs.get_opt("carol-data").await.expect("get").is_some());
     assert!(secrets.get_opt("carol-cram").await.expect("get").is_some());
-    assert!(pvcs.get_opt("dave-data").await.expect("get").is_none());
+    // The PVC protection controller lets the claim go once no pod uses it.
+    eventually("dave's claim deleted", || async {
+        pvcs.get_opt("dave-data").await.expect("get").is_none()
+    })
+    .await;
     assert!(secrets.get_opt("dave-cram").await.expect("get").is_none());
     assert!(secrets.get_opt("dave-tls").await.expect("get").is_none());
 
@@ -297,17 +297,15 @@ async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     wait_condition(&client, "carol", "Ready", "True").await;
     assert_eq!(secrets.get("carol-cram").await.expect("cram").data, kept);
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_outage_reports_not_registered_and_recovers() {
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
     dir.set_down(true);
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let op = operator(Some(&dir), None);
     create_atsign(&client, "erin", json!({})).await;
     eventually("Registered=False DirectoryUnavailable", || async {
         condition(&client, "erin", "Registered").await
@@ -341,25 +339,25 @@ async fn directory_outage_reports_not_registered_and_recovers() {
         .encode()
         .contains("result=\"DirectoryUnavailable\""));
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_api_faults_converge_without_duplicates() {
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
     sim.faults().set(FaultConfig {
         error_rate: 0.2,
         conflict_rate: 0.15,
+        throttle_rate: 0.05,
+        cut_watches_after: Some(Duration::from_secs(3)),
         ..FaultConfig::default()
     });
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let op = operator(Some(&dir), None);
     let names = ["f1", "f2", "f3", "f4", "f5"];
     for name in names {
         // Creating may itself hit a fault: retry like a user would.
-        let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+        let api: Api<Atsign> = Api::namespaced(client.clone(), ns());
         eventually("create", || async {
             if api.get_opt(name).await.ok().flatten().is_some() {
                 return true;
@@ -374,10 +372,10 @@ async fn injected_api_faults_converge_without_duplicates() {
     }
     sim.faults().set(FaultConfig::default());
     let lp = ListParams::default().labels(SELECTOR);
-    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
-    let svcs: Api<Service> = Api::namespaced(client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
     assert_eq!(sts.list(&lp).await.expect("list").items.len(), names.len());
     assert_eq!(svcs.list(&lp).await.expect("list").items.len(), names.len());
     assert_eq!(pvcs.list(&lp).await.expect("list").items.len(), names.len());
@@ -395,14 +393,14 @@ async fn injected_api_faults_converge_without_duplicates() {
         "faults were seen"
     );
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 async fn create_atsign_tolerant(client: &kube::Client, name: &str) {
-    let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let api: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let obj: Atsign = serde_json::from_value(json!({
         "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
-        "metadata": { "name": name, "namespace": NS },
+        "metadata": { "name": name, "namespace": ns() },
         "spec": { "atSign": format!("@{name}") },
     }))
     .expect("atsign");
@@ -411,13 +409,11 @@ async fn create_atsign_tolerant(client: &kube::Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_reconciles_and_killing_it_hands_over() {
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
-    let a = operator(&client, Some(&dir), Some("replica-a"));
+    let a = operator(Some(&dir), Some("replica-a"));
     eventually("replica-a leads", || async { a.is_leader() }).await;
-    let b = operator(&client, Some(&dir), Some("replica-b"));
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let b = operator(Some(&dir), Some("replica-b"));
 
     create_atsign(&client, "gina", json!({})).await;
     wait_condition(&client, "gina", "Ready", "True").await;
@@ -432,25 +428,24 @@ async fn only_the_leader_reconciles_and_killing_it_hands_over() {
     wait_condition(&client, "hank", "Ready", "True").await;
     assert!(b.reconciles() > 0);
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), SYSTEM_NS);
+        Api::namespaced(client.clone(), system_ns());
     let lease = leases.get("atfleet-operator-leader").await.expect("lease");
     assert_eq!(
         lease.spec.and_then(|s| s.holder_identity).as_deref(),
         Some("replica-b")
     );
 
-    kubelet.cancel();
     b.stop().await;
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_change_reissues_rolls_and_reregisters() {
-    let (sim, client) = kubesim().await;
-    let (dir, op, kubelet) = operated(&client).await;
+    let (sim, client) = cluster().await;
+    let (dir, op) = operated(&client).await;
     create_atsign(&client, "ivan", json!({ "storage": { "size": "1Gi" } })).await;
     wait_condition(&client, "ivan", "Ready", "True").await;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     let checksum = |s: &StatefulSet| {
         s.spec
             .template
@@ -462,7 +457,7 @@ async fn address_change_reissues_rolls_and_reregisters() {
     let before = checksum(&statefulsets.get("ivan").await.expect("sts"));
 
     // A new published host: new certificate, new checksum (the pod rolls), new registration.
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let patch = json!({ "spec": { "exposure": { "host": "ivan.example.net" }, "storage": { "size": "3Gi" } } });
     atsigns
         .patch("ivan", &PatchParams::default(), &Patch::Merge(&patch))
@@ -482,7 +477,7 @@ async fn address_change_reissues_rolls_and_reregisters() {
         "the pod rolls onto the new certificate"
     );
     // The volume grew online.
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
     let size = pvcs
         .get("ivan-data")
         .await
@@ -493,13 +488,13 @@ async fn address_change_reissues_rolls_and_reregisters() {
         .and_then(|r| r.get("storage").cloned());
     assert_eq!(size.map(|q| q.0).as_deref(), Some("3Gi"));
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_port_publishes_the_allocated_port_and_classes_apply() {
-    let (sim, client) = kubesim().await;
-    let (dir, op, kubelet) = operated(&client).await;
+    let (sim, client) = cluster().await;
+    let (dir, op) = operated(&client).await;
     let classes: Api<atfleet_operator::crd::AtServerClass> = Api::all(client.clone());
     let class: atfleet_operator::crd::AtServerClass = serde_json::from_value(json!({
         "apiVersion": "atfleet.dev/v1alpha1", "kind": "AtServerClass",
@@ -513,7 +508,7 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
         .expect("class");
     create_atsign(&client, "jill", json!({ "className": "edge" })).await;
     wait_condition(&client, "jill", "Ready", "True").await;
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns());
     let svc = services.get("jill").await.expect("svc");
     let node_port = svc
         .spec
@@ -532,7 +527,7 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
         .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("patch class");
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     eventually("the class image to reach the pod", || async {
         let sts = statefulsets.get("jill").await.expect("sts");
         sts.spec
@@ -551,15 +546,15 @@ async fn node_port_publishes_the_allocated_port_and_classes_apply() {
     })
     .await;
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_issuer_gets_a_cert_manager_certificate() {
     use kube::api::DynamicObject;
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     install_open_crd(&client, "cert-manager.io", "v1", "Certificate", true).await;
-    let (_dir, op, kubelet) = operated(&client).await;
+    let (_dir, op) = operated(&client).await;
     create_atsign(
         &client,
         "lena",
@@ -569,7 +564,7 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
 
     let certs: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
-        NS,
+        ns(),
         &atfleet_operator::build::certificate_api_resource(),
     );
     eventually("the Certificate", || async {
@@ -578,7 +573,10 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
     .await;
     let cert = certs.get("lena").await.expect("certificate");
     let spec = &cert.data["spec"];
-    assert_eq!(spec["dnsNames"], json!(["lena.fleet.svc.cluster.local"]));
+    assert_eq!(
+        spec["dnsNames"],
+        json!([format!("lena.{}.svc.cluster.local", ns())])
+    );
     assert_eq!(
         spec["issuerRef"],
         json!({ "name": "acme", "kind": "ClusterIssuer", "group": "cert-manager.io" })
@@ -596,7 +594,7 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
             == Some(("False".into(), "Pending".into()))
     })
     .await;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     assert!(
         statefulsets.get_opt("lena").await.expect("get").is_none(),
         "no pod before there is a certificate"
@@ -607,24 +605,24 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
     let ca = atfleet_operator::tls::BuiltInCa::generate(now).expect("ca");
     let leaf = ca
         .issue(
-            "lena.fleet.svc.cluster.local",
+            &format!("lena.{}.svc.cluster.local", ns()),
             now,
             jiff::SignedDuration::from_hours(900),
         )
         .expect("leaf");
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-        "metadata": { "name": spec["secretName"], "namespace": NS, "labels": spec["secretTemplate"]["labels"] },
+        "metadata": { "name": spec["secretName"], "namespace": ns(), "labels": spec["secretTemplate"]["labels"] },
         "stringData": { "tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem, "ca.crt": leaf.ca_pem },
     }))
     .expect("secret");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
     secrets
         .create(&Default::default(), &secret)
         .await
         .expect("secret");
     wait_condition(&client, "lena", "Ready", "True").await;
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let status = atsigns
         .get("lena")
         .await
@@ -636,13 +634,13 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         Some("CertManager".into())
     );
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     use kube::api::DynamicObject;
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     install_open_crd(
         &client,
         "gateway.networking.k8s.io",
@@ -651,7 +649,7 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
         false,
     )
     .await;
-    let (dir, op, kubelet) = operated(&client).await;
+    let (dir, op) = operated(&client).await;
 
     // LoadBalancer without a DNS name: the balancer's observed address is published.
     create_atsign(
@@ -667,7 +665,7 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     })
     .await;
     // Play the cloud controller.
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns());
     let patch = json!({ "status": { "loadBalancer": { "ingress": [{ "ip": "203.0.113.7" }] } } });
     services
         .patch_status("mona", &PatchParams::default(), &Patch::Merge(&patch))
@@ -692,24 +690,24 @@ async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     wait_condition(&client, "nina", "Ready", "True").await;
     assert_eq!(
         dir.record("@nina").map(|r| (r.0, r.1)),
-        Some(("nina.fleet.atsign.example.com".into(), 443))
+        Some((format!("nina.{}.atsign.example.com", ns()), 443))
     );
     let routes: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
-        NS,
+        ns(),
         &atfleet_operator::build::tls_route_api_resource(),
     );
     let route = routes.get("nina").await.expect("route");
     assert_eq!(
         route.data["spec"]["hostnames"],
-        json!(["nina.fleet.atsign.example.com"])
+        json!([format!("nina.{}.atsign.example.com", ns())])
     );
     assert_eq!(
         route.data["spec"]["rules"][0]["backendRefs"][0]["name"],
         json!("nina")
     );
 
-    teardown(sim, op, kubelet).await;
+    teardown(sim, op).await;
 }
 
 /// A stored Atsign the operator cannot even parse (possible after a schema change) is reported
@@ -726,17 +724,17 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
             "spec": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
             "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } }))
     .expect("schema");
-    let (sim, client) = kubesim_with(crd).await;
-    let (_dir, op, kubelet) = operated(&client).await;
+    let (private, client) = private_cluster_with(crd).await;
+    let (_dir, op) = operated(&client).await;
 
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
-        NS,
+        ns(),
         &kube::core::ApiResource::erase::<Atsign>(&()),
     );
     let bad: kube::api::DynamicObject = serde_json::from_value(json!({
         "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
-        "metadata": { "name": "broken", "namespace": NS },
+        "metadata": { "name": "broken", "namespace": ns() },
         "spec": { "atSign": 42, "suspend": "maybe" },
     }))
     .expect("object");
@@ -744,7 +742,7 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
     create_atsign(&client, "pat", json!({})).await;
     wait_condition(&client, "pat", "Ready", "True").await;
 
-    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let events: Api<Event> = Api::namespaced(client.clone(), ns());
     eventually("a MalformedAtsign event", || async {
         events.list(&ListParams::default()).await.is_ok_and(|l| {
             l.items.iter().any(|e| {
@@ -756,5 +754,6 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
     .await;
     assert!(op.metrics.encode().contains("reason=\"MalformedAtsign\""));
 
-    teardown(sim, op, kubelet).await;
+    op.stop().await;
+    private.shutdown().await;
 }

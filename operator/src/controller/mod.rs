@@ -62,6 +62,8 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
+            // RBAC refused a request: the chart's grants and the operator disagree.
+            Error::Kube(kube::Error::Api(s)) if s.code == 403 => "Forbidden",
             Error::Kube(kube::Error::Api(s)) if s.code >= 500 => "ApiServerError",
             Error::Kube(_) => "KubeError",
             Error::Tls(_) => "CertificateError",

@@ -20,7 +20,7 @@ use super::cache::{self, Caches};
 use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
 use super::register::{self, register};
-use super::status::{finish, publish};
+use super::status::{finish, publish, report_failure};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
 use crate::build::{self, Materials};
 use crate::crd::{AtServerClass, Atsign, RolloutStrategy};
@@ -36,7 +36,16 @@ pub async fn reconcile(
     let started = Instant::now();
     ctx.metrics.reconciles_in_flight.inc();
     let result = match &obj.0 {
-        Ok(atsign) => reconcile_atsign(atsign, &scoped).await,
+        Ok(atsign) => {
+            let result = reconcile_atsign(atsign, &scoped).await;
+            if let (Err(err), None) = (&result, &atsign.meta().deletion_timestamp) {
+                if let Some(ns) = atsign.namespace() {
+                    let api: Api<Atsign> = Api::namespaced(ctx.client.clone(), &ns);
+                    report_failure(atsign, ctx, &api, err).await;
+                }
+            }
+            result
+        }
         Err(invalid) => {
             // The error boundary: one object that does not even parse is reported on, not retried
             // in a loop, and does not hold up the others.

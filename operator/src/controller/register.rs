@@ -20,7 +20,14 @@ pub(super) async fn register(
     let owner = ctx.owner_for(&r.namespace, &r.name);
     let previous = atsign.status.as_ref().and_then(|s| s.registration.as_ref());
     if r.suspend {
-        if previous.is_some() {
+        // The recorded registration is cleared while the pod is not ready (a rollout), but the
+        // directory still publishes the address: withdraw unless a suspend already did.
+        let withdrawn = atsign.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Registered" && c.reason == "Suspended")
+        });
+        if previous.is_some() || !withdrawn {
             let result = directory.deregister(&r.at_sign, &owner, false).await;
             ctx.metrics
                 .directory_call("deregister", result_label(&result));

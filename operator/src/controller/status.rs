@@ -1,13 +1,15 @@
 //! Writing the Atsign's status (only when it changed) and its Events.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{compute_status, Observed};
 use super::{Context, Error};
-use crate::crd::{Atsign, AtsignStatus};
+use crate::crd::{Atsign, AtsignStatus, Phase};
 
 fn reference(atsign: &Atsign) -> ObjectReference {
     atsign.object_ref(&())
@@ -71,4 +73,35 @@ async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> R
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
+}
+
+/// Puts a failed reconcile where a user looks: `Degraded=True` with the error's reason and
+/// message on the Atsign, and a Warning Event. Best effort: when even the status write is
+/// refused, the Event and the operator's log still say it.
+pub(super) async fn report_failure(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>, err: &Error) {
+    let reason = err.reason();
+    let message = err.to_string();
+    publish(ctx, atsign, true, reason, "Reconcile", message.clone()).await;
+    let mut status = atsign.status.clone().unwrap_or_default();
+    let unchanged = status.conditions.iter().any(|c| {
+        c.type_ == "Degraded" && c.status == "True" && c.reason == reason && c.message == message
+    });
+    if unchanged {
+        return;
+    }
+    status.conditions.retain(|c| c.type_ != "Degraded");
+    status.conditions.push(Condition {
+        type_: "Degraded".into(),
+        status: "True".into(),
+        reason: reason.into(),
+        message,
+        observed_generation: atsign.metadata.generation,
+        last_transition_time: Time(Timestamp::now()),
+    });
+    status.phase = Some(Phase::Degraded);
+    let ns = atsign.namespace().unwrap_or_default();
+    ctx.metrics.set_phase(&ns, &atsign.name_any(), status.phase);
+    if let Err(e) = write_status(api, &atsign.name_any(), &status).await {
+        tracing::warn!(atsign = %atsign.name_any(), namespace = %ns, error = %e, "could not record the failure on the Atsign's status");
+    }
 }

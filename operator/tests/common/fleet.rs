@@ -1,5 +1,5 @@
-//! A small real fleet for controller tests: kubesim, the process kubelet running real `atserver`
-//! binaries, the real atDirectory on its own Postgres database (from `DATABASE_URL`), and one
+//! A small real fleet for controller tests: the real control plane with the node agent running
+//! real `atserver` binaries as processes (this test's namespace is not simulated), the real atDirectory on its own Postgres database (from `DATABASE_URL`), and one
 //! in-process operator whose atServers resolve through that directory.
 
 use std::path::Path;
@@ -9,20 +9,20 @@ use std::time::Duration;
 
 use at_protocol::client::{AtConnection, ClientConfig, RootClient, TlsOptions};
 use at_protocol::AtSign;
-use atfleet_e2e::kubelet::{self, Kubelet};
-use atfleet_e2e::kubesim::Handle;
 use atfleet_operator::controller::Config;
 use atfleet_operator::crd::Atsign;
 use atfleet_operator::directory::DirectoryClient;
 use atfleet_operator::metrics::Metrics;
 use atfleet_operator::tls::CA_CERT_KEY;
-use atfleet_test_support::bins::{profile_dir, workspace_bin};
+use atfleet_test_support::bins::workspace_bin;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use tokio_util::sync::CancellationToken;
 
-use super::{config, kubesim, Replica, NS, SYSTEM_NS, TOKEN};
+use super::{
+    cluster_with, config, ns, operator_client, system_ns, Replica, Setup, TestCluster, TOKEN,
+};
 
 /// Upper bound for anything in a real fleet to happen on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(90);
@@ -149,32 +149,30 @@ impl RealDirectory {
 }
 
 pub struct Fleet {
-    pub sim: Handle,
+    pub sim: TestCluster,
     pub client: kube::Client,
     pub directory: RealDirectory,
     pub operator: Option<Replica>,
-    kubelet: Option<kubelet::Handle>,
     _state: tempfile::TempDir,
 }
 
 impl Fleet {
     /// Everything up, with the operator running.
     pub async fn start() -> Self {
-        let bins = profile_dir();
+        // The node agent runs pods from the binaries next to this test's.
         workspace_bin("atserver", "cargo build -p atserver");
         let state = tempfile::tempdir().expect("tempdir");
         let directory = RealDirectory::start(state.path()).await;
-        let (sim, client) = kubesim().await;
-        let kubelet = Kubelet::start(
-            client.clone(),
-            kubelet::Config::processes(state.path().join("kubelet"), &bins),
-        );
+        let (sim, client) = cluster_with(Setup {
+            simulate: false,
+            ..Setup::default()
+        })
+        .await;
         let mut fleet = Self {
             sim,
             client,
             directory,
             operator: None,
-            kubelet: Some(kubelet),
             _state: state,
         };
         fleet.operator = Some(fleet.start_operator());
@@ -190,7 +188,7 @@ impl Fleet {
         cfg.defaults.root_server = format!("127.0.0.1:{}", self.directory.root_port);
         cfg.defaults.storage_size = "64Mi".into();
         let ctx = atfleet_operator::controller::Context::new(
-            self.client.clone(),
+            operator_client(),
             cfg,
             Some(dir),
             metrics.clone(),
@@ -226,12 +224,12 @@ impl Fleet {
     }
 
     pub fn atsigns(&self) -> Api<Atsign> {
-        Api::namespaced(self.client.clone(), NS)
+        Api::namespaced(self.client.clone(), ns())
     }
 
     /// The pod `<name>-0`, if it exists.
     pub async fn pod(&self, name: &str) -> Option<Pod> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns());
         pods.get_opt(&format!("{name}-0")).await.ok().flatten()
     }
 
@@ -246,7 +244,7 @@ impl Fleet {
     /// Connects to the atServer at `host:port` over TLS, trusting only the operator's built-in CA
     /// (its certificate from the CA Secret the operator keeps), and reads the `@` greeting.
     pub async fn greet(&self, host: &str, port: u16) -> Result<(), String> {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), SYSTEM_NS);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), system_ns());
         let secret = secrets.get("atfleet-ca").await.map_err(|e| e.to_string())?;
         let ca = secret
             .data
@@ -265,13 +263,11 @@ impl Fleet {
         Ok(())
     }
 
-    /// Stops the operator, then the pods, kubesim and the directory.
+    /// Stops the operator, removes the test's namespaces (the node agent stops their pods) and
+    /// stops the directory.
     pub async fn shutdown(mut self) {
         if let Some(op) = self.operator.take() {
             op.stop().await;
-        }
-        if let Some(k) = self.kubelet.take() {
-            k.shutdown().await;
         }
         self.sim.shutdown().await;
         self.directory.stop().await;

@@ -1,8 +1,14 @@
-//! Harness for controller tests: kubesim, the CRDs, a registration-API directory, a readiness
-//! "kubelet" played by the test, and operator replicas running in-process.
+//! Harness for controller tests: the real control plane (see [`cluster`]), a registration-API
+//! directory, and operator replicas running in-process under the chart's RBAC.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fleet;
+
+pub use cluster::{
+    cluster_with, ns, operator_client, private_cluster_with, system_ns, RbacEdit, Setup,
+    TestCluster,
+};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,9 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atfleet_e2e::kubesim::{Config as SimConfig, Handle, Server};
 use atfleet_operator::controller::{Config, Context};
-use atfleet_operator::crd::{AtServerClass, Atsign};
+use atfleet_operator::crd::Atsign;
 use atfleet_operator::directory::DirectoryClient;
 use atfleet_operator::leader::{LeaderElector, LeaseConfig};
 use atfleet_operator::metrics::Metrics;
@@ -22,16 +27,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt, ResourceExt};
+use kube::api::PostParams;
+use kube::Api;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub const NS: &str = "fleet";
-pub const SYSTEM_NS: &str = "atfleet-system";
 pub const TOKEN: &str = "test-token";
 
 /// Polls `check` until it holds; fails after a generous deadline (the machine may be loaded).
@@ -43,32 +45,10 @@ where
     atfleet_test_support::wait::eventually(what, Duration::from_secs(60), check).await;
 }
 
-pub async fn kubesim() -> (Handle, kube::Client) {
-    kubesim_with(Atsign::crd()).await
-}
-
-/// kubesim with the given Atsign CRD (tests of objects the real schema would refuse).
-pub async fn kubesim_with(atsign_crd: CustomResourceDefinition) -> (Handle, kube::Client) {
-    let sim = Server::start(SimConfig::default())
-        .await
-        .expect("kubesim starts");
-    let client = sim.client().expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [atsign_crd, AtServerClass::crd()] {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("CRD installs");
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in [NS, SYSTEM_NS] {
-        let ns: Namespace =
-            serde_json::from_value(json!({ "metadata": { "name": ns } })).expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("namespace");
-    }
-    (sim, client)
+/// The shared control plane with a fresh namespace whose pods the node agent reports Ready
+/// without running them, and the operator's identity under the chart's RBAC.
+pub async fn cluster() -> (TestCluster, kube::Client) {
+    cluster_with(Setup::default()).await
 }
 
 /// One directory operation, with whether the atServer's StatefulSet existed when it arrived.
@@ -133,7 +113,7 @@ fn err(status: StatusCode, code: &str) -> Response {
 
 /// Whether the atServer for `atsign` (Atsign named after it without '@') has a StatefulSet.
 async fn sts_present(client: &kube::Client, atsign: &str) -> bool {
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), NS);
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
     api.get_opt(atsign.trim_start_matches('@'))
         .await
         .ok()
@@ -233,51 +213,10 @@ pub async fn directory(client: kube::Client) -> Directory {
     }
 }
 
-/// Plays the kubelet and StatefulSet controller for readiness: every StatefulSet's status follows
-/// its spec (ready replicas = replicas, current generation observed). Stops with `stop`.
-pub fn readiness_kubelet(client: kube::Client, stop: CancellationToken) {
-    readiness_kubelet_every(client, stop, Duration::from_millis(100));
-}
-
-pub fn readiness_kubelet_every(client: kube::Client, stop: CancellationToken, interval: Duration) {
-    tokio::spawn(async move {
-        let api: Api<StatefulSet> = Api::namespaced(client, NS);
-        while !stop.is_cancelled() {
-            if let Ok(list) = api.list(&ListParams::default()).await {
-                for sts in list.items {
-                    let replicas = sts.spec.replicas.unwrap_or(1);
-                    let generation = sts.metadata.generation;
-                    let status = sts.status.clone().unwrap_or_default();
-                    let revision = format!("rev-{}", generation.unwrap_or(0));
-                    if status.ready_replicas.unwrap_or(0) == replicas
-                        && status.observed_generation == generation
-                        && status.update_revision.as_deref() == Some(revision.as_str())
-                    {
-                        continue;
-                    }
-                    let patch = json!({ "status": {
-                        "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
-                        "currentReplicas": replicas, "updatedReplicas": replicas,
-                        "observedGeneration": generation, "currentRevision": revision, "updateRevision": revision,
-                    }});
-                    // Faults may be injected: the next round retries.
-                    let _ = api
-                        .patch_status(
-                            &sts.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await;
-                }
-            }
-            tokio::time::sleep(interval).await;
-        }
-    });
-}
-
 pub fn config() -> Config {
     Config {
-        ca_namespace: SYSTEM_NS.into(),
+        ca_namespace: system_ns().into(),
+        watch_namespaces: vec![ns().into()],
         concurrency: 8,
         resync: Duration::from_secs(2),
         poll: Duration::from_millis(200),
@@ -314,12 +253,10 @@ impl Replica {
     }
 }
 
-/// Starts an operator replica; with `identity`, it takes part in leader election.
-pub fn operator(
-    client: &kube::Client,
-    directory: Option<&Directory>,
-    identity: Option<&str>,
-) -> Replica {
+/// Starts an operator replica (as the chart's ServiceAccount, through the fault proxy); with
+/// `identity`, it takes part in leader election.
+pub fn operator(directory: Option<&Directory>, identity: Option<&str>) -> Replica {
+    let client = &operator_client();
     let dir = directory.map(|d| {
         DirectoryClient::new(&d.url, Some(TOKEN.into()), None)
             .expect("directory client")
@@ -333,7 +270,7 @@ pub fn operator(
         LeaderElector::new(
             client.clone(),
             LeaseConfig {
-                namespace: SYSTEM_NS.into(),
+                namespace: system_ns().into(),
                 name: "atfleet-operator-leader".into(),
                 identity: id.into(),
                 lease_duration: Duration::from_secs(3),
@@ -359,14 +296,14 @@ pub fn operator(
 }
 
 pub async fn create_atsign(client: &kube::Client, name: &str, spec: serde_json::Value) -> Atsign {
-    let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let api: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let mut spec = spec;
     if spec.get("atSign").is_none() {
         spec["atSign"] = json!(format!("@{name}"));
     }
     let obj: Atsign = serde_json::from_value(json!({
         "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
-        "metadata": { "name": name, "namespace": NS },
+        "metadata": { "name": name, "namespace": ns() },
         "spec": spec,
     }))
     .expect("atsign");
@@ -376,7 +313,7 @@ pub async fn create_atsign(client: &kube::Client, name: &str, spec: serde_json::
 }
 
 pub async fn condition(client: &kube::Client, name: &str, type_: &str) -> Option<(String, String)> {
-    let api: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let api: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let a = api.get_opt(name).await.ok()??;
     let c = a
         .status?
@@ -395,25 +332,29 @@ pub async fn wait_condition(client: &kube::Client, name: &str, type_: &str, stat
     .await;
 }
 
-/// The fake directory, one operator replica using it, and the readiness kubelet, against
-/// `client`'s kubesim: what most controller tests run.
-pub async fn operated(client: &kube::Client) -> (Directory, Replica, CancellationToken) {
+/// The fake directory and one operator replica using it: what most controller tests run.
+pub async fn operated(client: &kube::Client) -> (Directory, Replica) {
     let dir = directory(client.clone()).await;
-    let op = operator(client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
-    (dir, op, kubelet)
+    let op = operator(Some(&dir), None);
+    (dir, op)
 }
 
-/// Stops the readiness kubelet, then the operator, then kubesim.
-pub async fn teardown(sim: Handle, op: Replica, kubelet: CancellationToken) {
-    kubelet.cancel();
+/// Stops the operator, checks that the apiserver refused none of its requests under the chart's
+/// RBAC, then removes the test's namespaces.
+pub async fn teardown(cluster: TestCluster, op: Replica) {
     op.stop().await;
-    sim.shutdown().await;
+    let forbidden = cluster.forbidden();
+    cluster.shutdown().await;
+    assert!(
+        forbidden.is_empty(),
+        "the chart's RBAC refused the operator: {forbidden:?}"
+    );
 }
 
 /// Installs a namespaced CRD for `kind` in `group` (served and stored as `version`) whose spec,
 /// and with `status` a status subresource, take any fields: a stand-in for another project's CRD.
+/// Applied server-side, so tests sharing the cluster may install the same one; a `*.k8s.io` group
+/// carries the API-approval annotation the apiserver demands (as Gateway API's CRDs do).
 pub async fn install_open_crd(
     client: &kube::Client,
     group: &str,
@@ -431,16 +372,39 @@ pub async fn install_open_crd(
         served["subresources"] = json!({ "status": {} });
     }
     served["schema"] = json!({ "openAPIV3Schema": { "type": "object", "properties": properties } });
+    let mut metadata = json!({ "name": format!("{plural}.{group}") });
+    if group.ends_with(".k8s.io") {
+        metadata["annotations"] =
+            json!({ "api-approved.kubernetes.io": "unapproved, test stand-in" });
+    }
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
+        "metadata": metadata,
         "spec": { "group": group, "scope": "Namespaced",
             "names": { "plural": plural, "singular": singular, "kind": kind },
             "versions": [served] }
     }))
     .expect("crd");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd)
-        .await
-        .unwrap_or_else(|e| panic!("{kind} CRD: {e}"));
+    let name = format!("{plural}.{group}");
+    crds.patch(
+        &name,
+        &kube::api::PatchParams::apply("atfleet-tests").force(),
+        &kube::api::Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{kind} CRD: {e}"));
+    eventually(&format!("{name} Established"), || async {
+        crds.get(&name)
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
 }

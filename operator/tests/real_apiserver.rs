@@ -1,0 +1,134 @@
+//! What only the real apiserver decides: RBAC for the operator's ServiceAccount as the chart
+//! renders it, admission of Atsign names by the CRD's CEL rules, and the CRDs themselves.
+
+mod common;
+
+use atfleet_operator::crd::Atsign;
+use common::*;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, PostParams};
+use kube::Api;
+use serde_json::json;
+
+/// Without `create` on StatefulSets the first apply of an Atsign's StatefulSet is refused; the
+/// operator says so on the Atsign (Degraded=True, reason Forbidden) and in a Warning Event, not
+/// only in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_grant_is_refused_and_reported_on_the_atsign() {
+    let (cluster, client) = cluster_with(Setup {
+        rbac: RbacEdit {
+            drop_verb: Some(("statefulsets", "create")),
+        },
+        ..Setup::default()
+    })
+    .await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "rita", json!({})).await;
+
+    eventually("Degraded=True Forbidden", || async {
+        condition(&client, "rita", "Degraded").await == Some(("True".into(), "Forbidden".into()))
+    })
+    .await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let status = atsigns
+        .get("rita")
+        .await
+        .expect("rita")
+        .status
+        .expect("status");
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert!(
+        degraded.message.contains("statefulsets") && degraded.message.contains("forbidden"),
+        "the message names what was refused: {}",
+        degraded.message
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), ns());
+    eventually("a Warning Event Forbidden on rita", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some("Forbidden")
+                    && e.type_.as_deref() == Some("Warning")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("rita")
+            })
+        })
+    })
+    .await;
+    let refused = cluster.forbidden();
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.method == "PATCH" && l.uri.contains("/statefulsets/rita")),
+        "the apiserver refused the StatefulSet apply: {refused:?}"
+    );
+    op.stop().await;
+    cluster.shutdown().await;
+}
+
+/// The full grant list is enough for a whole lifecycle: the first apply of every child creates
+/// it, and server-side apply that creates is authorized as `create`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_grants_suffice_for_create_ready_and_delete() {
+    let (cluster, client) = cluster().await;
+    let (dir, op) = operated(&client).await;
+    create_atsign(&client, "sam", json!({})).await;
+    wait_condition(&client, "sam", "Ready", "True").await;
+    assert!(dir.record("@sam").is_some());
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    atsigns
+        .delete("sam", &Default::default())
+        .await
+        .expect("delete");
+    eventually("sam gone", || async {
+        atsigns.get_opt("sam").await.ok().flatten().is_none()
+    })
+    .await;
+    assert!(dir.record("@sam").is_none());
+    teardown(cluster, op).await;
+}
+
+/// Names that would make an invalid StatefulSet or Service, or a revision label over 63
+/// characters, are refused at admission, with the rule in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atsign_names_that_are_not_short_dns_labels_are_refused_at_admission() {
+    let (cluster, client) = cluster().await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let too_long = format!("a{}", "b".repeat(52));
+    for name in ["a.b", "Upper", "1abc", "trailing-", too_long.as_str()] {
+        let obj: Atsign = serde_json::from_value(json!({
+            "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
+            "metadata": { "name": name, "namespace": ns() },
+            "spec": { "atSign": "@valid" },
+        }))
+        .expect("atsign");
+        let err = atsigns
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect_err(name);
+        let message = err.to_string();
+        // A name that is not even a DNS subdomain is refused by the apiserver's own name check;
+        // the others reach the CRD's rule.
+        assert!(
+            message.contains("DNS-1035 label of at most 52 characters")
+                || message.contains("RFC 1123 subdomain"),
+            "{name}: {message}"
+        );
+    }
+    let fifty_two = format!("a{}", "b".repeat(51));
+    for name in ["ok-name", fifty_two.as_str()] {
+        let obj: Atsign = serde_json::from_value(json!({
+            "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
+            "metadata": { "name": name, "namespace": ns() },
+            "spec": { "atSign": "@valid" },
+        }))
+        .expect("atsign");
+        atsigns
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("{name} is a valid name: {e}"));
+    }
+    cluster.shutdown().await;
+}
