@@ -12,7 +12,9 @@ use crate::metadata::MetaUpdate;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Enrollment, Session};
-use at_protocol::command::{EnrollParams, KeysOp, KeysParams, KeysVisibility, OtpOp, OtpParams};
+use at_protocol::command::{
+    EnrollOp, EnrollParams, EnrollRequest, KeysOp, KeysParams, KeysVisibility, OtpOp, OtpParams,
+};
 use at_protocol::ErrorCode;
 
 const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
@@ -177,31 +179,19 @@ fn may_manage(s: &Session, target: &BTreeMap<String, String>) -> Result<(), AtEr
     Ok(())
 }
 
-fn params(rest: &str) -> Result<Map<String, Value>, AtError> {
-    let rest = rest.trim_start_matches(':');
-    if rest.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_str::<Value>(rest) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(AtError::syntax("enroll parameters must be a JSON object")),
-    }
+/// A text member the client sent, empty counting as absent.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
 }
 
-fn param<'a>(p: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
-    p.get(k).and_then(Value::as_str).filter(|v| !v.is_empty())
-}
-
-fn namespaces_param(p: &Map<String, Value>) -> Result<BTreeMap<String, String>, AtError> {
-    let Some(v) = p.get("namespaces") else {
+/// The requested namespaces (lower-cased), each with access `r` or `rw`.
+fn namespaces_param(p: &EnrollRequest) -> Result<BTreeMap<String, String>, AtError> {
+    let Some(m) = &p.namespaces else {
         return Ok(BTreeMap::new());
     };
-    let m = v
-        .as_object()
-        .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "namespaces must be an object"))?;
     m.iter()
         .map(|(k, v)| match v.as_str() {
-            Some(a @ ("r" | "rw")) => Ok((k.to_lowercase(), a.to_string())),
+            a @ ("r" | "rw") => Ok((k.to_lowercase(), a.to_string())),
             _ => Err(AtError::new(
                 ErrorCode::IllegalArguments,
                 format!("invalid access for namespace {k}"),
@@ -211,22 +201,24 @@ fn namespaces_param(p: &Map<String, Value>) -> Result<BTreeMap<String, String>, 
 }
 
 pub async fn enroll(s: &mut Session, p: EnrollParams) -> CmdResult {
-    let op = p.operation.as_str().to_string();
+    let op = p.operation;
     let force = p.force;
-    let p = params(p.raw.as_deref().unwrap_or(""))?;
-    if op != "request" && !s.is_owner() {
+    let p = p.request.unwrap_or_default();
+    if op != EnrollOp::Request && !s.is_owner() {
         return Err(AtError::unauthenticated(
             "Command cannot be executed without auth",
         ));
     }
-    match op.as_str() {
-        "request" => request(s, &p).await,
-        "approve" | "deny" | "revoke" | "unrevoke" | "delete" => {
-            transition(s, &op, &p, force).await
-        }
-        "list" => list(s, &p).await,
-        "fetch" => fetch(s, &p).await,
-        _ => Err(AtError::syntax("invalid enroll operation")),
+    match op {
+        EnrollOp::Request => request(s, &p).await,
+        EnrollOp::Approve
+        | EnrollOp::Deny
+        | EnrollOp::Revoke
+        | EnrollOp::Unrevoke
+        | EnrollOp::Delete => transition(s, op.as_str(), &p, force).await,
+        EnrollOp::List => list(s, &p).await,
+        EnrollOp::Fetch => fetch(s, &p).await,
+        EnrollOp::Update | EnrollOp::ListNs => Err(AtError::syntax("invalid enroll operation")),
     }
 }
 
@@ -243,12 +235,12 @@ async fn consume_otp(s: &Session, otp: &str) -> Result<bool, AtError> {
     Ok(false)
 }
 
-async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
-    let app = param(p, "appName")
+async fn request(s: &mut Session, p: &EnrollRequest) -> CmdResult {
+    let app = given(&p.app_name)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "appName is mandatory"))?;
-    let device = param(p, "deviceName")
+    let device = given(&p.device_name)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "deviceName is mandatory"))?;
-    let apkam_key = param(p, "apkamPublicKey")
+    let apkam_key = given(&p.apkam_public_key)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "apkamPublicKey is mandatory"))?;
     let now = s.shared.clock.now_millis();
     s.enroll_requests.retain(|t| now - t < ENROLL_WINDOW_MS);
@@ -274,13 +266,13 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
                 "too many failed attempts; try again later",
             ));
         }
-        if param(p, "encryptedAPKAMSymmetricKey").is_none() || namespaces.is_empty() {
+        if given(&p.encrypted_apkam_symmetric_key).is_none() || namespaces.is_empty() {
             return Err(AtError::new(
                 ErrorCode::IllegalArguments,
                 "encryptedAPKAMSymmetricKey and at least one namespace are mandatory",
             ));
         }
-        let otp = param(p, "otp").unwrap_or_default();
+        let otp = given(&p.otp).unwrap_or_default();
         if otp.is_empty() || !consume_otp(s, otp).await? {
             s.shared.throttle.record_failure(s.peer_addr.ip());
             return Err(AtError::internal(
@@ -313,12 +305,9 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
         .insert("requestType".into(), json!("newEnrollment"));
     st.value.insert(
         "encryptedAPKAMSymmetricKey".into(),
-        json!(param(p, "encryptedAPKAMSymmetricKey")),
+        json!(given(&p.encrypted_apkam_symmetric_key)),
     );
-    let expiry = p
-        .get("apkamKeysExpiryInMillis")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let expiry = p.apkam_keys_expiry_in_millis.unwrap_or(0);
     st.value
         .insert("apkamKeysExpiryInMillis".into(), json!(expiry));
     if cram_session {
@@ -349,7 +338,7 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     st.set_state("pending");
     save(s, &id, &st, Some(PENDING_TTL_MS)).await?;
     let ttl = 24 * 3600 * 1000;
-    let sym = param(p, "encryptedAPKAMSymmetricKey");
+    let sym = given(&p.encrypted_apkam_symmetric_key);
     let n = Notification {
         id: uuid::Uuid::new_v4().to_string(),
         from: me.clone(),
@@ -381,17 +370,20 @@ async fn request(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     ))
 }
 
-async fn store_default_keys(s: &Session, id: &str, p: &Map<String, Value>) -> Result<(), AtError> {
+async fn store_default_keys(s: &Session, id: &str, p: &EnrollRequest) -> Result<(), AtError> {
     let me = s.atsign().to_string();
     let none = MetaUpdate::default();
-    for (param_name, suffix) in [
+    for (given_key, suffix) in [
         (
-            "encryptedDefaultEncryptionPrivateKey",
+            &p.encrypted_default_encryption_private_key,
             "default_enc_private_key",
         ),
-        ("encryptedDefaultSelfEncryptionKey", "default_self_enc_key"),
+        (
+            &p.encrypted_default_self_encryption_key,
+            "default_self_enc_key",
+        ),
     ] {
-        if let Some(v) = param(p, param_name) {
+        if let Some(v) = given(given_key) {
             let key = format!("{id}.{suffix}.__manage{me}");
             write::put(
                 &s.shared,
@@ -406,8 +398,8 @@ async fn store_default_keys(s: &Session, id: &str, p: &Map<String, Value>) -> Re
     Ok(())
 }
 
-async fn transition(s: &mut Session, op: &str, p: &Map<String, Value>, force: bool) -> CmdResult {
-    let id = param(p, "enrollmentId")
+async fn transition(s: &mut Session, op: &str, p: &EnrollRequest, force: bool) -> CmdResult {
+    let id = given(&p.enrollment_id)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "enrollmentId is mandatory"))?;
     let mut st = load(s, id).await?.ok_or_else(|| {
         AtError::handler(
@@ -502,17 +494,9 @@ fn summary(st: &Stored) -> Value {
     })
 }
 
-async fn list(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
+async fn list(s: &mut Session, p: &EnrollRequest) -> CmdResult {
     may_manage(s, &BTreeMap::new())?;
-    let filter: Option<Vec<String>> = p
-        .get("enrollmentStatusFilter")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        });
+    let filter = p.enrollment_status_filter.as_ref();
     let mut out = Map::new();
     for (key, st) in all_enrollments(s).await? {
         if filter
@@ -525,8 +509,8 @@ async fn list(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
     Ok(Reply::Data(Value::Object(out).to_string()))
 }
 
-async fn fetch(s: &mut Session, p: &Map<String, Value>) -> CmdResult {
-    let id = param(p, "enrollmentId")
+async fn fetch(s: &mut Session, p: &EnrollRequest) -> CmdResult {
+    let id = given(&p.enrollment_id)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "enrollmentId is mandatory"))?;
     if s.enrollment().is_some_and(|e| e.id != id) {
         may_manage(s, &BTreeMap::new())?;
