@@ -196,8 +196,17 @@ impl TestCluster {
         matches!(self.api::<Pod>().get_opt(name).await, Ok(None))
     }
 
-    /// Stops the agent, checks the Node went NotReady, removes this test's namespace and Node.
+    /// Deletes this test's namespace (the agent ends its pods, and reclaims its volumes), stops
+    /// the agent, checks the Node went NotReady, and removes the Node.
     async fn finish(mut self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+        eventually("the test namespace removed", || async {
+            matches!(namespaces.get_opt(&self.namespace).await, Ok(None))
+        })
+        .await;
         if let Some(agent) = self.agent.take() {
             agent.shutdown().await;
         }
@@ -208,9 +217,6 @@ impl TestCluster {
             Some("False"),
             "NotReady after shutdown"
         );
-        let _ = Api::<Namespace>::all(self.client.clone())
-            .delete(&self.namespace, &DeleteParams::default())
-            .await;
         let _ = nodes.delete(&self.node, &DeleteParams::default()).await;
         if let Some(cp) = self.own.take() {
             cp.shutdown().await;

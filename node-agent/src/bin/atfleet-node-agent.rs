@@ -31,7 +31,7 @@ struct Args {
     bin_dir: Option<PathBuf>,
 
     /// Program for an image name, NAME=PATH (repeatable; comma-separated in the environment).
-    #[arg(long = "image", env = "ATFLEET_NODE_AGENT_IMAGE", value_delimiter = ',', value_parser = parse_image)]
+    #[arg(long = "image", value_name = "NAME=PATH", env = "ATFLEET_NODE_AGENT_IMAGE", value_delimiter = ',', value_parser = parse_image)]
     images: Vec<(String, PathBuf)>,
 
     /// Start no processes: report every pod Ready at once (fleet-scale tests).
