@@ -241,17 +241,13 @@ async fn show(d: &mut Decrypter<'_>, out: Output, stats: bool, text: &str) {
         Shown::Value => d.decrypt(&n, &raw).await,
         _ => None,
     };
-    out.emit(
-        format!(
-            "{} {} {} {}: {}",
-            n.epoch_millis,
-            n.from,
-            op,
-            n.key,
-            shown(kind, &n, value.as_deref())
-        ),
-        json!({"notification": raw, "decryptedValue": value}),
-    );
+    let shown = shown(kind, &n, value.as_deref());
+    let line = match kind {
+        // The text is the key: no need to print it twice.
+        Shown::Text => format!("{} {} text: {shown}", n.epoch_millis, n.from),
+        _ => format!("{} {} {} {}: {shown}", n.epoch_millis, n.from, op, n.key),
+    };
+    out.emit(line, json!({"notification": raw, "decryptedValue": value}));
 }
 
 /// What a notification's value is, for showing it.
