@@ -1,6 +1,6 @@
 //! Property tests: arbitrary input never panics; the codec's output is always well-formed.
 
-use at_protocol::command::Command;
+use at_protocol::command::{route, Command, Verb};
 use at_protocol::key::AtKey;
 use at_protocol::root::{RootReply, RootRequest};
 use at_protocol::{Line, LineCodec, Metadata, Reply};
@@ -68,6 +68,23 @@ proptest! {
         match Command::parse(&s) {
             Ok(c) => prop_assert_eq!(Command::parse(&c.to_string()), Ok(c)),
             Err(e) => prop_assert_eq!(e.error_code().as_str(), "AT0003"),
+        }
+    }
+
+    #[test]
+    fn route_names_the_verb_parse_finds(s in protocolish()) {
+        let verb = route(&s);
+        if let Ok(c) = Command::parse(&s) {
+            prop_assert_eq!(verb, Verb::of(&c), "{:?}", s);
+            prop_assert_eq!(verb.requires_auth(), c.requires_auth(), "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn route_never_panics(s in any::<String>()) {
+        let verb = route(&s);
+        if let Ok(c) = Command::parse(&s) {
+            prop_assert_eq!(verb, Verb::of(&c), "{:?}", s);
         }
     }
 

@@ -548,6 +548,7 @@ proptest! {
     #[test]
     fn command_round_trips(cmd in command()) {
         let text = cmd.to_string();
+        prop_assert_eq!(at_protocol::command::route(&text), at_protocol::command::Verb::of(&cmd), "{}", text);
         prop_assert_eq!(Command::parse(&text), Ok(cmd), "{}", text);
     }
 

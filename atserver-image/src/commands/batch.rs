@@ -1,9 +1,8 @@
 //! `batch:[{"id":1,"command":"update:…"},…]` (atprotocol.md §3.7).
 
-use at_protocol::command::BatchParams;
+use at_protocol::command::{route, BatchParams, Verb};
 use serde_json::{json, Value};
 
-use crate::commands::{normalize, route, Verb};
 use crate::error::AtError;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
@@ -21,7 +20,7 @@ pub async fn batch(s: &mut Session, p: BatchParams) -> CmdResult {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let line = item.command.replace('\n', "");
-        let verb = route(&normalize(&line));
+        let verb = route(&line);
         // Only data verbs belong in a batch; no nesting and no session-changing verbs.
         let result = if matches!(verb, Verb::Update | Verb::UpdateMeta | Verb::Delete) {
             super::dispatch(s, verb, &line).await

@@ -11,6 +11,7 @@ mod cursor;
 mod data;
 mod enroll;
 mod notify;
+mod route;
 mod sync;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use enroll::{EnrollOp, EnrollParams, EnrollRequest, KeysOp, KeysParams, Keys
 pub use notify::{
     MessageType, MonitorParams, NotifyAllParams, NotifyListParams, NotifyOp, NotifyParams, Strategy,
 };
+pub use route::{route, Verb};
 pub use sync::{BatchParams, BatchRequest, BatchResponse, BatchResult, SyncFromParams};
 
 use crate::atsign::{AtSign, AtSignError};
@@ -151,14 +153,15 @@ pub enum Command {
     Exit,
 }
 
-/// The §1.3 normalisation: trim; lower-case the verb (text before the first `:`) and drop its
-/// spaces; a command without any `:` is lower-cased entirely.
+/// The §1.3 normalisation: trim; lower-case the verb (text before the first `:`, Unicode
+/// lower case like Dart's `toLowerCase`) and drop its spaces (only U+0020, as the reference);
+/// a command without any `:` is lower-cased entirely.
 pub fn normalise(line: &str) -> String {
     let t = line.trim();
     match t.split_once(':') {
         Some((verb, rest)) => {
-            let mut s: String = verb.chars().filter(|c| *c != ' ').collect();
-            s.make_ascii_lowercase();
+            let head: String = verb.chars().filter(|c| *c != ' ').collect();
+            let mut s = head.to_lowercase();
             s.push(':');
             s.push_str(rest);
             s
