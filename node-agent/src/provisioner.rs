@@ -12,11 +12,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{io, AgentError};
@@ -325,10 +325,21 @@ pub fn volume_for(
     })
 }
 
+/// What changed, as the watches report it.
+enum Change {
+    Claim(String, String),
+    Volume(String),
+    /// A class changed or a watch relisted: look at everything.
+    All,
+}
+
+/// A reflector store for `api`, its changes sent to `changes` (`key` names an applied object;
+/// `None` asks for a full look).
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    notify: &Arc<Notify>,
+    changes: &mpsc::UnboundedSender<Change>,
+    key: fn(&K) -> Option<Change>,
     stop: &CancellationToken,
 ) -> Store<K>
 where
@@ -342,16 +353,24 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
-    let notify = notify.clone();
+    let changes = changes.clone();
     let stop = stop.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {
-            tokio::select! {
+            let ev = tokio::select! {
                 _ = stop.cancelled() => return,
-                ev = stream.next() => match ev {
-                    Some(_) => notify.notify_one(),
-                    None => return,
+                ev = stream.next() => ev,
+            };
+            let change = match ev {
+                None => return,
+                Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => key(&o),
+                Some(Ok(watcher::Event::InitDone)) => Some(Change::All),
+                Some(Ok(watcher::Event::Delete(_) | watcher::Event::Init)) | Some(Err(_)) => None,
+            };
+            if let Some(c) = change {
+                if changes.send(c).is_err() {
+                    return;
                 }
             }
         }
@@ -359,7 +378,84 @@ where
     reader
 }
 
-/// Provisions, reclaims and expands volumes on node `node` until `stop`.
+/// The PV named `name` from the store, as a one-element list (or empty).
+fn volume_named(volumes: &Store<PersistentVolume>, name: &str) -> Vec<Arc<PersistentVolume>> {
+    volumes.get(&ObjectRef::new(name)).into_iter().collect()
+}
+
+/// The actions for what changed: each changed claim with its volumes, each changed volume with
+/// its claim; everything when asked.
+fn plan_changes(
+    all: bool,
+    claims_changed: &HashSet<(String, String)>,
+    volumes_changed: &HashSet<String>,
+    stores: (
+        &Store<StorageClass>,
+        &Store<PersistentVolumeClaim>,
+        &Store<PersistentVolume>,
+    ),
+    node: &str,
+    volumes_dir: &Path,
+) -> Vec<Action> {
+    let (classes, claims, volumes) = stores;
+    let classes = classes.state();
+    if all {
+        return plan(
+            &classes,
+            &claims.state(),
+            &volumes.state(),
+            node,
+            volumes_dir,
+        );
+    }
+    let mut actions = Vec::new();
+    for (ns, name) in claims_changed {
+        let Some(claim) = claims.get(&ObjectRef::new(name).within(ns)) else {
+            continue;
+        };
+        let mut vols = claim
+            .uid()
+            .map(|uid| volume_named(volumes, &format!("pvc-{uid}")))
+            .unwrap_or_default();
+        if let Some(bound) = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) {
+            if vols
+                .iter()
+                .all(|v| v.metadata.name.as_deref() != Some(bound))
+            {
+                vols.extend(volume_named(volumes, bound));
+            }
+        }
+        // Only the claim's own actions: a volume's reclaim comes with the volume's change.
+        actions.extend(
+            plan(&classes, &[claim], &vols, node, volumes_dir)
+                .into_iter()
+                .filter(|a| !matches!(a, Action::Reclaim { .. })),
+        );
+    }
+    for name in volumes_changed {
+        let vols = volume_named(volumes, name);
+        let Some(pv) = vols.first() else { continue };
+        let claim: Vec<Arc<PersistentVolumeClaim>> = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.claim_ref.as_ref())
+            .and_then(|r| {
+                claims.get(&ObjectRef::new(r.name.as_deref()?).within(r.namespace.as_deref()?))
+            })
+            .into_iter()
+            .collect();
+        for a in plan(&classes, &claim, &vols, node, volumes_dir) {
+            if !actions.contains(&a) {
+                actions.push(a);
+            }
+        }
+    }
+    actions
+}
+
+/// Provisions, reclaims and expands volumes on node `node` until `stop`. Each watch event looks
+/// at the object it names (so a fleet of claims costs linear work); a relist, a class change and
+/// every `resync` look at everything.
 pub async fn run(
     client: kube::Client,
     node: String,
@@ -368,25 +464,29 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let volumes_dir = std::path::absolute(&volumes_dir).unwrap_or(volumes_dir);
-    let notify = Arc::new(Notify::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let classes = reflect::<StorageClass>(
         Api::all(client.clone()),
         watcher::Config::default(),
-        &notify,
+        &tx,
+        |_| Some(Change::All),
         &stop,
     );
     let claims = reflect::<PersistentVolumeClaim>(
         Api::all(client.clone()),
         watcher::Config::default(),
-        &notify,
+        &tx,
+        |c| Some(Change::Claim(c.namespace()?, c.name_any())),
         &stop,
     );
     let volumes = reflect::<PersistentVolume>(
         Api::all(client.clone()),
         watcher::Config::default().labels(&format!("{NODE_LABEL}={node}")),
-        &notify,
+        &tx,
+        |v| Some(Change::Volume(v.name_any())),
         &stop,
     );
+    drop(tx);
     let ready = async {
         let _ = classes.wait_until_ready().await;
         let _ = claims.wait_until_ready().await;
@@ -398,25 +498,44 @@ pub async fn run(
     }
     // PVs made but not yet seen by the watch: not made again meanwhile.
     let mut made: HashSet<String> = HashSet::new();
+    let mut all = true;
+    let mut claims_changed = HashSet::new();
+    let mut volumes_changed = HashSet::new();
+    let mut next_resync = tokio::time::Instant::now() + resync;
     loop {
-        let current = volumes.state();
-        if !made.is_empty() {
-            let seen: HashSet<&str> = current
-                .iter()
-                .filter_map(|v| v.metadata.name.as_deref())
-                .collect();
-            made.retain(|pv| !seen.contains(pv.as_str()));
+        // Everything that arrived meanwhile, at once.
+        while let Ok(c) = rx.try_recv() {
+            match c {
+                Change::Claim(ns, name) => {
+                    claims_changed.insert((ns, name));
+                }
+                Change::Volume(name) => {
+                    volumes_changed.insert(name);
+                }
+                Change::All => all = true,
+            }
         }
-        let actions: Vec<Action> = plan(
-            &classes.state(),
-            &claims.state(),
-            &current,
+        if tokio::time::Instant::now() >= next_resync {
+            all = true;
+            next_resync = tokio::time::Instant::now() + resync;
+        }
+        if !made.is_empty() {
+            made.retain(|pv| volumes.get(&ObjectRef::new(pv)).is_none());
+        }
+        let actions: Vec<Action> = plan_changes(
+            all,
+            &claims_changed,
+            &volumes_changed,
+            (&classes, &claims, &volumes),
             &node,
             &volumes_dir,
         )
         .into_iter()
         .filter(|a| !matches!(a, Action::Provision { pv, .. } if made.contains(pv)))
         .collect();
+        all = false;
+        claims_changed.clear();
+        volumes_changed.clear();
         let done: Vec<Option<String>> = futures::stream::iter(actions)
             .map(|a| {
                 let client = client.clone();
@@ -438,10 +557,16 @@ pub async fn run(
             .collect()
             .await;
         made.extend(done.into_iter().flatten());
+        // Wait for the next change (or the resync).
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep(resync) => {}
+            _ = tokio::time::sleep_until(next_resync) => {}
+            c = rx.recv() => match c {
+                Some(Change::Claim(ns, name)) => { claims_changed.insert((ns, name)); }
+                Some(Change::Volume(name)) => { volumes_changed.insert(name); }
+                Some(Change::All) => all = true,
+                None => break,
+            },
         }
     }
 }
