@@ -1,5 +1,6 @@
 //! `atctl onboard --from-secret namespace/name`: the CRAM secret read through a kubeconfig from the
-//! Secret the operator writes (key `cramSecret`), served here by kubesim.
+//! Secret the operator writes (key `cramSecret`), served by the real apiserver of the shared
+//! control plane.
 
 mod common;
 
@@ -12,14 +13,10 @@ use serde_json::json;
 async fn onboard_reads_the_cram_secret_from_kubernetes() {
     let mut fleet = Fleet::start().await;
     let alice = fleet.server("@alice").await;
-    let kube = Kube::start(fleet.path()).await;
+    let kube = Kube::start().await;
+    let ns = kube.namespace.clone();
     kube.create(
-        "/api/v1/namespaces",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fleet"}}),
-    )
-    .await;
-    kube.create(
-        "/api/v1/namespaces/fleet/secrets",
+        &format!("/api/v1/namespaces/{ns}/secrets"),
         json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -31,7 +28,12 @@ async fn onboard_reads_the_cram_secret_from_kubernetes() {
     let atctl = fleet.atctl("keys");
 
     let out = atctl
-        .command(&["onboard", "@alice", "--from-secret", "fleet/missing"])
+        .command(&[
+            "onboard",
+            "@alice",
+            "--from-secret",
+            &format!("{ns}/missing"),
+        ])
         .env("KUBECONFIG", &kube.kubeconfig)
         .output()
         .await
@@ -45,7 +47,7 @@ async fn onboard_reads_the_cram_secret_from_kubernetes() {
             "onboard",
             "@alice",
             "--from-secret",
-            "fleet/alice-cram",
+            &format!("{ns}/alice-cram"),
         ])
         .env("KUBECONFIG", &kube.kubeconfig)
         .output()

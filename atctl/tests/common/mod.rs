@@ -12,10 +12,8 @@ use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
 use at_protocol::crypto::{AtKeys, AtKeysFile, PkamSigner};
 use at_protocol::AtSign;
 use atfleet_test_support::bins::workspace_bin;
-use atfleet_test_support::http::request;
 use atfleet_test_support::pki::{Leaf, TestCa};
-use atfleet_test_support::process::{first_match, start_atserver, AtServerArgs, Directory};
-use hyper::Method;
+use atfleet_test_support::process::{start_atserver, AtServerArgs, Directory};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -23,10 +21,7 @@ pub const TOKEN: &str = "atctl-test-token-0123456789";
 
 /// A binary built next to this test's (`$CARGO_TARGET_DIR/debug/<name>`).
 pub fn bin(name: &str) -> PathBuf {
-    workspace_bin(
-        name,
-        "`cargo build -p atserver -p atdirectory`, and `-p atfleet-e2e --bin kubesim` for the Kubernetes test",
-    )
+    workspace_bin(name, "`cargo build -p atserver -p atdirectory`")
 }
 
 /// One directory and any number of atServers sharing a CA, in one temporary folder.
@@ -279,46 +274,39 @@ impl Atctl {
     }
 }
 
-/// A running kubesim (in-memory Kubernetes API) with a kubeconfig pointing at it.
+/// The shared Kubernetes control plane (scripts/with-controlplane starts it for the test run),
+/// with a namespace of this test's own.
 pub struct Kube {
-    _child: Child,
-    pub url: String,
+    pub client: kube::Client,
     pub kubeconfig: PathBuf,
+    pub namespace: String,
 }
 
 impl Kube {
-    pub async fn start(dir: &Path) -> Kube {
-        let kubeconfig = dir.join("kubeconfig");
-        let mut child = Command::new(bin("kubesim"))
-            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
-            .arg(&kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn kubesim (cargo build -p atfleet-e2e --bin kubesim)");
-        let url = first_match(&mut child, "kubesim", |line| {
-            line.strip_prefix("kubesim listening on ")
-                .map(|u| u.trim().to_owned())
-        })
-        .await;
+    pub async fn start() -> Kube {
+        let shared = atfleet_cluster::SharedCluster::from_env().unwrap_or_else(|e| panic!("{e}"));
+        let client = shared.client().await.expect("admin client");
+        let namespace = shared
+            .namespace(&client, "atctl", false)
+            .await
+            .expect("namespace");
         Kube {
-            _child: child,
-            url,
-            kubeconfig,
+            client,
+            kubeconfig: shared.kubeconfig.clone(),
+            namespace,
         }
     }
 
-    /// POSTs a Kubernetes object to `path` (e.g. `/api/v1/namespaces/fleet/secrets`).
+    /// POSTs a Kubernetes object to `path` (e.g. `/api/v1/namespaces/<ns>/secrets`).
     pub async fn create(&self, path: &str, object: serde_json::Value) {
-        let (status, text) = request(
-            Method::POST,
-            &format!("{}{path}", self.url),
-            None,
-            Some(object.to_string()),
-        )
-        .await;
-        assert!((200..300).contains(&status), "POST {path}: {status} {text}");
+        let request = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(object.to_string().into_bytes())
+            .expect("request");
+        self.client
+            .request::<serde_json::Value>(request)
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     }
 }
 
