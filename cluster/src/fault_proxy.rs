@@ -107,6 +107,19 @@ impl FaultProxy {
         Ok(kube::Client::try_from(kube::Config::new(url))?)
     }
 
+    /// Writes a kubeconfig for a process to reach the apiserver through this proxy (plain HTTP
+    /// on loopback, no credentials: the proxy adds the upstream identity).
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> Result<(), ClusterError> {
+        let doc = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{ "name": "proxy", "cluster": { "server": self.url } }],
+            "users": [{ "name": "proxy", "user": {} }],
+            "contexts": [{ "name": "proxy", "context": { "cluster": "proxy", "user": "proxy" } }],
+            "current-context": "proxy",
+        });
+        std::fs::write(path, doc.to_string()).map_err(ClusterError::io(path))
+    }
+
     pub fn set(&self, faults: FaultConfig) {
         lock(&self.shared).faults = faults;
     }

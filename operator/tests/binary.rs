@@ -1,5 +1,6 @@
 //! The `atfleet-operator` binary: flags, fail-fast configuration errors, and its HTTP endpoints
-//! while running against kubesim.
+//! while running against the real control plane (as the chart's ServiceAccount, through the
+//! test's proxy).
 
 mod common;
 
@@ -47,10 +48,12 @@ fn a_bad_setting_fails_fast_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
-    let (sim, _client) = kubesim().await;
+    let (sim, _client) = cluster().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let kubeconfig = tmp.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.faults()
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig");
     // A free port for the HTTP endpoints.
     let port = free_port();
     let mut child = spawn_operator(&kubeconfig, port, &["--log-format", "json"]);
@@ -90,7 +93,7 @@ async fn serves_health_readiness_and_metrics_then_stops_on_sigterm() {
         .expect("exit status");
     assert!(exit.success(), "{exit:?}");
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
-        kube::Api::namespaced(sim.client().expect("client"), SYSTEM_NS);
+        kube::Api::namespaced(sim.admin.clone(), system_ns());
     let lease = leases.get("atfleet-operator-leader").await.expect("lease");
     assert_eq!(
         lease.spec.and_then(|s| s.holder_identity),
@@ -108,7 +111,9 @@ fn spawn_operator(kubeconfig: &Path, port: u16, extra: &[&str]) -> tokio::proces
             "--http-listen",
             &format!("127.0.0.1:{port}"),
             "--namespace",
-            SYSTEM_NS,
+            system_ns(),
+            "--watch-namespace",
+            ns(),
             "--leader-election",
         ])
         .args(extra)
@@ -141,10 +146,12 @@ async fn leads(port: u16) -> bool {
 /// once the lease expires, and the new leader reconciles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_process_hands_over() {
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let kubeconfig = tmp.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.faults()
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig");
     let (pa, pb) = free_ports();
     let mut a = spawn_replica(&kubeconfig, pa, "replica-a");
     eventually("a leads", || leads(pa)).await;
@@ -160,12 +167,9 @@ async fn killing_the_leader_process_hands_over() {
     a.start_kill().expect("kill -9");
     let _ = a.wait().await;
     eventually("b leads", || leads(pb)).await;
-    let kubelet = tokio_util::sync::CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
     create_atsign(&client, "olga", serde_json::json!({})).await;
     wait_condition(&client, "olga", "Ready", "True").await;
 
-    kubelet.cancel();
     let _ = b.start_kill();
     let _ = b.wait().await;
     sim.shutdown().await;

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atfleet_e2e::kubesim::FaultConfig;
+use atfleet_cluster::FaultConfig;
 use atfleet_operator::tls::BuiltInCa;
 use atfleet_test_support::bins::workspace_bin;
 use atfleet_test_support::http::{get_raw as http_get, raw_exchange};
@@ -533,19 +533,19 @@ async fn dashboards_and_alerts_use_only_exported_metrics() {
     );
     drop(idle);
 
-    // The operator against kubesim: an Atsign fails to reconcile while the API server fails
+    // The operator against the real control plane, through the fault proxy: an Atsign fails to reconcile while the API server fails
     // every write, then is provisioned and registered with a directory once it recovers.
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
     create_atsign(&client, "mona", serde_json::json!({})).await;
-    let kubelet = tokio_util::sync::CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
     sim.faults().set(FaultConfig {
         error_rate: 1.0,
         ..FaultConfig::default()
     });
     let kubeconfig = tmp.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.faults()
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig");
     let operator_token = write("operator-token", TOKEN);
     let port = free_port();
     let mut operator = spawn(
@@ -554,7 +554,9 @@ async fn dashboards_and_alerts_use_only_exported_metrics() {
             "--http-listen",
             &format!("127.0.0.1:{port}"),
             "--namespace",
-            SYSTEM_NS,
+            system_ns(),
+            "--watch-namespace",
+            ns(),
             "--directory-url",
             &dir.url,
             "--directory-token-file",
@@ -602,7 +604,6 @@ async fn dashboards_and_alerts_use_only_exported_metrics() {
         "the assets cover all three binaries: {used:?}"
     );
 
-    kubelet.cancel();
     for child in [&mut atserver, &mut atdirectory, &mut operator] {
         let _ = child.start_kill();
         let _ = child.wait().await;

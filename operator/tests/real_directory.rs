@@ -12,7 +12,6 @@ use common::*;
 use kube::api::DeleteParams;
 use kube::Api;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_atsigns_resolve_through_the_real_directory() {
@@ -49,14 +48,12 @@ async fn registered_atsigns_resolve_through_the_real_directory() {
         .await
         .expect("directory starts");
 
-    let (sim, client) = kubesim().await;
+    let (sim, client) = cluster().await;
     let dir = Directory {
         url: format!("http://{}", directory.http_addr),
         state: Default::default(),
     };
-    let op = operator(&client, Some(&dir), None);
-    let kubelet = CancellationToken::new();
-    readiness_kubelet(client.clone(), kubelet.clone());
+    let op = operator(Some(&dir), None);
     create_atsign(&client, "quinn", json!({})).await;
     wait_condition(&client, "quinn", "Ready", "True").await;
 
@@ -69,11 +66,11 @@ async fn registered_atsigns_resolve_through_the_real_directory() {
     let quinn = AtSign::parse("@quinn").expect("atSign");
     assert_eq!(
         root.lookup(&quinn).await.expect("lookup"),
-        Some(("quinn.fleet.svc.cluster.local".to_owned(), 6464))
+        Some((format!("quinn.{}.svc.cluster.local", ns()), 6464))
     );
 
     // Delete: the directory stops answering once the finalizer has run.
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     atsigns
         .delete("quinn", &DeleteParams::default())
         .await
@@ -84,7 +81,6 @@ async fn registered_atsigns_resolve_through_the_real_directory() {
     .await;
     assert_eq!(root.lookup(&quinn).await.expect("lookup"), None);
 
-    kubelet.cancel();
     op.stop().await;
     sim.shutdown().await;
     directory.shutdown().await;

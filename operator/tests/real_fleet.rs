@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use atfleet_e2e::kubesim::FaultConfig;
+use atfleet_cluster::FaultConfig;
 use atfleet_operator::crd::{Atsign, Phase};
 use common::fleet::{alive, pid, until, within, Fleet};
 use common::*;
@@ -113,7 +113,7 @@ async fn a_real_atserver_is_created_rolled_suspended_and_retired_in_order() {
         a.status.and_then(|s| s.phase) == Some(Phase::Suspended)
     })
     .await;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), ns());
     assert_eq!(
         statefulsets.get("alice").await.expect("sts").spec.replicas,
         Some(0)
@@ -147,7 +147,7 @@ async fn a_real_atserver_is_created_rolled_suspended_and_retired_in_order() {
             stop_sampling.clone(),
         );
         tokio::spawn(async move {
-            let pods: Api<Pod> = Api::namespaced(client, NS);
+            let pods: Api<Pod> = Api::namespaced(client, ns());
             let tls = at_protocol::client::TlsOptions::from_ca_pem(pem.as_bytes()).expect("trust");
             let root = at_protocol::client::RootClient::new(
                 at_protocol::client::ClientConfig::new(tls).expect("config"),
@@ -202,8 +202,8 @@ async fn a_real_atserver_is_created_rolled_suspended_and_retired_in_order() {
     assert!(fleet.pod("alice").await.is_none());
     assert!(statefulsets.get_opt("alice").await.expect("get").is_none());
     // Retain (the default) keeps the volume and the CRAM secret.
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), ns());
     assert!(pvcs.get_opt("alice-data").await.expect("get").is_some());
     assert!(secrets.get_opt("alice-cram").await.expect("get").is_some());
 
@@ -264,7 +264,7 @@ async fn directory_outage_is_reported_and_recovered_and_delete_policy_removes_da
         })
     })
     .await;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), NS);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), ns());
     assert!(
         statefulsets.get_opt("bob").await.expect("get").is_some(),
         "the StatefulSet stays while the directory cannot be told"
@@ -277,8 +277,8 @@ async fn directory_outage_is_reported_and_recovered_and_delete_policy_removes_da
     .await;
     within("bob's process to exit", || async { !alive(last) }).await;
     assert_eq!(fleet.directory.lookup("@bob").await, None);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), ns());
     within("bob's volume and secrets deleted", || async {
         pvcs.get_opt("bob-data").await.expect("get").is_none()
             && secrets.get_opt("bob-cram").await.expect("get").is_none()
@@ -309,7 +309,7 @@ async fn injected_api_faults_converge_to_serving_atservers_without_duplicates() 
             spec["atSign"] = json!(format!("@{name}"));
             let obj: Atsign = serde_json::from_value(json!({
                 "apiVersion": "atfleet.dev/v1alpha1", "kind": "Atsign",
-                "metadata": { "name": name, "namespace": NS },
+                "metadata": { "name": name, "namespace": ns() },
                 "spec": spec,
             }))
             .expect("atsign");
@@ -332,11 +332,11 @@ async fn injected_api_faults_converge_to_serving_atservers_without_duplicates() 
     assert_ne!(endpoints[0], endpoints[1], "one node port each");
 
     let lp = ListParams::default().labels(SELECTOR);
-    let sts: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), NS);
-    let svcs: Api<Service> = Api::namespaced(fleet.client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), NS);
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(fleet.client.clone(), NS);
+    let sts: Api<StatefulSet> = Api::namespaced(fleet.client.clone(), ns());
+    let svcs: Api<Service> = Api::namespaced(fleet.client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(fleet.client.clone(), ns());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(fleet.client.clone(), ns());
+    let pods: Api<Pod> = Api::namespaced(fleet.client.clone(), ns());
     assert_eq!(sts.list(&lp).await.expect("list").items.len(), names.len());
     assert_eq!(svcs.list(&lp).await.expect("list").items.len(), names.len());
     assert_eq!(pvcs.list(&lp).await.expect("list").items.len(), names.len());

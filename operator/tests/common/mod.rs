@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod fleet;
 
+#[allow(unused_imports)]
 pub use cluster::{
     cluster_with, ns, operator_client, private_cluster_with, system_ns, RbacEdit, Setup,
     TestCluster,
