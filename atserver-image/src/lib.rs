@@ -12,7 +12,6 @@ pub mod crypto;
 pub mod delivery;
 pub mod error;
 pub mod http;
-pub mod keys;
 pub mod limits;
 pub mod metadata;
 pub mod metrics;

@@ -14,10 +14,9 @@ use tokio::sync::broadcast;
 use tokio_util::codec::FramedRead;
 
 use crate::commands;
-use at_protocol::{ErrorCode, Prompt};
+use at_protocol::{AtKey, ErrorCode, KeyKind, Prompt};
 
 use crate::error::AtError;
-use crate::keys;
 use crate::limits::{ConnEntry, ConnKind};
 use crate::notifications::{stats_notification, Event, Kind};
 use crate::reply::{render, Reply};
@@ -157,9 +156,9 @@ impl Session {
         let Some(en) = self.enrollment() else {
             return Ok(());
         };
-        if matches!(keys::classify(key), keys::KeyKind::Reserved)
-            || is_reserved_owner_key(key, self.atsign())
-        {
+        let reserved = AtKey::parse(key)
+            .is_ok_and(|k| matches!(k.kind(), KeyKind::PrivateKey | KeyKind::Reserved));
+        if reserved || is_reserved_owner_key(key, self.atsign()) {
             return Ok(());
         }
         if key.contains(".__manage@") {
@@ -198,7 +197,10 @@ impl Session {
 
 /// Keys such as `public:publickey@me` or `shared_key.x@me` that every enrollment may use.
 fn is_reserved_owner_key(key: &str, me: &str) -> bool {
-    let entity = keys::entity_of(key);
+    let Ok(parsed) = AtKey::parse(key) else {
+        return false;
+    };
+    let entity = parsed.name();
     entity == "publickey"
         || entity == "signing_publickey"
         || entity.starts_with("shared_key")
@@ -210,7 +212,9 @@ pub fn namespace_access<'a>(
     namespaces: &'a BTreeMap<String, String>,
     key: &str,
 ) -> Option<&'a str> {
-    let entity = keys::entity_of(key);
+    let entity = AtKey::parse(key)
+        .map(|k| k.name().to_string())
+        .unwrap_or_default();
     let dotted = format!(".{entity}");
     for (ns, access) in namespaces {
         if ns != "*" && dotted.ends_with(&format!(".{ns}")) && ns != "__manage" {

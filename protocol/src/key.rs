@@ -54,6 +54,15 @@ pub enum KeyKind {
     Reserved,
 }
 
+/// How an owner's `scan` treats a key ([`AtKey::scan_visibility`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScanVisibility {
+    Visible,
+    /// Listed only with `showHidden:true`.
+    Hidden,
+    Never,
+}
+
 /// A stored key: kind + entity name + owner. Always lower-case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AtKey {
@@ -207,12 +216,44 @@ impl AtKey {
         }
     }
 
-    /// Whether a write of this key enters the commit log (§4.4).
+    /// Whether a write of this key enters the commit log (§4.4): not server-internal keys
+    /// (`private:`, `privatekey:`, `local:`, `public:_…` but not `public:__…`, bare `_…`
+    /// names), nor the APKAM bookkeeping a server keeps per enrollment (entities ending in
+    /// `.__manage`, `.__otp` or `.__pkams.__public_keys`, or holding `.__public_keys.`,
+    /// `.__private_keys.` or `.__self_keys.`).
     pub fn commits(&self) -> bool {
-        match &self.kind {
-            KeyKind::Private | KeyKind::PrivateKey | KeyKind::Local => false,
-            KeyKind::Public => !self.name.starts_with('_') || self.name.starts_with("__"),
-            _ => true,
+        let internal = match &self.kind {
+            KeyKind::Private | KeyKind::PrivateKey | KeyKind::Local => true,
+            KeyKind::Public => self.name.starts_with('_') && !self.name.starts_with("__"),
+            KeyKind::Reserved => self.name.starts_with('_'),
+            _ => false,
+        };
+        let bookkeeping = [".__manage", ".__otp", ".__pkams.__public_keys"]
+            .iter()
+            .any(|suffix| self.name.ends_with(suffix))
+            || [".__public_keys.", ".__private_keys.", ".__self_keys."]
+                .iter()
+                .any(|part| self.name.contains(part));
+        !internal && !bookkeeping
+    }
+
+    /// How an owner's `scan` lists this key: never server-internal keys (`private:`,
+    /// `privatekey:`, names without an owner, `public:_…` but not `public:__…`, `local:`, the
+    /// `.__manage` and `.__otp` bookkeeping), hidden ones (entity starting with `_`) only with
+    /// `showHidden:true`, the rest always.
+    pub fn scan_visibility(&self) -> ScanVisibility {
+        let never = match &self.kind {
+            KeyKind::Private | KeyKind::PrivateKey | KeyKind::Reserved | KeyKind::Local => true,
+            KeyKind::Public => self.name.starts_with('_') && !self.name.starts_with("__"),
+            _ => false,
+        } || self.name.ends_with(".__manage")
+            || self.name.ends_with(".__otp");
+        if never {
+            ScanVisibility::Never
+        } else if self.is_hidden() {
+            ScanVisibility::Hidden
+        } else {
+            ScanVisibility::Visible
         }
     }
 
@@ -398,6 +439,33 @@ mod tests {
         assert!(k("public:__x@a").commits());
         assert!(k("cached:public:x@a").commits());
         assert!(k("x@a").commits());
+        assert!(!k("_latestnotificationidv2").commits());
+        assert!(k("configkey").commits());
+        assert!(!k("id1.new.enrollments.__manage@a").commits());
+        assert!(!k("private:abc.__otp@a").commits());
+        assert!(!k("public:app.dev.pkam.__pkams.__public_keys@a").commits());
+        assert!(!k("x.__public_keys.ns@a").commits());
+        assert!(!k("x.__self_keys.ns@a").commits());
+        assert!(!k("x.__private_keys.ns@a").commits());
+        assert!(k("phone.wavi@a").commits());
+        for (key, visibility) in [
+            ("phone.wavi@a", ScanVisibility::Visible),
+            ("@b:x.ns@a", ScanVisibility::Visible),
+            ("cached:public:publickey@b", ScanVisibility::Visible),
+            ("public:__x@a", ScanVisibility::Hidden),
+            ("_x@a", ScanVisibility::Hidden),
+            ("@b:_x@a", ScanVisibility::Hidden),
+            ("cached:public:_x@b", ScanVisibility::Hidden),
+            ("public:_x@a", ScanVisibility::Never),
+            ("private:blocklist@a", ScanVisibility::Never),
+            ("privatekey:at_secret", ScanVisibility::Never),
+            ("configkey", ScanVisibility::Never),
+            ("local:x@a", ScanVisibility::Never),
+            ("id1.new.enrollments.__manage@a", ScanVisibility::Never),
+            ("abc.__otp@a", ScanVisibility::Never),
+        ] {
+            assert_eq!(k(key).scan_visibility(), visibility, "{key}");
+        }
         assert!(k("@a:x@a").is_self());
         assert!(!k("@b:x@a").is_self());
         assert!(k("public:publickey@a").is_reserved());

@@ -17,7 +17,7 @@ pub use atsign::{AtSign, AtSignError};
 pub use codec::{Line, LineCodec};
 pub use command::{Command, ParseError};
 pub use error_code::ErrorCode;
-pub use key::{AtKey, KeyError, KeyKind};
+pub use key::{AtKey, KeyError, KeyKind, ScanVisibility};
 pub use metadata::{Metadata, MetadataError};
 pub use notification::NotificationJson;
 pub use response::{ErrorStyle, Prompt, Reply, Response};

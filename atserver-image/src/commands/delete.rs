@@ -1,17 +1,17 @@
 //! `delete` (atprotocol.md §3.5).
 
 use at_protocol::command::DeleteParams;
+use at_protocol::KeyKind;
 
 use crate::commands::write::{self, AT_SECRET, AT_SECRET_DELETED};
 use crate::error::AtError;
-use crate::keys::{self, KeyKind};
 use crate::metadata::MetaUpdate;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
 pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
     let cached = p.key.is_cached();
-    let key = keys::normalize_key(&p.key.to_string());
+    let key = p.key.to_string();
     if key == AT_SECRET {
         write::put(
             &s.shared,
@@ -24,14 +24,8 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
         let id = write::delete(&s.shared, AT_SECRET).await?;
         return Ok(Reply::Data(id.to_string()));
     }
-    match keys::classify(&key) {
-        KeyKind::Invalid | KeyKind::Private => {
-            return Err(AtError::invalid_key(format!("invalid key {key}")))
-        }
-        KeyKind::Reserved if !key.starts_with("privatekey:") => {
-            return Err(AtError::invalid_key(format!("invalid key {key}")))
-        }
-        _ => {}
+    if matches!(p.key.kind(), KeyKind::Private | KeyKind::Reserved) {
+        return Err(AtError::invalid_key(format!("invalid key {key}")));
     }
     if !cached && is_protected(&key, s.atsign()) {
         return Err(AtError::unauthorized(format!(

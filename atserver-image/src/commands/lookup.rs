@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
+use at_protocol::AtKey;
 
 use crate::commands::write;
 use crate::error::AtError;
-use crate::keys;
 use crate::peer::cache;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Auth, Session};
@@ -39,17 +39,17 @@ async fn answer(s: &Session, key: &str, op: LookupOp) -> CmdResult {
 
 /// Counts the lookup for `stats:5/6`; buffered, so the reply never waits for it.
 fn log_lookup(s: &Session, key: &str) {
-    if keys::entity_of(key).starts_with('_') {
+    let parsed = AtKey::parse(key).ok();
+    if parsed.as_ref().is_some_and(AtKey::is_hidden) {
         return;
     }
+    let owner = parsed.as_ref().and_then(AtKey::owner).map(|o| o.as_str());
     let now = s.shared.clock.now_millis();
-    s.shared
-        .store
-        .log_access(keys::owner_of(key), Some(key), "lookup", now);
+    s.shared.store.log_access(owner, Some(key), "lookup", now);
 }
 
 pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
-    let key = keys::normalize_key(&p.key.to_string());
+    let key = p.key.to_string();
     if key == write::AT_SECRET {
         return Err(AtError::unauthorized("the CRAM secret cannot be read"));
     }

@@ -1,9 +1,9 @@
 //! `scan` with the per-connection views of atprotocol.md §3.5.
 
 use at_protocol::command::ScanParams;
+use at_protocol::{AtKey, ScanVisibility};
 
 use crate::error::AtError;
-use crate::keys::{self, ScanVisibility};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, Session};
 
@@ -50,14 +50,18 @@ pub async fn scan(s: &mut Session, p: ScanParams) -> CmdResult {
         }
         Auth::Owner { .. } => keys
             .into_iter()
-            .filter(|k| match keys::scan_visibility(k) {
-                ScanVisibility::Visible => true,
-                ScanVisibility::Hidden => show_hidden,
-                ScanVisibility::Never => false,
-            })
             .filter(|k| {
-                s.enrollment().is_none()
-                    || (keys::namespace_of(k).is_some() || k.starts_with("public:")) && s.may_see(k)
+                let Ok(key) = AtKey::parse(k) else {
+                    return false;
+                };
+                let visible = match key.scan_visibility() {
+                    ScanVisibility::Visible => true,
+                    ScanVisibility::Hidden => show_hidden,
+                    ScanVisibility::Never => false,
+                };
+                visible
+                    && (s.enrollment().is_none()
+                        || (key.namespace().is_some() || k.starts_with("public:")) && s.may_see(k))
             })
             .filter(|k| matches(k))
             .collect(),

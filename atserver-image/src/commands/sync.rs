@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use at_protocol::command::SyncFromParams;
+use at_protocol::{AtKey, KeyKind};
 
 use crate::error::AtError;
-use crate::keys;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
 
@@ -15,10 +15,12 @@ const BUFFER_BYTES: usize = 5 * 1024 * 1024;
 
 /// Keys shipped whatever the regex (§9.2).
 fn always_included(key: &str) -> bool {
-    let entity = keys::entity_of(key);
-    entity.starts_with("shared_key")
+    let Ok(parsed) = AtKey::parse(key) else {
+        return false;
+    };
+    parsed.name().starts_with("shared_key")
         || key.starts_with("public:publickey")
-        || (key.starts_with("public:") && keys::namespace_of(key).is_none())
+        || (*parsed.kind() == KeyKind::Public && parsed.namespace().is_none())
 }
 
 pub async fn sync_from(s: &mut Session, p: SyncFromParams) -> CmdResult {

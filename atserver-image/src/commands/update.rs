@@ -1,55 +1,44 @@
 //! `update`, `update:json`, `update:meta` (atprotocol.md §3.5).
 
 use at_protocol::command::{UpdateJsonParams, UpdateMetaParams, UpdateParams};
+use at_protocol::{AtKey, AtSign, KeyKind};
 
 use crate::commands::{meta_update, write};
 use crate::error::AtError;
-use crate::keys::{self, KeyKind, MAX_KEY_LEN};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
-/// Builds and validates the full key from `[public:|@for:]name[@owner]` for a write.
-pub fn writable_key(s: &Session, part: &str) -> Result<String, AtError> {
-    let key = keys::normalize_key(part);
-    if key.is_empty() {
-        return Err(AtError::syntax("missing key"));
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(AtError::invalid_key(format!(
-            "key length exceeds {MAX_KEY_LEN}"
-        )));
-    }
-    let kind = keys::classify(&key);
-    match kind {
-        KeyKind::Public | KeyKind::SelfKey | KeyKind::Shared { .. } => {
-            let owner = keys::owner_of(&key).unwrap_or_default();
+/// The stored form of a key a client may write, checked against the kind of key it is.
+pub fn writable_key(s: &Session, key: &AtKey) -> Result<String, AtError> {
+    let text = key.to_string();
+    match key.kind() {
+        KeyKind::Public | KeyKind::SelfKey | KeyKind::Shared(_) => {
+            let owner = key.owner().map(AtSign::as_str).unwrap_or_default();
             if owner != s.atsign() {
                 return Err(AtError::invalid_key(format!(
                     "Cannot update keys of another atSign: {owner}"
                 )));
             }
-            let name = keys::entity_of(&key);
-            if name.is_empty() || name.contains('@') {
-                return Err(AtError::syntax("invalid key name"));
-            }
         }
-        KeyKind::Reserved if key.starts_with("privatekey:") && key != write::AT_SECRET => {
+        KeyKind::PrivateKey if text != write::AT_SECRET => {
             // Replacing the legacy PKAM key is an owner-wide act: APKAM devices need __manage.
             if s.enrollment()
                 .is_some_and(|e| !e.namespaces.contains_key("__manage"))
             {
                 return Err(AtError::unauthorized(format!(
-                    "{key} needs __manage access"
+                    "{text} needs __manage access"
                 )));
             }
         }
-        KeyKind::Reserved => return Err(AtError::invalid_key(format!("You may not update {key}"))),
+        KeyKind::PrivateKey | KeyKind::Reserved => {
+            return Err(AtError::invalid_key(format!("You may not update {text}")))
+        }
         KeyKind::Private => {
             return Err(AtError::invalid_key(
                 "You may not update keys of type private",
             ))
         }
-        KeyKind::CachedPublic | KeyKind::CachedShared => {
+        KeyKind::CachedPublic | KeyKind::CachedShared(_) => {
             return Err(AtError::invalid_key(
                 "You may not update keys of type cached",
             ))
@@ -59,15 +48,14 @@ pub fn writable_key(s: &Session, part: &str) -> Result<String, AtError> {
                 "You may not update keys of type local",
             ))
         }
-        KeyKind::Invalid => return Err(AtError::invalid_key(format!("invalid key {key}"))),
     }
-    s.authorize(&key, Access::Write)?;
-    Ok(key)
+    s.authorize(&text, Access::Write)?;
+    Ok(text)
 }
 
 pub async fn update(s: &mut Session, p: UpdateParams) -> CmdResult {
     let meta = meta_update(&p.metadata)?;
-    let key = writable_key(s, &p.key.to_string())?;
+    let key = writable_key(s, &p.key)?;
     let id = write::put(&s.shared, &key, Some(p.value), &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
@@ -79,14 +67,14 @@ pub async fn update_json(s: &mut Session, p: UpdateJsonParams) -> CmdResult {
         other => other.to_string(),
     };
     let meta = meta_update(&p.metadata)?;
-    let key = writable_key(s, &p.key.to_string())?;
+    let key = writable_key(s, &p.key)?;
     let id = write::put(&s.shared, &key, Some(value), &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
 pub async fn update_meta(s: &mut Session, p: UpdateMetaParams) -> CmdResult {
     let meta = meta_update(&p.metadata)?;
-    let key = writable_key(s, &p.key.to_string())?;
+    let key = writable_key(s, &p.key)?;
     let id = write::put(&s.shared, &key, None, &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }

@@ -2,9 +2,9 @@
 //! notify, the expiry sweep, and start-up seeding (CRAM secret, signing key pair).
 
 use at_protocol::crypto::CryptoError;
+use at_protocol::{AtKey, KeyKind};
 
 use crate::error::AtError;
-use crate::keys::{self, KeyKind};
 use crate::metadata::{MetaUpdate, Metadata};
 use crate::notifications::{Event, Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::server::Shared;
@@ -43,6 +43,19 @@ fn op_symbol(value_given: bool, meta_given: bool) -> &'static str {
     }
 }
 
+/// Whether a write of the stored key enters the commit log; a key that does not parse does.
+fn commits(key: Option<&AtKey>) -> bool {
+    key.is_none_or(AtKey::commits)
+}
+
+/// The recipient of a shared key, whose writes notify it.
+fn recipient_of(key: Option<&AtKey>) -> Option<&str> {
+    match key?.kind() {
+        KeyKind::Shared(with) => Some(with.as_str()),
+        _ => None,
+    }
+}
+
 /// Writes a record (value and/or metadata) and returns its commit id (-1 when never committed).
 pub async fn put(
     shared: &Shared,
@@ -56,7 +69,8 @@ pub async fn put(
     let k = key.to_string();
     let value_given = value.is_some();
     let op = op_symbol(value_given, !update.is_empty());
-    let commit = !skip_commit && !keys::never_committed(key);
+    let parsed = AtKey::parse(key).ok();
+    let commit = !skip_commit && commits(parsed.as_ref());
     let upd = update.clone();
     let written = shared
         .store
@@ -89,10 +103,10 @@ pub async fn put(
             operation: Operation::Update,
         });
     }
-    if let KeyKind::Shared { recipient } = keys::classify(key) {
+    if let Some(recipient) = recipient_of(parsed.as_ref()) {
         auto_notify(
             shared,
-            &recipient,
+            recipient,
             key,
             Operation::Update,
             record.value.clone(),
@@ -106,7 +120,8 @@ pub async fn put(
 /// Deletes `key`; a delete entry is committed even when the key was absent.
 pub async fn delete(shared: &Shared, key: &str) -> Result<i64, AtError> {
     let now = shared.clock.now_millis();
-    let commit = !keys::never_committed(key);
+    let parsed = AtKey::parse(key).ok();
+    let commit = commits(parsed.as_ref());
     let k = key.to_string();
     let id = shared
         .store
@@ -118,8 +133,8 @@ pub async fn delete(shared: &Shared, key: &str) -> Result<i64, AtError> {
             operation: Operation::Delete,
         });
     }
-    if let KeyKind::Shared { recipient } = keys::classify(key) {
-        auto_notify(shared, &recipient, key, Operation::Delete, None, None).await?;
+    if let Some(recipient) = recipient_of(parsed.as_ref()) {
+        auto_notify(shared, recipient, key, Operation::Delete, None, None).await?;
     }
     Ok(id)
 }
@@ -185,7 +200,7 @@ pub async fn sweep(shared: &Shared) -> Result<usize, StoreError> {
             let expired = db.expired_keys(now)?;
             let mut last = None;
             for key in &expired {
-                let id = db.delete(key, !keys::never_committed(key), now)?;
+                let id = db.delete(key, commits(AtKey::parse(key).ok().as_ref()), now)?;
                 if id >= 0 {
                     last = Some(id);
                 }
