@@ -132,3 +132,46 @@ async fn atsign_names_that_are_not_short_dns_labels_are_refused_at_admission() {
     }
     cluster.shutdown().await;
 }
+
+/// The CRDs pass the real apiserver's structural-schema and CEL cost checks (every test applies
+/// them), and its table printer fills the READY column from the status the operator writes,
+/// with one AGE column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_atsign_shows_ready_and_one_age_column() {
+    let (cluster, client) = cluster().await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "tess", json!({})).await;
+    wait_condition(&client, "tess", "Ready", "True").await;
+    let request = http::Request::get(format!(
+        "/apis/atfleet.dev/v1alpha1/namespaces/{}/atsigns",
+        ns()
+    ))
+    .header(
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )
+    .body(Vec::new())
+    .expect("request");
+    let table: serde_json::Value = client.request(request).await.expect("table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case("age"))
+            .count(),
+        1,
+        "{columns:?}"
+    );
+    let ready = columns
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case("ready"))
+        .expect("a Ready column");
+    let row = &table["rows"][0]["cells"];
+    assert_eq!(row[ready], "True", "{table}");
+    teardown(cluster, op).await;
+}
