@@ -117,6 +117,10 @@ struct Args {
     /// Seconds between routine re-checks of a settled Atsign.
     #[arg(long, env = "ATFLEET_OPERATOR_RESYNC_SECONDS", default_value_t = 300)]
     resync_seconds: u64,
+    /// PEM file of CAs every atServer trusts besides the operator's own (the fleet's trust bundle:
+    /// the atDirectory's CA and any extra CAs; the chart mounts its `trustBundle` ConfigMap here).
+    #[arg(long, env = "ATFLEET_OPERATOR_TRUST_BUNDLE_FILE")]
+    trust_bundle_file: Option<std::path::PathBuf>,
     /// Leader lease duration in seconds.
     #[arg(long, env = "ATFLEET_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
     lease_seconds: u64,
@@ -157,6 +161,11 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let trust_bundle = match &args.trust_bundle_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("--trust-bundle-file {}", path.display()))?,
+        None => String::new(),
+    };
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "atfleet-operator".into());
         format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
@@ -180,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
             root_server: args.root_server,
             cluster_domain: args.cluster_domain,
             storage_size: args.default_storage_size,
+            trust_bundle,
             ..Defaults::default()
         },
         owner_id: args.directory_owner,

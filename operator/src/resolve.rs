@@ -25,6 +25,9 @@ pub struct Defaults {
     pub cluster_domain: String,
     pub storage_size: String,
     pub cert_duration_hours: i64,
+    /// The fleet's trust bundle (PEM): CAs every atServer trusts besides the operator's own, above
+    /// all the atDirectory's (the chart's `trustBundle` ConfigMap, read from a file).
+    pub trust_bundle: String,
 }
 
 impl Default for Defaults {
@@ -35,6 +38,7 @@ impl Default for Defaults {
             cluster_domain: "cluster.local".into(),
             storage_size: "1Gi".into(),
             cert_duration_hours: 2160,
+            trust_bundle: String::new(),
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct Resolved {
     pub root_server: String,
     pub cluster_domain: String,
     pub rollout: RolloutStrategy,
+    /// CAs the atServer trusts besides the one that issued its own certificate (PEM): the
+    /// fleet's bundle, then the class's and the Atsign's `tls.extraTrustedCAs`.
+    pub trust_bundle: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +137,17 @@ pub fn resolve(
         return Err(ResolveError::BadStorageSize(size.0));
     }
     let tls = merge_tls(spec.tls.as_ref(), class.and_then(|c| c.tls.as_ref()));
+    let trust_bundle = trust_bundle(
+        &defaults.trust_bundle,
+        [
+            class
+                .and_then(|c| c.tls.as_ref())
+                .and_then(|t| t.extra_trusted_cas.as_deref()),
+            spec.tls
+                .as_ref()
+                .and_then(|t| t.extra_trusted_cas.as_deref()),
+        ],
+    );
     let exposure = resolve_exposure(
         spec.exposure.as_ref(),
         class.and_then(|c| c.exposure.as_ref()),
@@ -163,7 +181,23 @@ pub fn resolve(
             .and_then(|c| c.rollout.as_ref())
             .and_then(|r| r.strategy)
             .unwrap_or_default(),
+        trust_bundle,
     })
+}
+
+/// The fleet's bundle followed by the extra CAs, each part ending in one newline; blank parts
+/// are left out.
+fn trust_bundle<'a>(fleet: &'a str, extra: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    std::iter::once(Some(fleet))
+        .chain(extra)
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .fold(String::new(), |mut out, part| {
+            out.push_str(part);
+            out.push('\n');
+            out
+        })
 }
 
 fn merge_storage(a: Option<&StorageSpec>, c: Option<&StorageSpec>) -> StorageSpec {
@@ -193,6 +227,8 @@ fn merge_tls(a: Option<&TlsSpec>, c: Option<&TlsSpec>) -> TlsSpec {
             a.and_then(|t| t.duration_hours.as_ref()),
             c.and_then(|t| t.duration_hours.as_ref()),
         ),
+        // Not merged: both the class's and the Atsign's go into `Resolved::trust_bundle`.
+        extra_trusted_cas: None,
     }
 }
 

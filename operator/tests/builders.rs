@@ -74,7 +74,17 @@ fn render(children: &Children) -> String {
 }
 
 fn snapshot(name: &str, atsign: &Atsign, class: Option<&AtServerClassSpec>, builtin: bool) {
-    let resolved = resolve(atsign, class, &Defaults::default()).expect("resolves");
+    snapshot_with(name, atsign, class, builtin, &Defaults::default());
+}
+
+fn snapshot_with(
+    name: &str,
+    atsign: &Atsign,
+    class: Option<&AtServerClassSpec>,
+    builtin: bool,
+    defaults: &Defaults,
+) {
+    let resolved = resolve(atsign, class, defaults).expect("resolves");
     let children = build(
         atsign,
         &resolved,
@@ -161,6 +171,62 @@ fn tls_route_through_a_gateway() {
         },
     }));
     snapshot("tlsroute", &a, None, true);
+}
+
+const DIRECTORY_CA: &str = "-----BEGIN CERTIFICATE-----\nDIRECTORY CA\n-----END CERTIFICATE-----\n";
+
+fn fleet_defaults() -> Defaults {
+    Defaults {
+        trust_bundle: DIRECTORY_CA.into(),
+        ..Defaults::default()
+    }
+}
+
+/// The fleet's trust bundle (the chart's atDirectory CA), a class's and an Atsign's extra CAs:
+/// all in the TLS Secret's `trust-bundle.crt` after the operator's CA, which the pod trusts.
+#[test]
+fn trust_bundle_of_the_fleet_the_class_and_the_atsign() {
+    let class = class(json!({
+        "tls": { "extraTrustedCAs": "-----BEGIN CERTIFICATE-----\nCLASS CA\n-----END CERTIFICATE-----" },
+    }));
+    let a = atsign(json!({
+        "atSign": "@alice",
+        "className": "partners",
+        "tls": { "extraTrustedCAs": "-----BEGIN CERTIFICATE-----\nPARTNER CA\n-----END CERTIFICATE-----\n\n" },
+    }));
+    snapshot_with("trust-bundle", &a, Some(&class), true, &fleet_defaults());
+}
+
+/// A change of the fleet's bundle rolls the pod (the atServer reads its CA bundle at start);
+/// the same bundle builds the same pod template.
+#[test]
+fn trust_bundle_change_rolls_the_pod() {
+    let a = atsign(json!({ "atSign": "@alice" }));
+    let template = |defaults: &Defaults| {
+        let r = resolve(&a, None, defaults).expect("resolves");
+        build(&a, &r, &materials(true, static_host(&r)))
+            .statefulset
+            .spec
+            .template
+    };
+    let before = template(&fleet_defaults());
+    assert_eq!(before, template(&fleet_defaults()));
+    let rotated = Defaults {
+        trust_bundle: format!(
+            "{DIRECTORY_CA}-----BEGIN CERTIFICATE-----\nNEXT DIRECTORY CA\n-----END CERTIFICATE-----\n"
+        ),
+        ..Defaults::default()
+    };
+    let after = template(&rotated);
+    let checksum = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+        t.metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("atfleet.dev/trust-checksum"))
+            .cloned()
+            .expect("trust checksum annotation")
+    };
+    assert_ne!(checksum(&before), checksum(&after));
 }
 
 #[test]

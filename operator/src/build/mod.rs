@@ -32,6 +32,11 @@ pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 /// Pod-template annotation whose change rolls the pod when mounted TLS material changes.
 pub const TLS_CHECKSUM_ANNOTATION: &str = "atfleet.dev/tls-checksum";
+/// Pod-template annotation whose change rolls the pod when the fleet's trust bundle changes
+/// (the atServer reads its CA bundle only at start).
+pub const TRUST_CHECKSUM_ANNOTATION: &str = "atfleet.dev/trust-checksum";
+/// Key of the trust bundle in the built-in CA's TLS Secret.
+pub const TRUST_BUNDLE_KEY: &str = "trust-bundle.crt";
 /// Key of the CRAM secret inside its Secret.
 pub const CRAM_KEY: &str = "cramSecret";
 

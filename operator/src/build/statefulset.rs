@@ -13,7 +13,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     cram_secret_name, meta, pvc_name, selector_labels, service_name, statefulset_name,
-    tls_secret_name, CRAM_KEY, PORT_NAME, TLS_CHECKSUM_ANNOTATION,
+    tls_secret_name, CRAM_KEY, PORT_NAME, TLS_CHECKSUM_ANNOTATION, TRUST_BUNDLE_KEY,
+    TRUST_CHECKSUM_ANNOTATION,
 };
 use crate::crd::RolloutStrategy;
 use crate::resolve::{Resolved, ATPROTOCOL_PORT, HTTP_PORT};
@@ -31,8 +32,17 @@ pub fn statefulset(
 ) -> StatefulSet {
     let mut pod_labels = super::labels(r);
     pod_labels.extend(selector_labels(r));
-    let annotations =
-        tls_checksum.map(|c| BTreeMap::from([(TLS_CHECKSUM_ANNOTATION.to_owned(), c.to_owned())]));
+    let mut annotations = BTreeMap::new();
+    if let Some(c) = tls_checksum {
+        annotations.insert(TLS_CHECKSUM_ANNOTATION.to_owned(), c.to_owned());
+    }
+    if !r.trust_bundle.is_empty() {
+        annotations.insert(
+            TRUST_CHECKSUM_ANNOTATION.to_owned(),
+            super::tls_checksum(r.trust_bundle.as_bytes(), b""),
+        );
+    }
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     StatefulSet {
         metadata: meta(statefulset_name(&r.name), r, Some(owner)),
         spec: StatefulSetSpec {
@@ -112,7 +122,7 @@ fn container(r: &Resolved) -> Container {
         ("--data-dir", DATA_DIR.to_owned()),
         ("--tls-cert", format!("{TLS_DIR}/tls.crt")),
         ("--tls-key", format!("{TLS_DIR}/tls.key")),
-        ("--ca-bundle", format!("{TLS_DIR}/ca.crt")),
+        ("--ca-bundle", ca_bundle(r)),
         ("--root-server", r.root_server.clone()),
         ("--cram-secret-file", format!("{CRAM_DIR}/{CRAM_KEY}")),
         ("--log-format", "json".to_owned()),
@@ -159,6 +169,15 @@ fn container(r: &Resolved) -> Container {
             mount("tmp", "/tmp", false),
         ]),
         ..Container::default()
+    }
+}
+
+/// With the built-in CA the operator writes the trust bundle (its CA and the fleet's) into the
+/// TLS Secret; a cert-manager Secret has only its issuer's `ca.crt`.
+fn ca_bundle(r: &Resolved) -> String {
+    match r.issuer {
+        None => format!("{TLS_DIR}/{TRUST_BUNDLE_KEY}"),
+        Some(_) => format!("{TLS_DIR}/ca.crt"),
     }
 }
 

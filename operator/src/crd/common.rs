@@ -59,6 +59,16 @@ pub struct TlsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 87600").message("durationHours must be between 1 and 87600"))]
     pub duration_hours: Option<i64>,
+    /// PEM certificates of further CAs the atServer trusts, for peers and the atDirectory, on top
+    /// of the fleet's trust bundle (the operator's CA and the chart's `trustBundle`). A class's
+    /// and an Atsign's are both added.
+    #[serde(
+        default,
+        rename = "extraTrustedCAs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 65536))]
+    pub extra_trusted_cas: Option<String>,
 }
 
 /// How clients reach the atServer.
