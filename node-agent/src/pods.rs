@@ -78,6 +78,11 @@ struct Manager {
     endpoints: Endpoints,
     namespaces: Option<Store<Namespace>>,
     tracked: HashMap<String, Tracked>,
+    /// Namespaces read because the watch had not seen them yet: simulated or not (`None` while
+    /// being read).
+    looked_up: HashMap<String, Option<bool>>,
+    /// (namespace, simulated) once a namespace was read: its pods are considered again.
+    retry: mpsc::UnboundedSender<(String, bool)>,
     done: mpsc::UnboundedSender<String>,
     writes: Arc<Semaphore>,
     stop: CancellationToken,
@@ -124,12 +129,15 @@ pub async fn run(
     .default_backoff();
     let mut events = std::pin::pin!(events);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let mut m = Manager {
         settings,
         mode,
         endpoints,
         namespaces,
         tracked: HashMap::new(),
+        looked_up: HashMap::new(),
+        retry: retry_tx,
         done: done_tx,
         writes: Arc::new(Semaphore::new(SIMULATED_CONCURRENCY)),
         stop: stop.clone(),
@@ -140,6 +148,21 @@ pub async fn run(
             uid = done_rx.recv() => {
                 if let Some(uid) = uid {
                     m.worker_done(&uid);
+                }
+            }
+            retry = retry_rx.recv() => {
+                if let Some((ns, simulated)) = retry {
+                    // The namespace's pods not taken on yet, as they are now.
+                    let waiting: Vec<_> = pods_reader
+                        .state()
+                        .into_iter()
+                        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+                        .filter(|p| p.uid().is_some_and(|uid| !m.tracked.contains_key(&uid)))
+                        .collect();
+                    m.looked_up.insert(ns, Some(simulated));
+                    for pod in waiting {
+                        m.on_pod(&pod);
+                    }
                 }
             }
             ev = events.next() => match ev {
@@ -160,15 +183,40 @@ pub async fn run(
 }
 
 impl Manager {
-    fn simulated(&self, pod: &Pod) -> bool {
+    /// Whether `pod` is simulated; `None` while its namespace is not known yet (then it is
+    /// looked up and the pod considered again).
+    fn simulated(&mut self, pod: &Pod) -> Option<bool> {
         if self.mode == Mode::Simulate {
-            return true;
+            return Some(true);
         }
         let ns = pod.namespace().unwrap_or_default();
-        self.namespaces
+        let labelled =
+            |n: &Namespace| n.labels().get(SIMULATE_LABEL).map(String::as_str) == Some("true");
+        if let Some(n) = self
+            .namespaces
             .as_ref()
             .and_then(|s| s.get(&ObjectRef::new(&ns)))
-            .is_some_and(|n| n.labels().get(SIMULATE_LABEL).map(String::as_str) == Some("true"))
+        {
+            return Some(labelled(&n));
+        }
+        if let Some(known) = self.looked_up.get(&ns) {
+            return *known;
+        }
+        // The namespace watch has not seen it yet: read it, then look at the pod again.
+        self.looked_up.insert(ns.clone(), None);
+        let api: Api<Namespace> = Api::all(self.settings.client.clone());
+        let tx = self.retry.clone();
+        tokio::spawn(async move {
+            let simulated = match api.get_opt(&ns).await {
+                Ok(n) => n.as_ref().is_some_and(labelled),
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %e, "cannot read the namespace; running its pods");
+                    false
+                }
+            };
+            let _ = tx.send((ns, simulated));
+        });
+        None
     }
 
     fn on_pod(&mut self, pod: &Pod) {
@@ -203,19 +251,25 @@ impl Manager {
             self.spawn_remove(pod);
         } else if terminal(pod) {
             return;
-        } else if self.simulated(pod) {
+        } else if let Some(simulated) = self.simulated(pod) {
+            if !simulated {
+                tracing::info!(pod = %tracked.name, namespace = %tracked.namespace, "starting pod");
+                tracked.kind = Kind::Worker(PodWorker::start(
+                    self.settings.clone(),
+                    self.endpoints.clone(),
+                    pod.clone(),
+                    self.done.clone(),
+                ));
+                self.tracked.insert(uid, tracked);
+                return;
+            }
             tracked.kind = Kind::Simulated;
             if !reported_ready(pod) {
                 self.spawn_simulated_status(pod);
             }
         } else {
-            tracing::info!(pod = %tracked.name, namespace = %tracked.namespace, "starting pod");
-            tracked.kind = Kind::Worker(PodWorker::start(
-                self.settings.clone(),
-                self.endpoints.clone(),
-                pod.clone(),
-                self.done.clone(),
-            ));
+            // Considered again once its namespace is known.
+            return;
         }
         self.tracked.insert(uid, tracked);
     }
