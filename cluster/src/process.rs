@@ -31,6 +31,9 @@ impl Proc {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
+            // Its own process group: a terminal's Ctrl-C reaches only our process, which then
+            // stops the children in order (etcd must outlive the apiserver's clients).
+            .process_group(0)
             .spawn()
             .map_err(ClusterError::io(program))?;
         Ok(Self {
