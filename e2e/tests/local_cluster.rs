@@ -1,4 +1,5 @@
-//! The local cluster end to end: real PostgreSQL, atDirectory, kubesim, process kubelet, operator
+//! The local cluster end to end: real PostgreSQL, the upstream control plane, the node agent,
+//! atDirectory, operator (as its ServiceAccount under the chart's RBAC)
 //! and atServer processes, driven through the Kubernetes API and `atctl` as a user would. The
 //! demo's story as assertions, then recovery of a crashed atServer and of a deleted pod, then
 //! deletion through the operator.
@@ -245,7 +246,7 @@ async fn demo_story_crash_recovery_and_deletion() {
     wait_line(&mut rx, "greeting.demo@alice", &mut seen).await;
     let _ = monitor.kill().await;
 
-    // A crashed atServer is restarted by the kubelet, with its data.
+    // A crashed atServer is restarted by the node agent, with its data.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let pod = pods.get("alice-0").await.expect("pod");
     let (pid, restarts) = process(&pod).expect("running process reported");
@@ -263,7 +264,7 @@ async fn demo_story_crash_recovery_and_deletion() {
         "+1 555 0100"
     );
 
-    // A deleted pod is made again by the StatefulSet, and the Atsign returns to Ready.
+    // A deleted pod is made again by the StatefulSet controller, and the Atsign returns to Ready.
     let old_uid = pods.get("alice-0").await.expect("pod").uid();
     pods.delete("alice-0", &DeleteParams::default())
         .await

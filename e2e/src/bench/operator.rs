@@ -1,9 +1,17 @@
-//! Operator at scale: the release `atfleet-operator` process takes N Atsigns to Ready against
-//! kubesim, with the process kubelet in readiness-simulation mode and the real atDirectory.
+//! Operator at scale: the release `atfleet-operator` process takes N Atsigns to Ready on the
+//! upstream control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), with
+//! the node agent reporting pods Ready without running them and the real atDirectory.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use atfleet_cluster::{ControlPlane, FaultProxy, Kubeconfig};
+use atfleet_node_agent::NodeAgent;
 use futures::{StreamExt, TryStreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -16,9 +24,7 @@ use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::Summary;
 use super::{BenchError, Ctx};
-use crate::kubesim::{self, Server};
-// The node agent, under its old names; it needs the upstream control plane (no kubesim).
-use atfleet_node_agent::{self as kubelet, NodeAgent as Kubelet};
+use crate::local::identity;
 
 const NAMESPACE: &str = "fleet";
 const SYSTEM_NAMESPACE: &str = "atfleet-system";
@@ -26,34 +32,51 @@ const CRDS: [&str; 2] = [
     include_str!("../../../crds/atsign.yaml"),
     include_str!("../../../crds/atserverclass.yaml"),
 ];
+/// Requests per second kube-controller-manager and kube-scheduler may send (upstream's
+/// defaults, 20 and 50, would make the StatefulSet controller the bottleneck of the figure).
+const CONTROLLER_QPS: u32 = 500;
 
 /// What one run to Ready gives.
 struct Outcome {
     seconds: f64,
+    /// The operator's requests (counted by the proxy in front of it).
     requests_per_atsign: f64,
     writes_per_atsign: f64,
+    /// Every client's requests (`apiserver_request_total`, after − before).
+    apiserver_requests_per_atsign: f64,
     peak_rss_mib: f64,
+    /// `etcd_mvcc_db_total_size_in_bytes`, after − before.
+    etcd_bytes_per_atsign: f64,
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     let small = ctx.mode.pick(1000, 5);
-    let large = ctx.mode.pick(10_000, 0);
+    let large = match std::env::var("ATFLEET_BENCH_OPERATOR_LARGE") {
+        Ok(v) => v.parse().unwrap_or(0),
+        Err(_) => ctx.mode.pick(10_000, 0),
+    };
     let reps = ctx.mode.pick(3, 1);
-    let cap = Duration::from_secs(ctx.mode.pick(420, 120) as u64);
+    let cap = Duration::from_secs(ctx.mode.pick(600, 180) as u64);
     let mut s = Section::new(
         "operator",
         "Operator at scale",
         format!(
-            "kubesim (in the harness process, watch history 200,000 events) with the Atsign and \
-             AtServerClass CRDs, the process kubelet in readiness-simulation mode (it plays the \
-             StatefulSet controller and reports every pod Ready at once, no processes), the release \
-             `atdirectory` on a fresh PostgreSQL database, and the release `atfleet-operator` as its own \
-             process with default flags (concurrency 16). Timed: from the first Atsign create (16 creates \
-             in flight) until every Atsign has condition Ready=True (polled by listing every second). \
-             API requests: kubesim's audit log entries whose user agent is the operator's, drained at \
-             each poll (an entry recorded between a read and the clear is lost, so this is a lower \
-             bound). Peak resident memory: the operator's VmHWM. {small} Atsigns: {reps} repetitions, \
-             each with a fresh kubesim and operator; {large} Atsigns: 1 repetition. Every run is cut \
+            "The upstream control plane (etcd, kube-apiserver, kube-controller-manager and \
+             kube-scheduler of the pinned release, controller and scheduler client QPS \
+             {CONTROLLER_QPS}) started fresh for each run, the Atsign and AtServerClass CRDs, the node \
+             agent in the harness process in simulation mode (the StatefulSet controller makes the \
+             pods, the scheduler binds them, the agent provisions the claims' volumes and reports \
+             every pod Ready without running it), the release `atdirectory` on a fresh PostgreSQL \
+             database, and the release `atfleet-operator` as its own process with default flags \
+             (concurrency 16), authenticated as its ServiceAccount under the RBAC `helm template` \
+             renders, through a logging proxy in the harness. Timed: from the first Atsign create (16 \
+             creates in flight) until every Atsign has condition Ready=True (polled by listing every \
+             second). API requests: the operator's as the proxy counted them, and every client's \
+             (controllers, scheduler, node agent, harness included) from the apiserver's own \
+             `apiserver_request_total`, scraped before the creates and after the last poll. etcd \
+             bytes: `etcd_mvcc_db_total_size_in_bytes` after − before (the database file grows in \
+             pages and is never compacted during a run). Peak resident memory: the operator's VmHWM. \
+             {small} Atsigns: {reps} repetitions; {large} Atsigns: 1 repetition. Every run is cut \
              off after {} s and then reported as not measured with how many were Ready (a cut-off \
              {small} run also skips the rest of the section).",
             cap.as_secs()
@@ -66,10 +89,17 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
         );
         return Ok(vec![s]);
     };
+    let controlplane_bin = atfleet_cluster::binaries().map_err(cluster_err)?;
+    let helm = identity::helm().map_err(|e| BenchError::Setup(e.to_string()))?;
     let directory = Directory::start(ctx, url).await?;
+    let env = Env {
+        directory: &directory,
+        controlplane_bin: &controlplane_bin,
+        helm: &helm,
+    };
     let mut runs = Vec::new();
     for rep in 0..reps {
-        match to_ready(ctx, &directory, &format!("a{rep}x"), small, cap).await {
+        match to_ready(ctx, &env, &format!("a{rep}x"), small, cap).await {
             Ok(o) => runs.push(o),
             // A run that cannot finish within the cap says so and ends the section: more of
             // them would only lengthen `make bench` by the cap each.
@@ -90,17 +120,24 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
             format!("not run: {small} Atsigns did not all get Ready within the cap"),
         );
     } else if large > 0 {
-        match to_ready(ctx, &directory, "b", large, cap).await {
+        let large_cap = cap.max(Duration::from_secs(900));
+        match to_ready(ctx, &env, "b", large, large_cap).await {
             Ok(o) => push_figures(&mut s, large, &[o]),
             Err(BenchError::Timeout(what)) => s.not_measured(
                 &format!("{large} Atsigns to Ready (target ≤ 300 s)"),
-                format!("not all Ready within {} s: {what}", cap.as_secs()),
+                format!("not all Ready within {} s: {what}", large_cap.as_secs()),
             ),
             Err(e) => return Err(e),
         }
     }
     process::stop(directory.child, Duration::from_secs(10)).await;
     Ok(vec![s])
+}
+
+struct Env<'a> {
+    directory: &'a Directory,
+    controlplane_bin: &'a Path,
+    helm: &'a Path,
 }
 
 fn push_figures(s: &mut Section, n: usize, runs: &[Outcome]) {
@@ -115,79 +152,122 @@ fn push_figures(s: &mut Section, n: usize, runs: &[Outcome]) {
     } else {
         Target::None
     };
-    if let Some(v) = col(|o| o.seconds) {
-        s.figures.push(Figure::new(
-            &format!("operator: {n} Atsigns to Ready"),
-            "s",
-            v,
-            target_secs,
-        ));
-    }
-    if let Some(v) = col(|o| o.requests_per_atsign) {
-        s.figures.push(Figure::new(
-            &format!("operator: API requests per Atsign ({n})"),
-            "req",
-            v,
-            Target::None,
-        ));
-    }
-    if let Some(v) = col(|o| o.writes_per_atsign) {
-        s.figures.push(Figure::new(
-            &format!("operator: API writes per Atsign ({n})"),
-            "req",
-            v,
-            Target::None,
-        ));
-    }
-    if let Some(v) = col(|o| o.peak_rss_mib) {
-        s.figures.push(Figure::new(
-            &format!("operator: peak resident memory ({n})"),
-            "MiB",
-            v,
-            mib,
-        ));
-    }
+    let mut push = |name: String, unit: &str, f: fn(&Outcome) -> f64, target: Target| {
+        if let Some(v) = col(f) {
+            s.figures.push(Figure::new(&name, unit, v, target));
+        }
+    };
+    push(
+        format!("operator: {n} Atsigns to Ready"),
+        "s",
+        |o| o.seconds,
+        target_secs,
+    );
+    push(
+        format!("operator: API requests per Atsign ({n})"),
+        "req",
+        |o| o.requests_per_atsign,
+        Target::None,
+    );
+    push(
+        format!("operator: API writes per Atsign ({n})"),
+        "req",
+        |o| o.writes_per_atsign,
+        Target::None,
+    );
+    push(
+        format!("operator: apiserver requests per Atsign, all clients ({n})"),
+        "req",
+        |o| o.apiserver_requests_per_atsign,
+        Target::None,
+    );
+    push(
+        format!("operator: etcd database growth per Atsign ({n})"),
+        "B",
+        |o| o.etcd_bytes_per_atsign,
+        Target::None,
+    );
+    push(
+        format!("operator: peak resident memory ({n})"),
+        "MiB",
+        |o| o.peak_rss_mib,
+        mib,
+    );
 }
 
-fn sim_err(e: kubesim::Error) -> BenchError {
-    BenchError::Setup(format!("kubesim: {e}"))
+fn cluster_err(e: atfleet_cluster::ClusterError) -> BenchError {
+    BenchError::Setup(format!("control plane: {e}"))
 }
 
 fn kube_err(e: kube::Error) -> BenchError {
     BenchError::Setup(format!("kubernetes API: {e}"))
 }
 
-/// One run: fresh kubesim, kubelet and operator; `n` Atsigns named `<prefix>00000`….
+/// One run: a fresh control plane, node agent and operator; `n` Atsigns named `<prefix>00000`….
 async fn to_ready(
     ctx: &Ctx,
-    directory: &Directory,
+    env: &Env<'_>,
     prefix: &str,
     n: usize,
     cap: Duration,
 ) -> Result<Outcome, BenchError> {
-    let sim = Server::start(kubesim::Config {
-        history_limit: 200_000,
-        ..kubesim::Config::default()
-    })
-    .await
-    .map_err(sim_err)?;
-    let client = sim.client().map_err(sim_err)?;
-    install(&client).await?;
-    let kubelet = Kubelet::start(
-        client.clone(),
-        kubelet::Config::simulate(ctx.work.path().join(format!("node-{prefix}"))),
+    let mut opts = atfleet_cluster::Options::new(
+        ctx.work.path().join(format!("cp-{prefix}")),
+        env.controlplane_bin,
+    );
+    opts.client_qps = CONTROLLER_QPS;
+    let cp = ControlPlane::start(opts).await.map_err(cluster_err)?;
+    let result = measure(ctx, env, &cp, prefix, n, cap).await;
+    cp.shutdown().await;
+    result
+}
+
+async fn measure(
+    ctx: &Ctx,
+    env: &Env<'_>,
+    cp: &ControlPlane,
+    prefix: &str,
+    n: usize,
+    cap: Duration,
+) -> Result<Outcome, BenchError> {
+    let admin = cp.client().await.map_err(cluster_err)?;
+    install(&admin).await?;
+    let mut agent_config =
+        atfleet_node_agent::Config::simulate(ctx.work.path().join(format!("node-{prefix}")));
+    agent_config.max_pods = u32::try_from(n + 1000).unwrap_or(u32::MAX);
+    let agent = NodeAgent::start(admin.clone(), agent_config)
+        .await
+        .map_err(|e| BenchError::Setup(format!("node agent: {e}")))?;
+    let id = identity::chart_identity(&admin, env.helm, "atfleet", SYSTEM_NAMESPACE, 86_400)
+        .await
+        .map_err(|e| BenchError::Setup(format!("the operator's identity: {e}")))?;
+    let upstream = Kubeconfig::token(&cp.server, &cp.ca_cert, &id.token)
+        .client()
+        .await
+        .map_err(cluster_err)?;
+    let proxy = FaultProxy::start(upstream).await.map_err(cluster_err)?;
+    let kubeconfig = ctx
+        .work
+        .path()
+        .join(format!("operator-{prefix}.kubeconfig"));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: {}\n\
+             users:\n- name: proxy\n  user: {{}}\ncontexts:\n- name: proxy\n  context:\n    \
+             cluster: proxy\n    user: proxy\ncurrent-context: proxy\n",
+            proxy.url
+        ),
     )
-    .await
-    .map_err(|e| BenchError::Setup(format!("node agent: {e}")))?;
-    let kubeconfig = ctx.work.path().join(format!("kubeconfig-{prefix}"));
-    sim.write_kubeconfig(&kubeconfig).map_err(sim_err)?;
+    .map_err(BenchError::io(&kubeconfig))?;
+
     let mut cmd = tokio::process::Command::new(ctx.bin("atfleet-operator"));
     cmd.env("KUBECONFIG", &kubeconfig)
         .env("RUST_LOG", "warn")
         .arg("--directory-url")
-        .arg(format!("http://{}", directory.http_addr))
+        .arg(format!("http://{}", env.directory.http_addr))
         .arg("--directory-token-file")
-        .arg(&directory.token_file)
+        .arg(&env.directory.token_file)
         .args([
             "--http-listen",
             "127.0.0.1:0",
@@ -201,9 +281,12 @@ async fn to_ready(
     let operator = operator.drain_stdout();
 
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("atfleet.dev", "v1alpha1", "Atsign"));
-    let atsigns: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &ar);
+    let atsigns: Api<DynamicObject> = Api::namespaced_with(admin.clone(), NAMESPACE, &ar);
+    let requests_before = apiserver_requests(&admin).await?;
+    let etcd_before = etcd_db_size(&cp.etcd_url).await?;
+    let proxied_before = proxy.log().len();
     let started = Instant::now();
-    futures::stream::iter(0..n)
+    let created = futures::stream::iter(0..n)
         .map(|i| {
             let atsigns = atsigns.clone();
             let name = format!("{prefix}{i:05}");
@@ -222,44 +305,41 @@ async fn to_ready(
         })
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
-        .await?;
-    let ours = |e: &kubesim::AuditEvent| e.user_agent.starts_with("atfleet-operator");
-    let (mut requests, mut writes) = (0usize, 0usize);
-    let mut drain = || {
-        let events = sim.audit().events();
-        sim.audit().clear();
-        for e in events.iter().filter(|e| ours(e)) {
-            requests += 1;
-            if matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete") {
-                writes += 1;
+        .await;
+    let result = match created {
+        Err(e) => Err(e),
+        Ok(_) => loop {
+            let ready = match atsigns.list(&ListParams::default()).await {
+                Ok(list) => list.items.iter().filter(|a| is_ready(a)).count(),
+                Err(e) => break Err(kube_err(e)),
+            };
+            if ready == n {
+                break Ok(started.elapsed());
             }
-        }
+            if started.elapsed() > cap {
+                break Err(BenchError::Timeout(format!("{ready} of {n} Atsigns Ready")));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        },
     };
-    let result = loop {
-        drain();
-        let ready = match atsigns.list(&ListParams::default()).await {
-            Ok(list) => list.items.iter().filter(|a| is_ready(a)).count(),
-            Err(e) => break Err(kube_err(e)),
-        };
-        if ready == n {
-            break Ok(started.elapsed());
-        }
-        if started.elapsed() > cap {
-            break Err(BenchError::Timeout(format!("{ready} of {n} Atsigns Ready")));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    drain();
+    let requests_after = apiserver_requests(&admin).await;
+    let etcd_after = etcd_db_size(&cp.etcd_url).await;
+    let log = proxy.log();
+    let ours = &log[proxied_before.min(log.len())..];
+    let requests = ours.len();
+    let writes = ours.iter().filter(|l| l.is_write()).count();
     let peak = process::memory_kib(pid).map(|(_, hwm)| hwm as f64 / 1024.0);
     process::stop(operator, Duration::from_secs(10)).await;
-    kubelet.shutdown().await;
-    sim.shutdown().await;
+    agent.shutdown().await;
     let elapsed = result?;
+    let per = |v: f64| v / n as f64;
     Ok(Outcome {
         seconds: elapsed.as_secs_f64(),
-        requests_per_atsign: requests as f64 / n as f64,
-        writes_per_atsign: writes as f64 / n as f64,
+        requests_per_atsign: per(requests as f64),
+        writes_per_atsign: per(writes as f64),
+        apiserver_requests_per_atsign: per(requests_after? - requests_before),
         peak_rss_mib: peak.unwrap_or(f64::NAN),
+        etcd_bytes_per_atsign: per(etcd_after? - etcd_before),
     })
 }
 
@@ -270,7 +350,49 @@ fn is_ready(a: &DynamicObject) -> bool {
     })
 }
 
-/// The CRDs and the two namespaces.
+/// The sum of every series of `name` in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `apiserver_request_total` over every label set, from the apiserver's `/metrics`.
+async fn apiserver_requests(admin: &kube::Client) -> Result<f64, BenchError> {
+    let request = hyper::Request::get("/metrics")
+        .body(Vec::new())
+        .map_err(|e| BenchError::Setup(format!("metrics request: {e}")))?;
+    let text = admin.request_text(request).await.map_err(kube_err)?;
+    Ok(metric_sum(&text, "apiserver_request_total"))
+}
+
+/// etcd's `etcd_mvcc_db_total_size_in_bytes`.
+async fn etcd_db_size(etcd_url: &str) -> Result<f64, BenchError> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri: hyper::Uri = format!("{etcd_url}/metrics")
+        .parse()
+        .map_err(|e| BenchError::Setup(format!("{etcd_url}: {e}")))?;
+    let response = client
+        .get(uri)
+        .await
+        .map_err(|e| BenchError::Setup(format!("etcd metrics: {e}")))?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| BenchError::Setup(format!("etcd metrics: {e}")))?
+        .to_bytes();
+    Ok(metric_sum(
+        &String::from_utf8_lossy(&body),
+        "etcd_mvcc_db_total_size_in_bytes",
+    ))
+}
+
+/// The CRDs (Established) and the two namespaces.
 async fn install(client: &kube::Client) -> Result<(), BenchError> {
     let pp = PatchParams::apply("atfleet-bench").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -281,6 +403,15 @@ async fn install(client: &kube::Client) -> Result<(), BenchError> {
         crds.patch(&name, &pp, &Patch::Apply(&crd))
             .await
             .map_err(kube_err)?;
+        let established = kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            kube::runtime::conditions::is_crd_established(),
+        );
+        match tokio::time::timeout(Duration::from_secs(60), established).await {
+            Ok(Ok(_)) => {}
+            _ => return Err(BenchError::Timeout(format!("CRD {name} Established"))),
+        }
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [SYSTEM_NAMESPACE, NAMESPACE] {

@@ -1,7 +1,6 @@
-//! `atfleet-local up`: a whole atfleet on this machine (PostgreSQL, atDirectory, kubesim, the
-//! process kubelet, the operator), then the demo story, step by step.
+//! `atfleet-local up`: a whole atfleet on this machine (PostgreSQL, the upstream control plane,
+//! the node agent, the atDirectory, the operator), then the demo story, step by step.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +31,8 @@ enum Command {
         /// Skip the demo story (implies --keep).
         #[arg(long)]
         no_demo: bool,
-        /// State directory (default: a new temporary directory, removed unless --keep).
+        /// State directory (default: a new temporary directory, removed after a demo that
+        /// succeeded without --keep, kept otherwise).
         #[arg(long, env = "ATFLEET_LOCAL_STATE_DIR")]
         state_dir: Option<PathBuf>,
         /// Where the atfleet binaries are (default: next to this one).
@@ -41,13 +41,10 @@ enum Command {
         /// Use a new database in this PostgreSQL server instead of starting one.
         #[arg(long, env = "ATFLEET_LOCAL_DATABASE_URL")]
         database_url: Option<String>,
-        /// kubesim's listen address.
-        #[arg(
-            long,
-            env = "ATFLEET_LOCAL_KUBESIM_LISTEN",
-            default_value = "127.0.0.1:0"
-        )]
-        kubesim_listen: SocketAddr,
+        /// Where etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are
+        /// (default: what scripts/controlplane-build prints, building them once).
+        #[arg(long, env = "ATFLEET_CONTROLPLANE_BIN")]
+        controlplane_bin: Option<PathBuf>,
     },
 }
 
@@ -64,7 +61,10 @@ async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The client logs each refused readiness poll while the apiserver starts.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,kube_client::client::builder=off")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -74,7 +74,7 @@ async fn run() -> anyhow::Result<()> {
         state_dir,
         bin_dir,
         database_url,
-        kubesim_listen,
+        controlplane_bin,
     } = Cli::parse().command;
     let keep = keep || no_demo;
     let (state, temp) = match state_dir {
@@ -93,14 +93,30 @@ async fn run() -> anyhow::Result<()> {
         None => bin_dir_of_current_exe()?,
     };
     let started = Instant::now();
-    step("starting PostgreSQL, atDirectory, kubesim, the process kubelet and the operator");
+    step(
+        "starting PostgreSQL, the control plane (etcd, kube-apiserver, kube-controller-manager, \
+         kube-scheduler), the node agent, the atDirectory and the operator",
+    );
     let mut opts = Options::new(&state, &bin_dir);
     opts.database_url = database_url;
-    opts.kubesim_listen = kubesim_listen;
+    opts.controlplane_bin = controlplane_bin;
     // Interrupted while starting: dropping the half-built cluster kills what it started.
     let cluster = tokio::select! {
-        c = LocalCluster::up(opts) => c.context("starting the local cluster")?,
-        () = interrupted() => bail!("interrupted"),
+        c = LocalCluster::up(opts) => c,
+        () = interrupted() => Err(atfleet_e2e::local::LocalError::Timeout("interrupted".into())),
+    };
+    let cluster = match cluster {
+        Ok(c) => c,
+        Err(e) => {
+            // The logs of what did start are the way to find out why.
+            if let Some(t) = temp {
+                let _ = t.keep();
+            }
+            bail!(
+                "starting the local cluster: {e}\n(logs in {0}/logs and {0}/cluster/logs)",
+                state.display()
+            );
+        }
     };
     println!(
         "    up in {:.1}s; state in {}",
@@ -123,19 +139,46 @@ async fn run() -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         ),
         Ok(()) => {}
-        Err(e) if temp.is_some() => {
-            println!("\ndemo FAILED: {e:#}\n(run with --state-dir DIR to keep the logs)")
-        }
-        Err(e) => println!("\ndemo FAILED: {e:#}\n(logs in {}/logs)", state.display()),
+        Err(e) => println!(
+            "\ndemo FAILED: {e:#}\n(logs: {0}/logs (atdirectory, operator, pods/ for the atServers) and {0}/cluster/logs (etcd, kube-*))",
+            state.display()
+        ),
     }
     if keep {
         usage(&cluster);
         interrupted().await;
     }
-    cluster.shutdown().await;
+    step("shutting down");
+    let t = Instant::now();
+    let stopped = cluster.shutdown().await;
+    for s in &stopped {
+        println!("    stopped {s}");
+    }
+    println!("    in {:.1}s", t.elapsed().as_secs_f64());
+    // A failed demo keeps its state directory for the logs it pointed to.
+    let temp = match temp {
+        Some(t) if result.is_err() => {
+            let _ = t.keep();
+            None
+        }
+        other => other,
+    };
+    match temp {
+        Some(t) => {
+            let dir = t.path().display().to_string();
+            match t.close() {
+                Ok(()) => println!("    removed the state directory {dir}"),
+                Err(e) => println!("    could not remove the state directory {dir}: {e}"),
+            }
+        }
+        None => println!(
+            "    left on disk: {0} (logs in {0}/logs: atdirectory.log, atfleet-operator.log, \
+             pods/<namespace>/<pod>-<uid>/<container>.log; control plane logs in {0}/cluster/logs; \
+             keys in {0}/keys; volumes in {0}/node/volumes; PostgreSQL in {0}/postgres)",
+            state.display()
+        ),
+    }
     if result.is_err() {
-        // exit() skips destructors: the temporary state directory goes first.
-        drop(temp);
         std::process::exit(1);
     }
     Ok(())
@@ -168,10 +211,17 @@ fn usage(c: &LocalCluster) {
         .map(|(k, v)| format!("export {k}={v}"))
         .collect::<Vec<_>>()
         .join("\n    ");
+    let path = match c.kubectl() {
+        Some(k) => format!(
+            "{}:{}",
+            c.bin_dir.display(),
+            k.parent().unwrap_or(Path::new(".")).display()
+        ),
+        None => c.bin_dir.display().to_string(),
+    };
     println!(
-        "\nThe cluster keeps running until Ctrl-C. In another shell:\n    {env}\n    export ATCTL_KEYS_DIR={keys}\n    PATH={bin}:$PATH\n    kubectl get atsigns -A\n    kubectl apply --server-side -f - <<<'{{\"apiVersion\":\"atfleet.dev/v1alpha1\",\"kind\":\"Atsign\",\"metadata\":{{\"name\":\"carol\",\"namespace\":\"{NAMESPACE}\"}},\"spec\":{{\"atSign\":\"@carol\",\"className\":\"{CLASS}\"}}}}'\n    kubectl wait --for=condition=Ready atsign/carol -n {NAMESPACE}\n    atctl onboard @carol --from-secret {NAMESPACE}/carol-cram\nLogs: {logs}/logs (atdirectory, operator) and {logs}/kubelet/pods/ (atServers).",
+        "\nThe cluster keeps running until Ctrl-C. In another shell:\n    {env}\n    export ATCTL_KEYS_DIR={keys}\n    PATH={path}:$PATH\n    kubectl get atsigns -A\n    kubectl apply --server-side -f - <<<'{{\"apiVersion\":\"atfleet.dev/v1alpha1\",\"kind\":\"Atsign\",\"metadata\":{{\"name\":\"carol\",\"namespace\":\"{NAMESPACE}\"}},\"spec\":{{\"atSign\":\"@carol\",\"className\":\"{CLASS}\"}}}}'\n    kubectl wait --for=condition=Ready atsign/carol -n {NAMESPACE}\n    atctl onboard @carol --from-secret {NAMESPACE}/carol-cram\n    kubectl get events -n {NAMESPACE}\n    kubectl logs -n {NAMESPACE} carol-0\nLogs: {logs}/logs (atdirectory, operator; pods/ for the atServers, kept after their pods go) and {logs}/cluster/logs (etcd, kube-apiserver, kube-controller-manager, kube-scheduler).",
         keys = c.state_dir.join("keys").display(),
-        bin = c.bin_dir.display(),
         logs = c.state_dir.display(),
     );
 }
@@ -336,9 +386,12 @@ impl<'a> Story<'a> {
     }
 
     async fn kubectl(&self, args: &[&str]) -> anyhow::Result<Output> {
-        // `KUBECTL` names another kubectl (make test exports one when the machine has none).
-        let program =
-            std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+        // `KUBECTL` names another kubectl; else the one built with the control plane, else PATH's.
+        let program = std::env::var_os("KUBECTL")
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.cluster.kubectl())
+            .unwrap_or_else(|| PathBuf::from("kubectl"));
         let out = self.command("kubectl", &program, args).await?;
         ensure_ok("kubectl", &out)?;
         Ok(out)

@@ -1,16 +1,20 @@
-//! The local cluster: a throwaway PostgreSQL, the atDirectory, kubesim, the process kubelet and the
-//! operator on this machine, with the CRDs and an `AtServerClass` named `local` installed (NodePort
-//! exposure published as 127.0.0.1). `kubectl` and `atctl` work against it through the files in
-//! its state directory.
+//! The local cluster: a throwaway PostgreSQL, the upstream control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler; `atfleet-cluster`), the node agent running pods as
+//! processes, the atDirectory and the operator on this machine, with the CRDs and an
+//! `AtServerClass` named `local` installed (NodePort exposure published as 127.0.0.1). The
+//! operator authenticates as its own ServiceAccount under the RBAC the chart renders. `kubectl`
+//! and `atctl` work against it through the files in its state directory.
 
 mod ca;
+pub mod identity;
 mod postgres;
 mod process;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use atfleet_cluster::{ClusterError, ControlPlane, Kubeconfig};
+use atfleet_node_agent::NodeAgent;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -22,10 +26,6 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Api;
 use serde_json::json;
 
-use crate::kubesim::{self, Server};
-// The node agent, under its old names; it needs the upstream control plane (no kubesim).
-use atfleet_node_agent::{self as kubelet, NodeAgent as Kubelet};
-
 pub use process::{tail, Proc};
 
 /// The operator's namespace, where its CA Secret lives.
@@ -34,6 +34,8 @@ pub const SYSTEM_NAMESPACE: &str = "atfleet-system";
 pub const NAMESPACE: &str = "fleet";
 /// The installed class.
 pub const CLASS: &str = "local";
+/// The Helm release name the operator's RBAC is rendered for.
+pub const RELEASE: &str = "atfleet";
 
 const CRDS: [&str; 2] = [
     include_str!("../../../crds/atsign.yaml"),
@@ -51,8 +53,8 @@ pub enum LocalError {
     Command { what: String, message: String },
     #[error("certificates: {0}")]
     Pki(String),
-    #[error("kubesim: {0}")]
-    Sim(#[from] kubesim::Error),
+    #[error("control plane: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{name} exited ({status}); its log ends:\n{log_tail}")]
@@ -76,14 +78,17 @@ impl LocalError {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Where files, logs, pod directories and claims go (created if absent).
+    /// Where files, logs, pod directories and volumes go (created if absent).
     pub state_dir: PathBuf,
     /// Where `atdirectory`, `atfleet-operator`, `atserver` and `atctl` are.
     pub bin_dir: PathBuf,
+    /// Where etcd, kube-apiserver, kube-controller-manager, kube-scheduler (and kubectl) are;
+    /// `None`: [`atfleet_cluster::binaries`] (built once by `scripts/controlplane-build`).
+    pub controlplane_bin: Option<PathBuf>,
     /// Create a database in this server instead of starting a PostgreSQL cluster.
     pub database_url: Option<String>,
-    /// kubesim's address (port 0 picks one).
-    pub kubesim_listen: SocketAddr,
+    /// helm, to render the chart's RBAC; `None`: [`identity::helm`].
+    pub helm: Option<PathBuf>,
 }
 
 impl Options {
@@ -91,8 +96,9 @@ impl Options {
         Self {
             state_dir: state_dir.into(),
             bin_dir: bin_dir.into(),
+            controlplane_bin: None,
             database_url: None,
-            kubesim_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            helm: None,
         }
     }
 }
@@ -114,19 +120,31 @@ pub fn bin_dir_of_current_exe() -> Result<PathBuf, LocalError> {
 pub struct LocalCluster {
     pub state_dir: PathBuf,
     pub bin_dir: PathBuf,
+    /// The control plane's binaries (and its matching `kubectl`, when built).
+    pub controlplane_bin: PathBuf,
+    /// cluster-admin (for `kubectl`).
     pub kubeconfig: PathBuf,
+    /// The operator's: its ServiceAccount token.
+    pub operator_kubeconfig: PathBuf,
     /// `host:port` of the atDirectory's root protocol.
     pub root_server: String,
     /// The atDirectory's registration API.
     pub directory_url: String,
     /// The operator's built-in CA, which also issued the atDirectory's certificate.
     pub ca_bundle: PathBuf,
-    pub sim: kubesim::Handle,
+    /// cluster-admin.
     pub client: kube::Client,
-    kubelet: Option<kubelet::Handle>,
+    /// Pod directories of the node agent: `pods/<ns>/<pod>-<uid>/<container>.log`.
+    pub node_dir: PathBuf,
+    /// Every pod log, hard-linked as it appears, so it outlives its pod (the node agent removes
+    /// a pod's directory when the pod goes): `logs/pods/<ns>/<pod>-<uid>/<container>.log`.
+    pub pod_logs: PathBuf,
+    control_plane: Option<ControlPlane>,
+    agent: Option<atfleet_node_agent::Handle>,
     directory: Option<Proc>,
     operator: Option<Proc>,
     postgres: Option<postgres::Postgres>,
+    log_keeper: tokio::task::JoinHandle<()>,
 }
 
 impl LocalCluster {
@@ -152,21 +170,42 @@ impl LocalCluster {
         for name in ["atserver", "atdirectory", "atfleet-operator"] {
             program(name)?;
         }
+        let controlplane_bin = match &opts.controlplane_bin {
+            Some(d) => d.clone(),
+            None => atfleet_cluster::binaries()?,
+        };
+        let helm = match &opts.helm {
+            Some(h) => h.clone(),
+            None => identity::helm()?,
+        };
 
         let postgres = match &opts.database_url {
             Some(url) => postgres::Postgres::database_in(url)?,
             None => postgres::Postgres::start_cluster(&state.join("postgres"))?,
         };
 
-        let sim = Server::start(kubesim::Config {
-            listen: opts.kubesim_listen,
-            ..kubesim::Config::default()
-        })
+        let control_plane = ControlPlane::start(atfleet_cluster::Options::new(
+            state.join("cluster"),
+            &controlplane_bin,
+        ))
         .await?;
-        let kubeconfig = state.join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig)?;
-        let client = sim.client()?;
+        let kubeconfig = control_plane.admin_kubeconfig.clone();
+        let client = control_plane.client().await?;
         install(&client).await?;
+
+        let node_dir = state.join("node");
+        let mut agent_config = atfleet_node_agent::Config::processes(&node_dir, &opts.bin_dir);
+        agent_config.api_server = Some(control_plane.server.clone());
+        // `kubectl logs` asks the apiserver, which asks the node's kubelet port.
+        agent_config.kubelet_port = Some(0);
+        let agent = NodeAgent::start(client.clone(), agent_config)
+            .await
+            .map_err(|e| LocalError::Command {
+                what: "node agent".into(),
+                message: e.to_string(),
+            })?;
+        let pod_logs = logs.join("pods");
+        let log_keeper = tokio::spawn(keep_pod_logs(node_dir.join("pods"), pod_logs.clone()));
 
         let tls = ca::install(&client, &state).await?;
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -201,16 +240,13 @@ impl LocalCluster {
         let directory_url = format!("http://127.0.0.1:{dir_http}");
         wait_http(&format!("{directory_url}/readyz"), &mut directory).await?;
 
-        let kubelet = Kubelet::start(
-            client.clone(),
-            kubelet::Config::processes(state.join("kubelet"), &opts.bin_dir),
-        )
-        .await
-        .map_err(|e| LocalError::Command {
-            what: "node agent".into(),
-            message: e.to_string(),
-        })?;
-
+        // The operator as the chart runs it: its ServiceAccount, the chart's RBAC. The token
+        // lasts a week (a kept cluster outlives an hour).
+        let id =
+            identity::chart_identity(&client, &helm, RELEASE, SYSTEM_NAMESPACE, 7 * 86_400).await?;
+        let operator_kubeconfig = state.join("operator.kubeconfig");
+        Kubeconfig::token(&control_plane.server, &control_plane.ca_cert, &id.token)
+            .write(&operator_kubeconfig)?;
         let op_http = free_port()?;
         let mut operator = Proc::spawn(
             "atfleet-operator",
@@ -230,7 +266,7 @@ impl LocalCluster {
                 "atfleet-local".into(),
             ],
             &[
-                ("KUBECONFIG", kubeconfig.display().to_string()),
+                ("KUBECONFIG", operator_kubeconfig.display().to_string()),
                 (
                     "RUST_LOG",
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -247,26 +283,39 @@ impl LocalCluster {
         Ok(Self {
             state_dir: state,
             bin_dir: opts.bin_dir,
+            controlplane_bin,
             kubeconfig,
+            operator_kubeconfig,
             root_server: format!("127.0.0.1:{root_port}"),
             directory_url,
             ca_bundle: tls.ca,
-            sim,
             client,
-            kubelet: Some(kubelet),
+            node_dir,
+            pod_logs,
+            control_plane: Some(control_plane),
+            agent: Some(agent),
             directory: Some(directory),
             operator: Some(operator),
             postgres: Some(postgres),
+            log_keeper,
         })
     }
 
-    /// Fails when the atDirectory or the operator has exited.
+    /// The `kubectl` built with the control plane, when it is there.
+    pub fn kubectl(&self) -> Option<PathBuf> {
+        Some(self.controlplane_bin.join("kubectl")).filter(|k| k.is_file())
+    }
+
+    /// Fails when the atDirectory, the operator or a control-plane component has exited.
     pub fn check(&mut self) -> Result<(), LocalError> {
         for p in [&mut self.directory, &mut self.operator]
             .into_iter()
             .flatten()
         {
             p.check_running()?;
+        }
+        if let Some(cp) = self.control_plane.as_mut() {
+            cp.check_running()?;
         }
         Ok(())
     }
@@ -280,20 +329,85 @@ impl LocalCluster {
         ]
     }
 
-    /// Stops the operator first (so it does not react to pods going away), then the pods, the
-    /// atDirectory, kubesim and PostgreSQL.
-    pub async fn shutdown(mut self) {
+    /// Stops the operator first (so it does not react to pods going away), then the pods (the
+    /// node agent), the atDirectory, the control plane and PostgreSQL. Returns one line per
+    /// stopped part, in order.
+    pub async fn shutdown(mut self) -> Vec<String> {
+        let mut stopped = Vec::new();
         if let Some(p) = self.operator.take() {
             p.stop(Duration::from_secs(10)).await;
+            stopped.push("the operator".to_owned());
         }
-        if let Some(k) = self.kubelet.take() {
-            k.shutdown().await;
+        if let Some(agent) = self.agent.take() {
+            // Links the logs of pods that appeared since the last scan before they go.
+            link_pod_logs(&self.node_dir.join("pods"), &self.pod_logs);
+            // The agent marks its Node NotReady through the apiserver; never hang on that.
+            match tokio::time::timeout(Duration::from_secs(60), agent.shutdown()).await {
+                Ok(()) => stopped.push("the node agent and its pods' processes".to_owned()),
+                Err(_) => stopped.push(
+                    "the node agent (gave up waiting for it after 60 s; its pods' processes are killed with it)"
+                        .to_owned(),
+                ),
+            }
         }
+        self.log_keeper.abort();
         if let Some(p) = self.directory.take() {
             p.stop(Duration::from_secs(10)).await;
+            stopped.push("the atDirectory".to_owned());
         }
-        drop(self.postgres.take());
-        self.sim.shutdown().await;
+        if let Some(cp) = self.control_plane.take() {
+            cp.shutdown().await;
+            stopped.push(
+                "kube-scheduler, kube-controller-manager, kube-apiserver and etcd".to_owned(),
+            );
+        }
+        if let Some(pg) = self.postgres.take() {
+            drop(pg);
+            stopped.push("PostgreSQL".to_owned());
+        }
+        stopped
+    }
+}
+
+/// Hard-links every pod log under `pods` (`<ns>/<pod>-<uid>/<container>.log`) into `keep` once a
+/// second: the link keeps the file (and what the process still writes to it) when the node
+/// agent removes the pod's directory.
+async fn keep_pod_logs(pods: PathBuf, keep: PathBuf) {
+    loop {
+        link_pod_logs(&pods, &keep);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn link_pod_logs(pods: &Path, keep: &Path) {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for ns in dirs(pods) {
+        for pod in dirs(&ns) {
+            for file in dirs(&pod) {
+                if file.extension().is_none_or(|e| e != "log") || !file.is_file() {
+                    continue;
+                }
+                let (Some(n), Some(p), Some(f)) =
+                    (ns.file_name(), pod.file_name(), file.file_name())
+                else {
+                    continue;
+                };
+                let target = keep.join(n).join(p).join(f);
+                if target.exists() {
+                    continue;
+                }
+                if let Some(parent) = target.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                if std::fs::hard_link(&file, &target).is_err() {
+                    let _ = std::fs::copy(&file, &target);
+                }
+            }
+        }
     }
 }
 
@@ -306,6 +420,16 @@ async fn install(client: &kube::Client) -> Result<(), LocalError> {
             serde_yaml::from_str(doc).map_err(|e| LocalError::Manifest(e.to_string()))?;
         let name = crd.metadata.name.clone().unwrap_or_default();
         crds.patch(&name, &pp, &Patch::Apply(&crd)).await?;
+        let established = kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            kube::runtime::conditions::is_crd_established(),
+        );
+        match tokio::time::timeout(Duration::from_secs(60), established).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(LocalError::Timeout(format!("CRD {name}: {e}"))),
+            Err(_) => return Err(LocalError::Timeout(format!("CRD {name} Established"))),
+        }
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [SYSTEM_NAMESPACE, NAMESPACE] {
@@ -331,8 +455,8 @@ async fn install(client: &kube::Client) -> Result<(), LocalError> {
     Ok(())
 }
 
-/// Marks a state directory as ours; a marked directory is emptied on the next start, since
-/// nothing in it (keys, claims, the database) matches a new in-memory cluster.
+/// Marks a state directory as ours; a marked directory is emptied on the next start (a new
+/// cluster starts from an empty etcd, database and node).
 const MARKER: &str = ".atfleet-local";
 
 fn prepare_state_dir(dir: &Path) -> Result<(), LocalError> {

@@ -30,6 +30,9 @@ impl Proc {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
+            // Its own process group: a terminal's Ctrl-C reaches only our process, which then
+            // stops the children in order (etcd must outlive the apiserver's clients).
+            .process_group(0)
             .spawn()
             .map_err(LocalError::io(program))?;
         Ok(Self {
