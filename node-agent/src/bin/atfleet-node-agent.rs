@@ -160,5 +160,13 @@ mod tests {
             Args::try_parse_from(["atfleet-node-agent", "--state-dir", "/s", "--image", "x"])
                 .is_err()
         );
+        // Every flag also from the environment.
+        std::env::set_var("ATFLEET_NODE_AGENT_SIMULATE", "true");
+        std::env::set_var("ATFLEET_NODE_AGENT_IMAGE", "a=/x,b=/y");
+        std::env::set_var("ATFLEET_NODE_AGENT_MAX_PODS", "7");
+        let e = Args::try_parse_from(["atfleet-node-agent", "--state-dir", "/s"]).expect("parses");
+        assert!(e.simulate);
+        assert_eq!(e.images.len(), 2);
+        assert_eq!(e.max_pods, 7);
     }
 }
