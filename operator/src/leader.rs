@@ -1,9 +1,15 @@
 //! Leader election through a `coordination.k8s.io/v1` Lease, so several operator replicas can
 //! run and only one reconciles. Optimistic concurrency (resourceVersion) decides races.
+//!
+//! Whether another holder's lease has expired is judged on this replica's monotonic clock: from
+//! when this replica last saw the lease record change, as client-go does. The `renewTime` the
+//! holder writes comes from the holder's wall clock, so comparing it with ours would let clock
+//! skew between nodes decide leadership.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
@@ -21,10 +27,19 @@ pub struct LeaseConfig {
     pub renew_interval: Duration,
 }
 
+/// The other holder's lease record as last read, and when (on this replica's clock) it last
+/// changed.
+#[derive(Debug, Clone, PartialEq)]
+struct Observed {
+    record: (Option<String>, Option<String>, Option<i32>),
+    since: tokio::time::Instant,
+}
+
 #[derive(Clone)]
 pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaseConfig,
+    observed: Arc<Mutex<Option<Observed>>>,
 }
 
 impl LeaderElector {
@@ -32,7 +47,31 @@ impl LeaderElector {
         Self {
             api: Api::namespaced(client, &config.namespace),
             config,
+            observed: Arc::default(),
         }
+    }
+
+    /// Whether the lease another replica holds has gone unrenewed for its whole duration, as
+    /// seen from here: any change of holder, renew time or duration restarts the count.
+    fn expired_here(&self, spec: &LeaseSpec) -> bool {
+        let record = (
+            spec.holder_identity.clone(),
+            spec.renew_time.as_ref().map(|t| t.0.to_string()),
+            spec.lease_duration_seconds,
+        );
+        let now = tokio::time::Instant::now();
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        let since = match observed.as_ref() {
+            Some(o) if o.record == record => o.since,
+            _ => {
+                *observed = Some(Observed { record, since: now });
+                now
+            }
+        };
+        let duration = Duration::from_secs(
+            u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
+        );
+        now.duration_since(since) >= duration
     }
 
     pub fn identity(&self) -> &str {
@@ -72,10 +111,7 @@ impl LeaderElector {
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let mine = holder.as_deref() == Some(self.config.identity.as_str());
         if !mine {
-            let expires = spec.renew_time.as_ref().map(|t| {
-                t.0 + SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)))
-            });
-            let free = holder.is_none() || expires.is_none_or(|e| e < now);
+            let free = holder.is_none() || self.expired_here(spec);
             if !free {
                 return Ok(false);
             }

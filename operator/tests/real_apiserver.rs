@@ -175,3 +175,64 @@ async fn kubectl_get_atsign_shows_ready_and_one_age_column() {
     assert_eq!(row[ready], "True", "{table}");
     teardown(cluster, op).await;
 }
+
+/// A holder whose wall clock is an hour behind keeps renewing: its `renewTime` always looks an
+/// hour old, yet a standby with a correct clock does not take the lease while the renewals go
+/// on, and does once they stop for the lease's duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_holder_clock_does_not_decide_leadership() {
+    use atfleet_operator::leader::{LeaderElector, LeaseConfig};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use std::time::Duration;
+    let (cluster, client) = cluster().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), system_ns());
+    let skewed_now = || {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+        )
+    };
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": { "name": "skew", "namespace": system_ns() },
+        "spec": { "holderIdentity": "behind", "leaseDurationSeconds": 2 },
+    }))
+    .expect("lease");
+    leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("lease");
+    let standby = LeaderElector::new(
+        client.clone(),
+        LeaseConfig {
+            namespace: system_ns().into(),
+            name: "skew".into(),
+            identity: "standby".into(),
+            lease_duration: Duration::from_secs(2),
+            renew_interval: Duration::from_millis(200),
+        },
+    );
+    // Six seconds (three lease durations) of renewals from the skewed holder, every 500 ms.
+    for _ in 0..12 {
+        let mut current = leases.get("skew").await.expect("lease");
+        current.spec.as_mut().expect("spec").renew_time = Some(skewed_now());
+        leases
+            .replace("skew", &PostParams::default(), &current)
+            .await
+            .expect("renew");
+        assert!(
+            !standby.try_acquire_or_renew().await.expect("standby tries"),
+            "the standby took a lease that was being renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The holder stops renewing: the standby takes over after a lease duration.
+    eventually("the standby takes over", || async {
+        standby.try_acquire_or_renew().await.unwrap_or(false)
+    })
+    .await;
+    let held = leases.get("skew").await.expect("lease");
+    assert_eq!(
+        held.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("standby")
+    );
+    cluster.shutdown().await;
+}
