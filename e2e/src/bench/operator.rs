@@ -57,6 +57,7 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
     };
     let reps = ctx.mode.pick(3, 1);
     let cap = Duration::from_secs(ctx.mode.pick(600, 180) as u64);
+    let large_cap = cap.max(Duration::from_secs(900));
     let mut s = Section::new(
         "operator",
         "Operator at scale",
@@ -76,10 +77,16 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              `apiserver_request_total`, scraped before the creates and after the last poll. etcd \
              bytes: `etcd_mvcc_db_total_size_in_bytes` after − before (the database file grows in \
              pages and is never compacted during a run). Peak resident memory: the operator's VmHWM. \
-             {small} Atsigns: {reps} repetitions; {large} Atsigns: 1 repetition. Every run is cut \
-             off after {} s and then reported as not measured with how many were Ready (a cut-off \
-             {small} run also skips the rest of the section).",
-            cap.as_secs()
+             {small} Atsigns: {reps} repetition(s){}. Every run is cut off after {} s ({} s for \
+             {large}) and then reported as not measured with how many were Ready (a cut-off {small} \
+             run also skips the rest of the section).",
+            if large > 0 {
+                format!("; {large} Atsigns: 1 repetition")
+            } else {
+                String::new()
+            },
+            cap.as_secs(),
+            large_cap.as_secs(),
         ),
     );
     let Some(url) = ctx.database_url.as_deref() else {
@@ -120,7 +127,6 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
             format!("not run: {small} Atsigns did not all get Ready within the cap"),
         );
     } else if large > 0 {
-        let large_cap = cap.max(Duration::from_secs(900));
         match to_ready(ctx, &env, "b", large, large_cap).await {
             Ok(o) => push_figures(&mut s, large, &[o]),
             Err(BenchError::Timeout(what)) => s.not_measured(
