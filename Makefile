@@ -59,9 +59,14 @@ test-rust: python-env nextest controlplane ## All Rust tests (unit, integration,
 	  PATH="$(TOOLS_ROOT)/bin:$$PATH" $(CARGO) nextest run --workspace --locked --no-fail-fast'
 
 .PHONY: demo
-demo: ## atfleet on this machine (PostgreSQL binaries, kubectl): two Atsigns, onboarding, sharing, deletion; DEMO_FLAGS=--keep leaves it up
-	$(CARGO) build --locked -p atserver -p atdirectory -p atfleet-operator -p atctl -p atfleet-e2e
-	$(CARGO_TARGET_DIR)/debug/atfleet-local up $(DEMO_FLAGS)
+# The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) is built once from
+# its Go modules into ~/.cache/atfleet-controlplane; helm (for the chart's operator RBAC) comes from scripts/tools-env.
+demo: ## atfleet on this machine (Go, PostgreSQL binaries): control plane, two Atsigns, onboarding, sharing, deletion; DEMO_FLAGS=--keep leaves it up
+	$(CARGO) build --locked -p atserver -p atdirectory -p atfleet-operator -p atctl -p atfleet-e2e \
+	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atctl --bin atfleet-local
+	controlplane=$$(scripts/controlplane-build) && tools=$$(scripts/tools-env) && \
+	ATFLEET_CONTROLPLANE_BIN=$$controlplane ATFLEET_TOOLS_BIN=$$tools \
+	  $(CARGO_TARGET_DIR)/debug/atfleet-local up $(DEMO_FLAGS)
 
 # Release binaries; PostgreSQL for the atDirectory and the operator's registrations. The report goes to the
 # repository's own target/bench whatever CARGO_TARGET_DIR says.
@@ -69,6 +74,8 @@ bench: ## Benchmarks against same-run baselines (release build; writes target/be
 	started=$$(date +%s); \
 	$(CARGO) build --release --locked -p atserver -p atdirectory -p atfleet-operator -p atfleet-e2e \
 	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atfleet-bench; \
+	controlplane=$$(scripts/controlplane-build); tools=$$(scripts/tools-env); \
+	export ATFLEET_CONTROLPLANE_BIN=$$controlplane ATFLEET_TOOLS_BIN=$$tools; \
 	built=$$(( $$(date +%s) - started )); \
 	scripts/with-postgres -- $(CARGO_TARGET_DIR)/release/atfleet-bench run \
 	  --bin-dir $(CARGO_TARGET_DIR)/release --out $(CURDIR)/target/bench \
