@@ -1,7 +1,6 @@
 //! Record metadata (atprotocol.md §5): the stored form, the wire fragment, merge rules and the
 //! JSON shapes of lookup (`meta`/`all`) and sync.
 
-use at_protocol::time::format_dart_millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -199,65 +198,43 @@ impl Metadata {
         self.expires_at.is_some_and(|e| now >= e)
     }
 
+    /// This record's metadata in the protocol's model (status `active`; `immutable` only when
+    /// set), which renders both JSON shapes.
+    pub fn to_wire(&self) -> at_protocol::Metadata {
+        let date = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
+        let mut wire = at_protocol::Metadata {
+            created_by: Some(self.created_by.clone()),
+            updated_by: Some(self.updated_by.clone()),
+            created_at: date(self.created_at),
+            updated_at: date(self.updated_at),
+            expires_at: self.expires_at.and_then(date),
+            available_at: self.available_at.and_then(date),
+            refresh_at: self.refresh_at.and_then(date),
+            status: Some("active".into()),
+            version: Some(self.version),
+            ttl: self.ttl,
+            ttb: self.ttb,
+            ttr: self.ttr,
+            ccd: self.ccd,
+            is_binary: Some(self.is_binary),
+            is_encrypted: Some(self.is_encrypted),
+            immutable: self.immutable.then_some(true),
+            ..Default::default()
+        };
+        for (name, value) in &self.strings {
+            wire.set_text(name, Some(value.clone()));
+        }
+        wire
+    }
+
     /// The metadata JSON of `llookup:meta` / `lookup:meta` (nulls removed, numbers as numbers).
     pub fn to_lookup_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("createdBy".into(), self.created_by.clone().into());
-        m.insert("updatedBy".into(), self.updated_by.clone().into());
-        m.insert(
-            "createdAt".into(),
-            format_dart_millis(self.created_at).into(),
-        );
-        m.insert(
-            "updatedAt".into(),
-            format_dart_millis(self.updated_at).into(),
-        );
-        if let Some(v) = self.expires_at {
-            m.insert("expiresAt".into(), format_dart_millis(v).into());
-        }
-        if let Some(v) = self.available_at {
-            m.insert("availableAt".into(), format_dart_millis(v).into());
-        }
-        if let Some(v) = self.refresh_at {
-            m.insert("refreshAt".into(), format_dart_millis(v).into());
-        }
-        m.insert("status".into(), "active".into());
-        m.insert("version".into(), self.version.into());
-        for (name, v) in [("ttl", self.ttl), ("ttb", self.ttb), ("ttr", self.ttr)] {
-            if let Some(v) = v {
-                m.insert(name.into(), v.into());
-            }
-        }
-        if let Some(ccd) = self.ccd {
-            m.insert("ccd".into(), ccd.into());
-        }
-        m.insert("isBinary".into(), self.is_binary.into());
-        m.insert("isEncrypted".into(), self.is_encrypted.into());
-        if self.immutable {
-            m.insert("immutable".into(), true.into());
-        }
-        for (name, v) in &self.strings {
-            m.insert(name.clone(), v.clone().into());
-        }
-        Value::Object(m)
+        self.to_wire().to_lookup_json()
     }
 
     /// The sync form: the same fields, every value a string (§9.2).
     pub fn to_sync_json(&self) -> Value {
-        let Value::Object(m) = self.to_lookup_json() else {
-            return Value::Null;
-        };
-        let m = m
-            .into_iter()
-            .map(|(k, v)| {
-                let s = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                (k, Value::String(s))
-            })
-            .collect();
-        Value::Object(m)
+        self.to_wire().to_sync_json()
     }
 
     /// Applies a Metadata JSON object (as sent by `update:json:`) on top of this record.

@@ -228,6 +228,18 @@ impl Metadata {
         }
     }
 
+    /// Sets (or with `None` clears) the opaque text item with wire name `name`
+    /// (`dataSignature`, `sharedKeyEnc`, `ivNonce`, …); `false` if `name` is not one.
+    pub fn set_text(&mut self, name: &str, value: Option<String>) -> bool {
+        match self.string_slot(name) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn string_slot(&mut self, name: &str) -> Option<&mut Option<String>> {
         Some(match name {
             "dataSignature" => &mut self.data_signature,
@@ -377,6 +389,7 @@ impl Metadata {
         push("isBinary", self.is_binary.map(Bool));
         push("isEncrypted", self.is_encrypted.map(Bool));
         push("dataSignature", self.data_signature.clone().map(Text));
+        push("sharedKeyStatus", self.shared_key_status.clone().map(Text));
         push("sharedKeyEnc", self.shared_key_enc.clone().map(Text));
         push("pubKeyCS", self.pub_key_cs.clone().map(Text));
         push("pubKeyHash", self.pub_key_hash.clone().map(Text));
