@@ -1,15 +1,17 @@
 //! Scale run: the operator binary, as its own process, takes N Atsigns (default 1,000) to Ready
-//! against kubesim with the process kubelet in readiness-simulation mode (pods are made, no
-//! processes run, every pod is reported Ready); then, with nothing changing,
-//! it must make no writes for a minute. Reports time, API requests per Atsign and the operator's
-//! peak resident memory. Run with
-//! `cargo test -p atfleet-operator --test scale -- --ignored --nocapture` (ATFLEET_SCALE_N=…).
+//! on the real control plane (the shared one of `scripts/with-controlplane`), in a namespace whose
+//! pods the node agent reports Ready without running them; then, with nothing changing, it must
+//! make no writes for a minute. It runs as the chart's ServiceAccount under the rendered RBAC,
+//! through the test's logging proxy, which counts its requests. Reports time, API requests per
+//! Atsign and the operator's peak resident memory. Run with
+//! `ATFLEET_NODE_AGENT_MAX_PODS=2000 scripts/with-controlplane -- cargo test -p atfleet-operator --test
+//! scale -- --ignored --nocapture` (ATFLEET_SCALE_N=…; the shared node agent's pod capacity, which
+//! it reads from ATFLEET_NODE_AGENT_MAX_PODS and is 110 by default, must exceed N).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use atfleet_e2e::kubelet::{Config as KubeletConfig, Kubelet};
 use atfleet_operator::crd::Atsign;
 use common::*;
 use futures::StreamExt;
@@ -42,14 +44,24 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let (sim, client) = kubesim().await;
+    let (tc, client) = cluster().await;
     let dir = directory(client.clone()).await;
     let tmp = tempfile::tempdir().expect("tempdir");
+    // The operator reaches the apiserver through the test's proxy (plain HTTP on loopback; the
+    // proxy authenticates upstream with the operator's ServiceAccount token).
     let kubeconfig = tmp.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: {}\n\
+             users:\n- name: proxy\n  user: {{}}\ncontexts:\n- name: proxy\n  context:\n    \
+             cluster: proxy\n    user: proxy\ncurrent-context: proxy\n",
+            tc.proxy.url
+        ),
+    )
+    .expect("kubeconfig");
     let token = tmp.path().join("token");
     std::fs::write(&token, TOKEN).expect("token");
-    let kubelet = Kubelet::start(client.clone(), KubeletConfig::simulate());
 
     let mut operator = tokio::process::Command::new(env!("CARGO_BIN_EXE_atfleet-operator"))
         .env("KUBECONFIG", &kubeconfig)
@@ -60,7 +72,9 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
             "--http-listen",
             "127.0.0.1:0",
             "--namespace",
-            SYSTEM_NS,
+            system_ns(),
+            "--watch-namespace",
+            ns(),
             "--resync-seconds",
             "20",
         ])
@@ -79,7 +93,7 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
         .collect::<Vec<_>>()
         .await;
     let created = started.elapsed();
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), NS);
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
         let list = atsigns
@@ -98,22 +112,15 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let to_ready = started.elapsed();
-    let ours = |e: &atfleet_e2e::kubesim::AuditEvent| e.user_agent.starts_with("atfleet-operator");
-    let events = sim.audit().events();
-    let requests = events.iter().filter(|e| ours(e)).count();
-    let writes = events
-        .iter()
-        .filter(|e| ours(e) && matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
-        .count();
+    let log = tc.proxy.log();
+    let requests = log.len();
+    let writes = log.iter().filter(|l| l.is_write()).count();
 
-    sim.audit().clear();
+    tc.proxy.clear_log();
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let idle_events = sim.audit().events();
-    let idle_requests = idle_events.iter().filter(|e| ours(e)).count();
-    let idle_writes: Vec<_> = idle_events
-        .iter()
-        .filter(|e| ours(e) && matches!(e.verb.as_str(), "create" | "update" | "patch" | "delete"))
-        .collect();
+    let idle = tc.proxy.log();
+    let idle_requests = idle.len();
+    let idle_writes: Vec<_> = idle.iter().filter(|l| l.is_write()).collect();
     let rss = peak_rss_kib(pid);
     println!(
         "scale: {n} Atsigns created in {:.1}s, all Ready after {:.1}s; operator API requests {requests} \
@@ -135,6 +142,5 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
 
     let _ = operator.start_kill();
     let _ = operator.wait().await;
-    kubelet.shutdown().await;
-    sim.shutdown().await;
+    tc.shutdown().await;
 }
