@@ -236,3 +236,51 @@ async fn a_skewed_holder_clock_does_not_decide_leadership() {
     );
     cluster.shutdown().await;
 }
+
+/// A volume change the apiserver refuses (a shrink) is reported as Degraded with an Event, and
+/// does not hold up what comes after it: the status is still written for the new generation and
+/// the atServer stays Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_volume_change_is_reported_and_blocks_nothing_else() {
+    use kube::api::{Patch, PatchParams};
+    let (cluster, client) = cluster().await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "vera", json!({ "storage": { "size": "64Mi" } })).await;
+    wait_condition(&client, "vera", "Ready", "True").await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let patch = json!({ "spec": { "storage": { "size": "32Mi" } } });
+    let changed = atsigns
+        .patch("vera", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("shrink requested");
+    eventually("Degraded=True VolumeChangeRefused", || async {
+        condition(&client, "vera", "Degraded").await
+            == Some(("True".into(), "VolumeChangeRefused".into()))
+    })
+    .await;
+    let status = atsigns
+        .get("vera")
+        .await
+        .expect("vera")
+        .status
+        .expect("status");
+    assert_eq!(status.observed_generation, changed.metadata.generation);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "still serving: {:?}",
+        status.conditions
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), ns());
+    eventually("a VolumeChangeRefused Event", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("VolumeChangeRefused"))
+        })
+    })
+    .await;
+    teardown(cluster, op).await;
+}

@@ -32,6 +32,9 @@ pub struct Observed {
     pub suspended: bool,
     /// A spec or class problem that stops the pipeline: (reason, message).
     pub invalid: Option<(&'static str, String)>,
+    /// A child the apiserver refused to change while the rest went ahead (a volume resize):
+    /// Degraded, but the atServer may still be serving, so Ready is not touched.
+    pub refused: Option<(&'static str, String)>,
     pub endpoint: Option<Endpoint>,
     pub cert_source: &'static str,
     pub cert: Option<CertInfo>,
@@ -181,9 +184,10 @@ pub fn compute_status(previous: Option<&AtsignStatus>, o: &Observed) -> AtsignSt
     } else {
         ("Ready", "the atServer is serving and registered".to_owned())
     };
-    let failed = match (&o.invalid, &o.registration) {
-        (Some((reason, msg)), _) => Some((*reason, msg.clone())),
-        (None, RegistrationState::Failed(reason, msg)) => Some((*reason, msg.clone())),
+    let failed = match (&o.invalid, &o.registration, &o.refused) {
+        (Some((reason, msg)), _, _) => Some((*reason, msg.clone())),
+        (None, RegistrationState::Failed(reason, msg), _) => Some((*reason, msg.clone())),
+        (None, _, Some((reason, msg))) => Some((*reason, msg.clone())),
         _ => None,
     };
     let degraded = match &failed {
@@ -265,6 +269,7 @@ mod tests {
     fn base() -> Observed {
         let now = Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
         Observed {
+            refused: None,
             generation: Some(3),
             deleting: false,
             suspended: false,

@@ -179,6 +179,7 @@ async fn apply_atsign(
     let now = Timestamp::now();
     let name = atsign.name_any();
     let mut observed = Observed {
+        refused: None,
         generation: atsign.meta().generation,
         deleting: false,
         suspended: atsign.spec.suspend,
@@ -348,13 +349,48 @@ async fn apply_atsign(
         .is_some_and(|s| statefulset_state(s).0);
     if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash, serving) {
         let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
-        apply(
-            &children.pvcs,
-            keep_pvc_immutables(desired.pvc, pvc_existing.as_ref()),
-            pvc_existing,
-        )
-        .await?;
-        ctx.claims.remember(ns, &pvc_name, pvc_hash);
+        let (pvc, shrink) = keep_pvc_immutables(desired.pvc, pvc_existing.as_ref());
+        let applied = apply(&children.pvcs, pvc, pvc_existing).await;
+        match applied {
+            Ok(_) => match shrink {
+                // Not remembered: the spec still asks for less than the claim holds.
+                Some(why) => {
+                    let note = format!("PersistentVolumeClaim {ns}/{pvc_name}: {why}");
+                    publish(
+                        ctx,
+                        atsign,
+                        true,
+                        "VolumeChangeRefused",
+                        "Provision",
+                        note.clone(),
+                    )
+                    .await;
+                    observed.refused = Some(("VolumeChangeRefused", note));
+                }
+                None => ctx.claims.remember(ns, &pvc_name, pvc_hash),
+            },
+            // A resize the apiserver refuses (a shrink, a class without allowVolumeExpansion,
+            // a claim not yet bound) must not hold up the certificate and the StatefulSet.
+            Err(Error::Kube(kube::Error::Api(status)))
+                if status.code == 422 || status.code == 403 =>
+            {
+                let note = format!(
+                    "the PersistentVolumeClaim {ns}/{pvc_name} was left as it is: {}",
+                    status.message
+                );
+                publish(
+                    ctx,
+                    atsign,
+                    true,
+                    "VolumeChangeRefused",
+                    "Provision",
+                    note.clone(),
+                )
+                .await;
+                observed.refused = Some(("VolumeChangeRefused", note));
+            }
+            Err(e) => return Err(e),
+        }
     }
     if let Some(secret) = desired.tls_secret {
         apply(&children.secrets, secret, tls_existing.clone()).await?;
@@ -520,9 +556,9 @@ fn certificate_issued_note(reason: ReissueReason, info: &CertInfo) -> String {
 fn keep_pvc_immutables(
     mut desired: PersistentVolumeClaim,
     existing: Option<&PersistentVolumeClaim>,
-) -> PersistentVolumeClaim {
+) -> (PersistentVolumeClaim, Option<String>) {
     let Some(current) = existing.and_then(|p| p.spec.as_ref()) else {
-        return desired;
+        return (desired, None);
     };
     if let Some(spec) = desired.spec.as_mut() {
         spec.storage_class_name = current.storage_class_name.clone();
@@ -537,12 +573,19 @@ fn keep_pvc_immutables(
         if let (Some(want), Some(have)) = (size(spec), size(current)) {
             if crate::quantity::bytes(&want) < crate::quantity::bytes(&have) {
                 if let Some(req) = spec.resources.as_mut().and_then(|r| r.requests.as_mut()) {
-                    req.insert("storage".into(), have);
+                    req.insert("storage".into(), have.clone());
                 }
+                return (
+                    desired,
+                    Some(format!(
+                        "the volume cannot shrink from {} to {}: it keeps {}",
+                        have.0, want.0, have.0
+                    )),
+                );
             }
         }
     }
-    desired
+    (desired, None)
 }
 
 /// (ready, rolling out) from the StatefulSet's status.
@@ -672,7 +715,8 @@ mod tests {
     #[test]
     fn claims_grow_but_never_shrink_or_change_class() {
         let existing = pvc("2Gi", Some("fast"));
-        let grown = keep_pvc_immutables(pvc("3Gi", Some("slow")), Some(&existing));
+        let (grown, refused) = keep_pvc_immutables(pvc("3Gi", Some("slow")), Some(&existing));
+        assert_eq!(refused, None);
         assert_eq!(size(&grown).as_deref(), Some("3Gi"));
         assert_eq!(
             grown
@@ -681,10 +725,15 @@ mod tests {
                 .and_then(|s| s.storage_class_name.as_deref()),
             Some("fast")
         );
-        let shrunk = keep_pvc_immutables(pvc("1Gi", None), Some(&existing));
+        let (shrunk, refused) = keep_pvc_immutables(pvc("1Gi", None), Some(&existing));
         assert_eq!(size(&shrunk).as_deref(), Some("2Gi"));
-        let fresh = keep_pvc_immutables(pvc("1Gi", None), None);
+        assert_eq!(
+            refused.as_deref(),
+            Some("the volume cannot shrink from 2Gi to 1Gi: it keeps 2Gi")
+        );
+        let (fresh, refused) = keep_pvc_immutables(pvc("1Gi", None), None);
         assert_eq!(size(&fresh).as_deref(), Some("1Gi"));
+        assert_eq!(refused, None);
     }
 
     #[test]
