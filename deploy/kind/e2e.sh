@@ -81,6 +81,14 @@ cargo build --locked -q -p atctl --bin atctl
 atctl="${CARGO_TARGET_DIR:-$root/target}/debug/atctl"
 kubectl -n "$system_ns" get secret $release-directory-tls -o jsonpath='{.data.ca\.crt}' | base64 -d >"$work/ca.pem"
 kubectl -n "$system_ns" get secret atfleet-ca -o jsonpath='{.data.ca\.crt}' | base64 -d >>"$work/ca.pem"
+# The directory's certificate is the chart's (its own generated CA), not the operator's: atServers
+# reach it only through the fleet's trust bundle, which the operator writes into each TLS Secret.
+if cmp -s <(kubectl -n "$system_ns" get secret $release-directory-tls -o jsonpath='{.data.ca\.crt}') \
+          <(kubectl -n "$system_ns" get secret atfleet-ca -o jsonpath='{.data.ca\.crt}'); then
+  echo "the directory's CA is the operator's: the run would not exercise the trust bundle" >&2; exit 1
+fi
+kubectl -n "$fleet_ns" get secret alice-tls -o jsonpath='{.data.trust-bundle\.crt}' | base64 -d \
+  | grep -qF "$(sed -n 2p "$work/ca.pem")" || { echo "alice's trust bundle lacks the directory's CA" >&2; exit 1; }
 export ATCTL_ROOT_SERVER="$node_ip:30064" ATCTL_CA_BUNDLE="$work/ca.pem"
 "$atctl" lookup @alice
 "$atctl" --keys-dir "$work/alice" onboard @alice --from-secret "$fleet_ns/alice-cram"
