@@ -238,6 +238,23 @@ impl Story {
         Ok(String::from_utf8(value.clone())?)
     }
 
+    /// The atServer pods of the fleet namespace by name, with their uids.
+    async fn atserver_pods(&self) -> Result<BTreeMap<String, String>> {
+        let pods = Api::<Pod>::namespaced(self.admin.clone(), &self.fleet_ns)
+            .list(&ListParams::default().labels("app.kubernetes.io/name=atserver"))
+            .await?;
+        let pods: BTreeMap<String, String> = pods
+            .items
+            .iter()
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect();
+        ensure!(
+            pods.len() == 2,
+            "expected two atServer pods, found {pods:?}"
+        );
+        Ok(pods)
+    }
+
     /// Everything `helm upgrade` must keep: the API token, the directory's certificate and CA, the
     /// operator's CA, and each Atsign's CRAM secret and certificate.
     async fn kept_material(&self) -> Result<BTreeMap<String, BTreeMap<String, Vec<u8>>>> {
@@ -671,6 +688,7 @@ spec: {{atSign: "@bob", className: {class}}}
 
     // 3. helm upgrade keeps the token, the CRAM secrets and every certificate.
     let before = s.kept_material().await?;
+    let pods_before = s.atserver_pods().await?;
     let out = run(
         s.helm("upgrade")
             .arg(&s.release)
@@ -702,8 +720,15 @@ spec: {{atSign: "@bob", className: {class}}}
         read.trim() == value,
         "after helm upgrade @bob read {read:?}"
     );
+    // Nothing the atServers mount changed, so the upgrade rolled none of them.
+    let pods_after = s.atserver_pods().await?;
+    ensure!(
+        pods_after == pods_before,
+        "helm upgrade replaced atServer pods: {pods_before:?} -> {pods_after:?}"
+    );
     s.step(&format!(
-        "helm upgrade: {} Secrets unchanged ({})",
+        "helm upgrade: atServer pods kept ({}); {} Secrets unchanged ({})",
+        pods_after.keys().cloned().collect::<Vec<_>>().join(", "),
         before.len(),
         before.keys().cloned().collect::<Vec<_>>().join(", ")
     ));
