@@ -14,7 +14,9 @@
 //!
 //! Then: a class and two Atsigns applied with kubectl, `kubectl wait` Ready, `atctl onboard` both,
 //! @alice shares and @bob reads, a notification reaches @bob's monitor, `helm upgrade` keeps the
-//! API token, CRAM secrets and certificates, `kubectl delete atsign alice` deregisters her, and
+//! API token, CRAM secrets and certificates (and rolls no atServer), a second upgrade that extends
+//! the trust bundle (chart `trustBundle.extraCAs`, class `spec.tls.extraTrustedCAs`) rolls both
+//! atServers onto it and sharing still works, `kubectl delete atsign alice` deregisters her, and
 //! `helm uninstall` removes the release and keeps what the chart documents as kept.
 //!
 //! The CRDs are applied from crds/ like every other test of the shared cluster (`crds.install=false`):
@@ -307,6 +309,17 @@ async fn install_crds(admin: &kube::Client) -> Result<()> {
         .await?;
     }
     Ok(())
+}
+
+/// A self-signed CA certificate (PEM) that signs nothing here: only trusted.
+fn test_ca(name: &str) -> Result<String> {
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate()?;
+    Ok(params.self_signed(&key)?.pem())
 }
 
 /// Two node ports no Service of the cluster holds yet (the apiserver refuses a taken one).
@@ -731,6 +744,108 @@ spec: {{atSign: "@bob", className: {class}}}
         pods_after.keys().cloned().collect::<Vec<_>>().join(", "),
         before.len(),
         before.keys().cloned().collect::<Vec<_>>().join(", ")
+    ));
+
+    // 3b. The trust bundle extended by the chart (trustBundle.extraCAs) and by the class
+    // (spec.tls.extraTrustedCAs): the new operator writes both into every atServer's bundle, the
+    // atServers roll (they read it at start), and sharing still works.
+    let (chart_ca, class_ca) = (test_ca("chart extra CA")?, test_ca("class extra CA")?);
+    run(
+        s.kubectl()
+            .args(["patch", "atserverclass", &s.class, "--type=merge", "-p"])
+            .arg(json!({"spec": {"tls": {"extraTrustedCAs": class_ca}}}).to_string()),
+        "kubectl patch atserverclass",
+    )
+    .await?
+    .ok("kubectl patch atserverclass (extraTrustedCAs)")?;
+    let extra = s.work.path().join("extra-ca.yaml");
+    std::fs::write(
+        &extra,
+        serde_yaml::to_string(&json!({"trustBundle": {"extraCAs": chart_ca}}))?,
+    )?;
+    run(
+        s.helm("upgrade")
+            .arg(&s.release)
+            .arg(&chart)
+            .args(["--namespace", &s.system_ns, "--wait", "--timeout", "5m"])
+            .args(s.chart_values())
+            .arg("-f")
+            .arg(&extra),
+        "helm upgrade (extraCAs)",
+    )
+    .await?
+    .ok("helm upgrade with trustBundle.extraCAs")?;
+    wait_for(
+        "both atServers rolled onto a bundle with the chart's and the class's extra CAs",
+        Duration::from_secs(240),
+        || async {
+            for who in ["alice", "bob"] {
+                let trust = s
+                    .secret_key(&s.fleet_ns, &format!("{who}-tls"), "trust-bundle.crt")
+                    .await?;
+                ensure!(
+                    trust.contains(chart_ca.trim()) && trust.contains(class_ca.trim()),
+                    "{who}'s trust bundle lacks an extra CA yet"
+                );
+            }
+            let pods = Api::<Pod>::namespaced(s.admin.clone(), &s.fleet_ns)
+                .list(&ListParams::default().labels("app.kubernetes.io/name=atserver"))
+                .await?;
+            let ready_new = pods
+                .items
+                .iter()
+                .filter(|p| {
+                    !pods_before
+                        .values()
+                        .any(|uid| p.uid().as_deref() == Some(uid))
+                })
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|st| st.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .count();
+            ensure!(
+                ready_new == 2,
+                "{ready_new} of 2 atServer pods rolled and Ready"
+            );
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    let value = "+1 555 0199";
+    run(
+        s.atctl(Some("alice")).args(["put", "phone.e2e", value]),
+        "put",
+    )
+    .await?
+    .ok("atctl put phone.e2e (after the roll)")?;
+    run(
+        s.atctl(Some("alice"))
+            .args(["share", "phone.e2e", "--with", "@bob"]),
+        "share",
+    )
+    .await?
+    .ok("atctl share phone.e2e --with @bob (after the roll)")?;
+    let read = wait_for(
+        "@bob reading @alice's new value",
+        Duration::from_secs(60),
+        || async {
+            let read = run(
+                s.atctl(Some("bob")).args(["get", "@bob:phone.e2e@alice"]),
+                "get",
+            )
+            .await?
+            .ok("@bob: atctl get after the roll")?;
+            Ok((read.trim() == value).then_some(read))
+        },
+    )
+    .await?;
+    s.step(&format!(
+        "trust bundle extended (chart extraCAs, class extraTrustedCAs): both atServers rolled; @bob read {:?}",
+        read.trim()
     ));
 
     // 4. kubectl delete atsign alice deregisters her.
