@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 use crate::controller::{self, Context};
 use crate::leader::{Held, LeaderElector};
 
+/// How long reconciles in flight may take to finish once this replica stops leading.
+const CONTROLLER_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs until `shutdown` is cancelled.
 pub async fn run(
     ctx: Arc<Context>,
@@ -43,8 +46,22 @@ pub async fn run(
         let running = tokio::spawn(controller::run(ctx.clone(), stop_controller.clone()));
         let held = elector.hold(shutdown.clone().cancelled_owned()).await;
         stop_controller.cancel();
-        if let Err(e) = running.await {
-            tracing::error!(error = %e, "controller task failed");
+        // Reconciles in flight get a bounded time to finish. kube-runtime's graceful shutdown
+        // can wait on a watch that has not delivered its first page yet (a stop right after
+        // taking the lease), and a stop must not hang on that: the lease is released either way.
+        let abort = running.abort_handle();
+        match tokio::time::timeout(CONTROLLER_STOP_GRACE, running).await {
+            Ok(Err(e)) if !e.is_cancelled() => {
+                tracing::error!(error = %e, "controller task failed")
+            }
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(
+                    "the controller did not stop within {} s; stopping it",
+                    CONTROLLER_STOP_GRACE.as_secs()
+                );
+                abort.abort();
+            }
         }
         ctx.metrics.leader.set(0);
         match held {
