@@ -1,3 +1,2 @@
 pub mod bench;
-pub mod kubesim;
 pub mod local;

@@ -1,6 +1,6 @@
 //! The Grafana dashboards and Prometheus alert rules under `deploy/` only use metrics the binaries
 //! really export: atserver, atdirectory (against the Postgres in `DATABASE_URL`, as `make test`
-//! provides through scripts/with-postgres) and the operator (against kubesim) are started from the
+//! provides through scripts/with-postgres) and the operator (against the real control plane) are started from the
 //! target directory, their `/metrics` scraped, and every metric name in every PromQL expression
 //! must be one of them.
 

@@ -1,4 +1,4 @@
-//! The controller against kubesim with the process kubelet running REAL atserver processes and the
+//! The controller against the real control plane with the node agent running REAL atserver processes and the
 //! REAL atDirectory on Postgres: what a user sees is checked through the root protocol and the
 //! atServer's own TLS greeting, not through the objects alone.
 //!
