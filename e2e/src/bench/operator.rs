@@ -47,6 +47,10 @@ struct Outcome {
     peak_rss_mib: f64,
     /// `etcd_mvcc_db_total_size_in_bytes`, after − before.
     etcd_bytes_per_atsign: f64,
+    /// CPU seconds (user + system) each process spent from start to the last poll: etcd,
+    /// kube-apiserver, kube-controller-manager, kube-scheduler, the operator, and the harness
+    /// (the node agent and the proxy live there).
+    cpu_seconds: Vec<(String, f64)>,
 }
 
 pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
@@ -55,7 +59,10 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
         Ok(v) => v.parse().unwrap_or(0),
         Err(_) => ctx.mode.pick(10_000, 0),
     };
-    let reps = ctx.mode.pick(3, 1);
+    let reps = std::env::var("ATFLEET_BENCH_OPERATOR_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| ctx.mode.pick(3, 1));
     let cap = Duration::from_secs(ctx.mode.pick(600, 180) as u64);
     let large_cap = cap.max(Duration::from_secs(900));
     let mut s = Section::new(
@@ -77,6 +84,9 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
              `apiserver_request_total`, scraped before the creates and after the last poll. etcd \
              bytes: `etcd_mvcc_db_total_size_in_bytes` after − before (the database file grows in \
              pages and is never compacted during a run). Peak resident memory: the operator's VmHWM. \
+             CPU time: user + system seconds of each process from its start to the last poll \
+             (`/proc/<pid>/stat`; the harness holds the node agent and the proxy), the profile of \
+             where a run's time goes. \
              {small} Atsigns: {reps} repetition(s){}. Every run is cut off after {} s ({} s for \
              {large}) and then reported as not measured with how many were Ready (a cut-off {small} \
              run also skips the rest of the section).",
@@ -199,6 +209,22 @@ fn push_figures(s: &mut Section, n: usize, runs: &[Outcome]) {
         |o| o.peak_rss_mib,
         mib,
     );
+    if let Some(first) = runs.first() {
+        for (i, (name, _)) in first.cpu_seconds.iter().enumerate() {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|o| o.cpu_seconds.get(i).map(|(_, v)| *v))
+                .collect();
+            if let Some(v) = Summary::of(&values) {
+                s.figures.push(Figure::new(
+                    &format!("operator: CPU time of {name} ({n})"),
+                    "s",
+                    v,
+                    Target::None,
+                ));
+            }
+        }
+    }
 }
 
 fn cluster_err(e: atfleet_cluster::ClusterError) -> BenchError {
@@ -335,6 +361,12 @@ async fn measure(
     let requests = ours.len();
     let writes = ours.iter().filter(|l| l.is_write()).count();
     let peak = process::memory_kib(pid).map(|(_, hwm)| hwm as f64 / 1024.0);
+    let mut cpu_seconds = control_plane_cpu(&cp.state_dir);
+    cpu_seconds.push(("atfleet-operator".into(), cpu_of(pid).unwrap_or(f64::NAN)));
+    cpu_seconds.push((
+        "the harness (node agent, proxy)".into(),
+        cpu_of(std::process::id()).unwrap_or(f64::NAN),
+    ));
     process::stop(operator, Duration::from_secs(10)).await;
     agent.shutdown().await;
     let elapsed = result?;
@@ -346,7 +378,51 @@ async fn measure(
         apiserver_requests_per_atsign: per(requests_after? - requests_before),
         peak_rss_mib: peak.unwrap_or(f64::NAN),
         etcd_bytes_per_atsign: per(etcd_after? - etcd_before),
+        cpu_seconds,
     })
+}
+
+/// User + system CPU seconds of a process (`/proc/<pid>/stat`, in USER_HZ = 100 ticks).
+fn cpu_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds of the four control-plane processes, found by their state directory in their
+/// command lines.
+fn control_plane_cpu(state_dir: &Path) -> Vec<(String, f64)> {
+    let needle = state_dir.display().to_string();
+    let mut found: Vec<(String, f64)> = Vec::new();
+    let names = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ];
+    let entries = std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().collect::<Vec<_>>())
+        .unwrap_or_default();
+    for name in names {
+        let cpu = entries.iter().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let program = Path::new(args.first()?).file_name()?.to_str()?.to_owned();
+            (program == name && args.iter().any(|a| a.contains(&needle)))
+                .then(|| cpu_of(pid))
+                .flatten()
+        });
+        found.push((name.to_owned(), cpu.unwrap_or(f64::NAN)));
+    }
+    found
 }
 
 fn is_ready(a: &DynamicObject) -> bool {
