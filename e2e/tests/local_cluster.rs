@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use atfleet_e2e::local::{bin_dir_of_current_exe, LocalCluster, Options, CLASS, NAMESPACE};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
@@ -285,6 +285,25 @@ async fn demo_story_crash_recovery_and_deletion() {
     );
     let (last_pid, _) = process(&pods.get("alice-0").await.expect("pod")).expect("process");
 
+    // The volume behind alice's claim, and the directory that holds her store.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NAMESPACE);
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volume = claims
+        .get("alice-data")
+        .await
+        .expect("alice's claim")
+        .spec
+        .and_then(|s| s.volume_name)
+        .expect("the claim is bound");
+    let data_dir = volumes
+        .get(&volume)
+        .await
+        .expect("alice's volume")
+        .spec
+        .and_then(|s| s.local.map(|l| l.path).or(s.host_path.map(|h| h.path)))
+        .expect("a local path");
+    assert!(std::path::Path::new(&data_dir).exists(), "{data_dir}");
+
     // Deleting the Atsign: the operator deregisters and cleans up; the process is gone.
     api.delete("alice", &DeleteParams::default())
         .await
@@ -303,10 +322,18 @@ async fn demo_story_crash_recovery_and_deletion() {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NAMESPACE);
     assert!(sts.get_opt("alice").await.expect("get").is_none());
     assert!(pods.get_opt("alice-0").await.expect("get").is_none());
-    assert!(
-        pvcs.get_opt("alice-data").await.expect("get").is_none(),
-        "retention Delete"
-    );
+    // Retention Delete: the PVC protection controller lets the claim go once the pod is gone.
+    eventually("alice's claim deleted (retention Delete)", || async {
+        matches!(pvcs.get_opt("alice-data").await, Ok(None))
+    })
+    .await;
+    // The class says Delete: the provisioner removes the data with the volume, so a new @alice
+    // would start on an empty store, not on the old keys.
+    eventually("alice's volume and its data removed", || async {
+        matches!(volumes.get_opt(&volume).await, Ok(None))
+            && !std::path::Path::new(&data_dir).exists()
+    })
+    .await;
     assert!(
         !std::path::Path::new(&format!("/proc/{last_pid}")).exists(),
         "the atServer process is stopped"
