@@ -38,9 +38,11 @@ use super::common::{ExposureSpec, StorageSpec, TlsSpec};
     ),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    // A string, not a date: kubectl prints a date column as an age, and a future date as
+    // "<invalid>".
     printcolumn(
         name = "CertExpiry",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.certificate.notAfter"
     ),
     printcolumn(
