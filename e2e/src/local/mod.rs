@@ -8,7 +8,6 @@
 mod ca;
 pub mod identity;
 mod postgres;
-mod process;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +25,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Api;
 use serde_json::json;
 
-pub use process::{tail, Proc};
+pub use atfleet_cluster::process::Proc;
 
 /// The operator's namespace, where its CA Secret lives.
 pub const SYSTEM_NAMESPACE: &str = "atfleet-system";
@@ -57,12 +56,6 @@ pub enum LocalError {
     Cluster(#[from] ClusterError),
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{name} exited ({status}); its log ends:\n{log_tail}")]
-    Exited {
-        name: String,
-        status: String,
-        log_tail: String,
-    },
     #[error("timed out waiting for {0}")]
     Timeout(String),
     #[error("bad manifest: {0}")]

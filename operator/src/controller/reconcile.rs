@@ -351,33 +351,23 @@ async fn apply_atsign(
         let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
         let (pvc, shrink) = keep_pvc_immutables(desired.pvc, pvc_existing.as_ref());
         let applied = apply(&children.pvcs, pvc, pvc_existing).await;
-        match applied {
-            Ok(_) => match shrink {
-                // Not remembered: the spec still asks for less than the claim holds.
-                Some(why) => {
-                    let note = format!("PersistentVolumeClaim {ns}/{pvc_name}: {why}");
-                    publish(
-                        ctx,
-                        atsign,
-                        true,
-                        "VolumeChangeRefused",
-                        "Provision",
-                        note.clone(),
-                    )
-                    .await;
-                    observed.refused = Some(("VolumeChangeRefused", note));
-                }
-                None => ctx.claims.remember(ns, &pvc_name, pvc_hash),
-            },
+        let refusal = match applied {
+            // Not remembered: the spec still asks for less than the claim holds.
+            Ok(_) => shrink.map(|why| format!("PersistentVolumeClaim {ns}/{pvc_name}: {why}")),
             // A resize the apiserver refuses (a shrink, a class without allowVolumeExpansion,
             // a claim not yet bound) must not hold up the certificate and the StatefulSet.
             Err(Error::Kube(kube::Error::Api(status)))
                 if status.code == 422 || status.code == 403 =>
             {
-                let note = format!(
+                Some(format!(
                     "the PersistentVolumeClaim {ns}/{pvc_name} was left as it is: {}",
                     status.message
-                );
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        match refusal {
+            Some(note) => {
                 publish(
                     ctx,
                     atsign,
@@ -389,7 +379,7 @@ async fn apply_atsign(
                 .await;
                 observed.refused = Some(("VolumeChangeRefused", note));
             }
-            Err(e) => return Err(e),
+            None => ctx.claims.remember(ns, &pvc_name, pvc_hash),
         }
     }
     if let Some(secret) = desired.tls_secret {

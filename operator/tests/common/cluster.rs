@@ -188,20 +188,25 @@ pub async fn install_crds(admin: &kube::Client) {
         )
         .await
         .unwrap_or_else(|e| panic!("the apiserver refused {file}: {e}"));
-        super::eventually(&format!("{name} Established"), || async {
-            crds.get(&name)
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .is_some_and(|s| {
-                    s.conditions
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        })
-        .await;
+        established(&crds, &name).await;
     }
+}
+
+/// Waits until the apiserver serves the CRD `name`.
+pub async fn established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    super::eventually(&format!("{name} Established"), || async {
+        crds.get(name)
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .is_some_and(|s| {
+                s.conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
 }
 
 /// helm from the packaging tools (`make test` exports their directory as ATFLEET_TOOLS_BIN).
@@ -355,19 +360,7 @@ pub async fn private_cluster_with(
         crds.create(&PostParams::default(), &crd)
             .await
             .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
-        super::eventually(&format!("{name} Established"), || async {
-            crds.get(&name)
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .is_some_and(|s| {
-                    s.conditions
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        })
-        .await;
+        established(&crds, &name).await;
     }
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     for name in ["fleet", "atfleet-system"] {

@@ -395,17 +395,5 @@ pub async fn install_open_crd(
     )
     .await
     .unwrap_or_else(|e| panic!("{kind} CRD: {e}"));
-    eventually(&format!("{name} Established"), || async {
-        crds.get(&name)
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .is_some_and(|s| {
-                s.conditions
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    cluster::established(&crds, &name).await;
 }
