@@ -291,11 +291,23 @@ async fn delete_deregisters_first_then_keeps_or_deletes_data() {
     assert!(secrets.get_opt("dave-cram").await.expect("get").is_none());
     assert!(secrets.get_opt("dave-tls").await.expect("get").is_none());
 
-    // Recreating carol picks up the retained CRAM secret unchanged.
+    // Recreating carol picks up the retained CRAM secret unchanged, and says that it inherits
+    // the kept volume.
     let kept = secrets.get("carol-cram").await.expect("cram").data;
     create_atsign(&client, "carol", json!({})).await;
     wait_condition(&client, "carol", "Ready", "True").await;
     assert_eq!(secrets.get("carol-cram").await.expect("cram").data, kept);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns());
+    eventually("a VolumeInherited Event on carol", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some("VolumeInherited")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("carol")
+                    && e.note.as_deref().is_some_and(|n| n.contains("carol-data"))
+            })
+        })
+    })
+    .await;
 
     teardown(sim, op).await;
 }
@@ -756,4 +768,52 @@ async fn a_malformed_atsign_does_not_stall_the_others() {
 
     op.stop().await;
     private.shutdown().await;
+}
+
+/// A deleted CRAM Secret is generated again, and the running atServer, which read the old one at
+/// start, is restarted by the real StatefulSet controller (a new pod), with a Warning Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_cram_secret_is_regenerated_and_the_atserver_restarted() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (sim, client) = cluster().await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "uma", json!({})).await;
+    wait_condition(&client, "uma", "Ready", "True").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns());
+    let first = pods.get("uma-0").await.expect("pod").metadata.uid;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let old = secrets.get("uma-cram").await.expect("cram").data;
+    secrets
+        .delete("uma-cram", &DeleteParams::default())
+        .await
+        .expect("delete the CRAM secret");
+    eventually("a new CRAM secret", || async {
+        secrets
+            .get_opt("uma-cram")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.data != old)
+    })
+    .await;
+    eventually("a new uma-0 pod", || async {
+        pods.get_opt("uma-0")
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.metadata.uid != first)
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns());
+    eventually("a CramSecretRegenerated Warning", || async {
+        events.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items.iter().any(|e| {
+                e.reason.as_deref() == Some("CramSecretRegenerated")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+        })
+    })
+    .await;
+    wait_condition(&client, "uma", "Ready", "True").await;
+    teardown(sim, op).await;
 }

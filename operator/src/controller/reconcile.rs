@@ -349,6 +349,9 @@ async fn apply_atsign(
         .is_some_and(|s| statefulset_state(s).0);
     if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash, serving) {
         let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
+        if let Some(note) = inherited_volume_note(atsign, pvc_existing.as_ref()) {
+            publish(ctx, atsign, false, "VolumeInherited", "Provision", note).await;
+        }
         let (pvc, shrink) = keep_pvc_immutables(desired.pvc, pvc_existing.as_ref());
         let applied = apply(&children.pvcs, pvc, pvc_existing).await;
         let refusal = match applied {
@@ -525,6 +528,22 @@ async fn restart_pods(api: &Api<StatefulSet>, name: &str) -> Result<(), Error> {
 
 /// Pod-template annotation that restarts an atServer when its CRAM secret was replaced.
 const RESTARTED_AT_ANNOTATION: &str = "atfleet.dev/restartedAt";
+
+/// Said when an Atsign finds a data volume older than itself (a Retain class kept it after an
+/// earlier Atsign of that name was deleted): its atServer starts on that store and its keys.
+fn inherited_volume_note(atsign: &Atsign, pvc: Option<&PersistentVolumeClaim>) -> Option<String> {
+    let claimed = pvc?.metadata.creation_timestamp.as_ref()?;
+    let born = atsign.metadata.creation_timestamp.as_ref()?;
+    (claimed.0 < born.0).then(|| {
+        format!(
+            "the data volume {} was kept from an earlier Atsign of this name (created {}): this \
+             atServer starts on that store, keys included, so onboard with the keys file that \
+             belongs to it; delete the claim first to start empty",
+            pvc.map(|p| p.name_any()).unwrap_or_default(),
+            claimed.0
+        )
+    })
+}
 
 /// The `CertificateIssued` Event's note: the host, the expiry, and why in words.
 fn certificate_issued_note(reason: ReissueReason, info: &CertInfo) -> String {
