@@ -63,6 +63,39 @@ impl ClusterError {
     }
 }
 
+/// Applies `crd` server-side as `field_manager` (forced, so every writer of the same content
+/// agrees) and waits up to `timeout` until the apiserver serves it (Established).
+pub async fn apply_crd(
+    client: &kube::Client,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    field_manager: &str,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    use kube::api::{Patch, PatchParams};
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(client.clone());
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.patch(
+        &name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(crd),
+    )
+    .await?;
+    let established = kube::runtime::wait::await_condition(
+        crds,
+        &name,
+        kube::runtime::conditions::is_crd_established(),
+    );
+    match tokio::time::timeout(timeout, established).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(ClusterError::Timeout {
+            what: format!("CRD {name} Established"),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}
+
 /// Where the four binaries are: `ATFLEET_CONTROLPLANE_BIN` when set, else what
 /// `scripts/controlplane-build` prints (it builds them once into `~/.cache`).
 pub fn binaries() -> Result<PathBuf, ClusterError> {

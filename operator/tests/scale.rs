@@ -50,16 +50,7 @@ async fn atsigns_reach_ready_at_scale_and_then_stay_quiet() {
     // The operator reaches the apiserver through the test's proxy (plain HTTP on loopback; the
     // proxy authenticates upstream with the operator's ServiceAccount token).
     let kubeconfig = tmp.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: {}\n\
-             users:\n- name: proxy\n  user: {{}}\ncontexts:\n- name: proxy\n  context:\n    \
-             cluster: proxy\n    user: proxy\ncurrent-context: proxy\n",
-            tc.proxy.url
-        ),
-    )
-    .expect("kubeconfig");
+    tc.proxy.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let token = tmp.path().join("token");
     std::fs::write(&token, TOKEN).expect("token");
 

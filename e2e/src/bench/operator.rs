@@ -282,16 +282,7 @@ async fn measure(
         .work
         .path()
         .join(format!("operator-{prefix}.kubeconfig"));
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n    server: {}\n\
-             users:\n- name: proxy\n  user: {{}}\ncontexts:\n- name: proxy\n  context:\n    \
-             cluster: proxy\n    user: proxy\ncurrent-context: proxy\n",
-            proxy.url
-        ),
-    )
-    .map_err(BenchError::io(&kubeconfig))?;
+    proxy.write_kubeconfig(&kubeconfig).map_err(cluster_err)?;
 
     let mut cmd = tokio::process::Command::new(ctx.bin("atfleet-operator"));
     cmd.env("KUBECONFIG", &kubeconfig)
@@ -477,23 +468,12 @@ async fn etcd_db_size(etcd_url: &str) -> Result<f64, BenchError> {
 /// The CRDs (Established) and the two namespaces.
 async fn install(client: &kube::Client) -> Result<(), BenchError> {
     let pp = PatchParams::apply("atfleet-bench").force();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for doc in CRDS {
         let crd: CustomResourceDefinition = serde_yaml::from_str(doc)
             .map_err(|e| BenchError::Setup(format!("CRD manifest: {e}")))?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &pp, &Patch::Apply(&crd))
+        atfleet_cluster::apply_crd(client, &crd, "atfleet-bench", Duration::from_secs(60))
             .await
-            .map_err(kube_err)?;
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        match tokio::time::timeout(Duration::from_secs(60), established).await {
-            Ok(Ok(_)) => {}
-            _ => return Err(BenchError::Timeout(format!("CRD {name} Established"))),
-        }
+            .map_err(cluster_err)?;
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [SYSTEM_NAMESPACE, NAMESPACE] {

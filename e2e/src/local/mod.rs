@@ -407,22 +407,10 @@ fn link_pod_logs(pods: &Path, keep: &Path) {
 /// The CRDs, the namespaces and the `local` class.
 async fn install(client: &kube::Client) -> Result<(), LocalError> {
     let pp = PatchParams::apply("atfleet-local").force();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for doc in CRDS {
         let crd: CustomResourceDefinition =
             serde_yaml::from_str(doc).map_err(|e| LocalError::Manifest(e.to_string()))?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &pp, &Patch::Apply(&crd)).await?;
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        match tokio::time::timeout(Duration::from_secs(60), established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(LocalError::Timeout(format!("CRD {name}: {e}"))),
-            Err(_) => return Err(LocalError::Timeout(format!("CRD {name} Established"))),
-        }
+        atfleet_cluster::apply_crd(client, &crd, "atfleet-local", Duration::from_secs(60)).await?;
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [SYSTEM_NAMESPACE, NAMESPACE] {

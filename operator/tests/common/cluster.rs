@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use atfleet_cluster::{ControlPlane, FaultProxy, Kubeconfig, Options, SharedCluster};
 use k8s_openapi::api::authentication::v1::TokenRequest;
@@ -176,37 +177,19 @@ pub async fn cluster_with(setup: Setup<'_>) -> (TestCluster, kube::Client) {
 /// The CRDs as the chart ships them (`crds/`), applied server-side by every test (the same
 /// content, so concurrent tests agree), and Established.
 pub async fn install_crds(admin: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     for file in ["crds/atsign.yaml", "crds/atserverclass.yaml"] {
         let text = std::fs::read_to_string(repo_root().join(file)).expect("CRD file");
         let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("CRD YAML");
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("atfleet-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("the apiserver refused {file}: {e}"));
-        established(&crds, &name).await;
+        apply_crd(admin, &crd).await;
     }
 }
 
-/// Waits until the apiserver serves the CRD `name`.
-pub async fn established(crds: &Api<CustomResourceDefinition>, name: &str) {
-    super::eventually(&format!("{name} Established"), || async {
-        crds.get(name)
-            .await
-            .ok()
-            .and_then(|c| c.status)
-            .is_some_and(|s| {
-                s.conditions
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+/// Applies a CRD server-side (forced: concurrent tests apply the same content) and waits until
+/// it is Established.
+pub async fn apply_crd(admin: &kube::Client, crd: &CustomResourceDefinition) {
+    atfleet_cluster::apply_crd(admin, crd, "atfleet-tests", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("the apiserver refused CRD {}: {e}", crd.name_any()));
 }
 
 /// helm from the packaging tools (`make test` exports their directory as ATFLEET_TOOLS_BIN).
@@ -354,13 +337,8 @@ pub async fn private_cluster_with(
     )
     .await
     .unwrap_or_else(|e| panic!("node agent: {e}"));
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     for crd in [atsign_crd, atfleet_operator::crd::AtServerClass::crd()] {
-        let name = crd.name_any();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .unwrap_or_else(|e| panic!("CRD {name}: {e}"));
-        established(&crds, &name).await;
+        apply_crd(&admin, &crd).await;
     }
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     for name in ["fleet", "atfleet-system"] {

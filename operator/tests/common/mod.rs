@@ -386,14 +386,5 @@ pub async fn install_open_crd(
             "versions": [served] }
     }))
     .expect("crd");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = format!("{plural}.{group}");
-    crds.patch(
-        &name,
-        &kube::api::PatchParams::apply("atfleet-tests").force(),
-        &kube::api::Patch::Apply(&crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{kind} CRD: {e}"));
-    cluster::established(&crds, &name).await;
+    cluster::apply_crd(client, &crd).await;
 }
