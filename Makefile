@@ -81,6 +81,17 @@ bench: ## Benchmarks against same-run baselines (release build; writes target/be
 	  --bin-dir $(CARGO_TARGET_DIR)/release --out $(CURDIR)/target/bench \
 	  --build-seconds $$built --limit-seconds $${BENCH_LIMIT_SECONDS:-900}
 
+# Release binaries; every section starts what it needs (PostgreSQL clusters, the control plane) itself. The report
+# goes to the repository's own target/reliability. RELIABILITY_FLAGS=--short runs the make-test sizes,
+# RELIABILITY_FLAGS=--only=crash,hostile a subset.
+reliability: ## Kill -9 cycles, directory outages, operator chaos, hostile network (long; writes target/reliability/report.{json,md})
+	$(CARGO) build --release --locked -p atserver -p atdirectory -p atfleet-operator -p atfleet-node-agent -p atfleet-e2e \
+	  --bin atserver --bin atdirectory --bin atfleet-operator --bin atfleet-node-agent --bin atfleet-reliability
+	controlplane=$$(scripts/controlplane-build) && tools=$$(scripts/tools-env) && \
+	ATFLEET_CONTROLPLANE_BIN=$$controlplane ATFLEET_TOOLS_BIN=$$tools \
+	  $(CARGO_TARGET_DIR)/release/atfleet-reliability --bin-dir $(CARGO_TARGET_DIR)/release \
+	  --out $(CURDIR)/target/reliability $(RELIABILITY_FLAGS)
+
 fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
 	$(MAKE) -C fuzz run
 
