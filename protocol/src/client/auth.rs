@@ -16,7 +16,10 @@ pub fn pkam_command(
     signature: &str,
 ) -> String {
     let mut cmd = String::from("pkam:");
-    if (signing, hashing) != (SigningAlgo::Rsa2048, HashingAlgo::Sha256) {
+    if signing == SigningAlgo::MlDsa65 {
+        // ML-DSA hashes internally (SHAKE256): a hashingAlgo would say nothing true.
+        cmd.push_str(&format!("signingAlgo:{signing}:"));
+    } else if (signing, hashing) != (SigningAlgo::Rsa2048, HashingAlgo::Sha256) {
         cmd.push_str(&format!("signingAlgo:{signing}:hashingAlgo:{hashing}:"));
     }
     if let Some(id) = enrollment_id {
@@ -105,7 +108,7 @@ impl AtConnection {
         let challenge = self.from(atsign).await?;
         let signature = signer.sign(hashing, challenge.as_bytes());
         let hashing = match signer.algo() {
-            SigningAlgo::EccSecp256r1 => HashingAlgo::Sha256,
+            SigningAlgo::EccSecp256r1 | SigningAlgo::MlDsa65 => HashingAlgo::Sha256,
             SigningAlgo::Rsa2048 => hashing,
         };
         let command = pkam_command(signer.algo(), hashing, enrollment_id, &signature);
@@ -176,6 +179,10 @@ mod tests {
         assert_eq!(
             pkam_command(SigningAlgo::Rsa2048, HashingAlgo::Sha256, Some("e"), "s"),
             "pkam:enrollmentId:e:s"
+        );
+        assert_eq!(
+            pkam_command(SigningAlgo::MlDsa65, HashingAlgo::Sha512, Some("e"), "s"),
+            "pkam:signingAlgo:mldsa65:enrollmentId:e:s"
         );
     }
 

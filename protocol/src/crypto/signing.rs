@@ -3,6 +3,7 @@
 //! - RSA-2048: RSASSA-PKCS1-v1_5 over SHA-256 (default) or SHA-512, signature as standard base64.
 //! - ECC secp256r1 (PKAM only): public key as a hex SEC1 point; signature is base64 of the ASCII
 //!   lowercase hex of r‖s (each 32 bytes), always over SHA-256.
+//! - ML-DSA-65 (PKAM only, `mldsa65`): see [`super::mldsa`].
 //!
 //! The server signing key (pol proofs, `dataSignature`) is RSA with SHA-256: see [`sign_data`].
 
@@ -17,6 +18,7 @@ use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Sha256, Sha512};
 
+use super::mldsa::{MlDsaPublicKey, MlDsaSigner};
 use super::rsa_keys::{private_key_from_b64, public_key_from_b64};
 use super::CryptoError;
 
@@ -28,6 +30,7 @@ pub enum SigningAlgo {
     #[default]
     Rsa2048,
     EccSecp256r1,
+    MlDsa65,
 }
 
 impl SigningAlgo {
@@ -35,6 +38,7 @@ impl SigningAlgo {
         match self {
             Self::Rsa2048 => "rsa2048",
             Self::EccSecp256r1 => "ecc_secp256r1",
+            Self::MlDsa65 => "mldsa65",
         }
     }
 }
@@ -51,6 +55,7 @@ impl FromStr for SigningAlgo {
         match s.to_ascii_lowercase().as_str() {
             "rsa2048" => Ok(Self::Rsa2048),
             "ecc_secp256r1" => Ok(Self::EccSecp256r1),
+            "mldsa65" => Ok(Self::MlDsa65),
             _ => Err(CryptoError::UnknownAlgo {
                 what: "signingAlgo",
                 value: s.to_owned(),
@@ -102,6 +107,7 @@ pub enum PkamSigner {
     // Boxed: an RSA key is several times the size of an ECC one.
     Rsa(Box<RsaPrivateKey>),
     Ecc(EccSigningKey),
+    MlDsa(Box<MlDsaSigner>),
 }
 
 // Hand-written so private key material never reaches a log.
@@ -112,7 +118,8 @@ impl fmt::Debug for PkamSigner {
 }
 
 impl PkamSigner {
-    /// Parses a private key in the encoding of its algorithm: base64 PKCS#8 for RSA, hex scalar for ECC.
+    /// Parses a private key in the encoding of its algorithm: base64 PKCS#8 for RSA, hex scalar for ECC,
+    /// base64 seed for ML-DSA.
     pub fn from_encoded(algo: SigningAlgo, text: &str) -> Result<Self, CryptoError> {
         match algo {
             SigningAlgo::Rsa2048 => Ok(Self::Rsa(Box::new(private_key_from_b64(text)?))),
@@ -127,6 +134,7 @@ impl PkamSigner {
                         reason: e.to_string(),
                     })
             }
+            SigningAlgo::MlDsa65 => Ok(Self::MlDsa(Box::new(MlDsaSigner::from_b64(text)?))),
         }
     }
 
@@ -139,10 +147,16 @@ impl PkamSigner {
         Self::Ecc(EccSigningKey::random(&mut rand::rngs::OsRng))
     }
 
+    /// Generates a fresh ML-DSA-65 signer.
+    pub fn generate_mldsa() -> Self {
+        Self::MlDsa(Box::new(MlDsaSigner::generate()))
+    }
+
     pub fn algo(&self) -> SigningAlgo {
         match self {
             Self::Rsa(_) => SigningAlgo::Rsa2048,
             Self::Ecc(_) => SigningAlgo::EccSecp256r1,
+            Self::MlDsa(_) => SigningAlgo::MlDsa65,
         }
     }
 
@@ -150,6 +164,7 @@ impl PkamSigner {
         match self {
             Self::Rsa(key) => PkamPublicKey::Rsa(key.to_public_key()),
             Self::Ecc(key) => PkamPublicKey::Ecc(*key.verifying_key()),
+            Self::MlDsa(key) => PkamPublicKey::MlDsa(Box::new(key.public_key())),
         }
     }
 
@@ -162,6 +177,7 @@ impl PkamSigner {
                 let sig: p256::ecdsa::Signature = key.sign(data);
                 B64.encode(hex::encode(sig.to_bytes()))
             }
+            Self::MlDsa(key) => key.sign(data),
         }
     }
 }
@@ -171,11 +187,12 @@ impl PkamSigner {
 pub enum PkamPublicKey {
     Rsa(RsaPublicKey),
     Ecc(EccVerifyingKey),
+    MlDsa(Box<MlDsaPublicKey>),
 }
 
 impl PkamPublicKey {
     /// Parses a stored public key in its algorithm's encoding: base64 SPKI DER for RSA, hex SEC1 point
-    /// (compressed or uncompressed) for ECC.
+    /// (compressed or uncompressed) for ECC, base64 FIPS 204 encoding for ML-DSA.
     pub fn from_encoded(algo: SigningAlgo, text: &str) -> Result<Self, CryptoError> {
         match algo {
             SigningAlgo::Rsa2048 => Ok(Self::Rsa(public_key_from_b64(text)?)),
@@ -190,6 +207,7 @@ impl PkamPublicKey {
                         reason: e.to_string(),
                     })
             }
+            SigningAlgo::MlDsa65 => Ok(Self::MlDsa(Box::new(MlDsaPublicKey::from_b64(text)?))),
         }
     }
 
@@ -198,6 +216,7 @@ impl PkamPublicKey {
         match self {
             Self::Rsa(key) => super::rsa_keys::public_key_to_b64(key),
             Self::Ecc(key) => Ok(hex::encode(key.to_encoded_point(false).as_bytes())),
+            Self::MlDsa(key) => Ok(key.to_b64()),
         }
     }
 
@@ -205,6 +224,7 @@ impl PkamPublicKey {
         match self {
             Self::Rsa(_) => SigningAlgo::Rsa2048,
             Self::Ecc(_) => SigningAlgo::EccSecp256r1,
+            Self::MlDsa(_) => SigningAlgo::MlDsa65,
         }
     }
 
@@ -219,6 +239,7 @@ impl PkamPublicKey {
             .decode(signature_b64.trim())
             .map_err(|_| CryptoError::Base64 { what: "signature" })?;
         match self {
+            Self::MlDsa(key) => key.verify_raw(data, &raw),
             Self::Rsa(key) => rsa_verify(key, hashing, data, &raw),
             Self::Ecc(key) => {
                 let sig = ecc_signature_from_ascii_hex(&raw)?;
@@ -320,7 +341,11 @@ mod tests {
 
     #[test]
     fn algo_wire_names_round_trip() {
-        for algo in [SigningAlgo::Rsa2048, SigningAlgo::EccSecp256r1] {
+        for algo in [
+            SigningAlgo::Rsa2048,
+            SigningAlgo::EccSecp256r1,
+            SigningAlgo::MlDsa65,
+        ] {
             assert_eq!(algo.wire_name().parse::<SigningAlgo>().unwrap(), algo);
         }
         for algo in [HashingAlgo::Sha256, HashingAlgo::Sha512] {
@@ -333,7 +358,7 @@ mod tests {
         /// Keys and signatures from the network are parsed without panicking.
         #[test]
         fn untrusted_text_never_panics(text in "\\PC{0,200}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..140)) {
-            for algo in [SigningAlgo::Rsa2048, SigningAlgo::EccSecp256r1] {
+            for algo in [SigningAlgo::Rsa2048, SigningAlgo::EccSecp256r1, SigningAlgo::MlDsa65] {
                 let _ = PkamPublicKey::from_encoded(algo, &text);
                 let _ = PkamSigner::from_encoded(algo, &text);
             }
@@ -370,5 +395,33 @@ mod tests {
         assert!(parsed
             .verify(HashingAlgo::Sha256, b"x", &B64.encode("zz"))
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod mldsa_tests {
+    use super::*;
+
+    #[test]
+    fn mldsa_through_the_pkam_types() {
+        let signer = PkamSigner::generate_mldsa();
+        assert_eq!(signer.algo(), SigningAlgo::MlDsa65);
+        let encoded = signer.public_key().to_encoded().unwrap();
+        let public = PkamPublicKey::from_encoded(SigningAlgo::MlDsa65, &encoded).unwrap();
+        // hashingAlgo does not apply to ML-DSA, whatever the command says.
+        let sig = signer.sign(HashingAlgo::Sha512, b"challenge");
+        public
+            .verify(HashingAlgo::Sha256, b"challenge", &sig)
+            .unwrap();
+        assert!(matches!(
+            public.verify(HashingAlgo::Sha256, b"other", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+        // An RSA or ECC key never verifies as ML-DSA.
+        let ecc = PkamSigner::generate_ecc()
+            .public_key()
+            .to_encoded()
+            .unwrap();
+        assert!(PkamPublicKey::from_encoded(SigningAlgo::MlDsa65, &ecc).is_err());
     }
 }
