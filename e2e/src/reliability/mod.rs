@@ -8,6 +8,7 @@ pub mod crash;
 pub mod hostile;
 pub mod outage;
 pub mod report;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
