@@ -154,9 +154,11 @@ impl Session<'_> {
                         metrics.lookup("not_found");
                         self.miss(shutdown).await
                     }
+                    // `null` would tell the client the atSign does not exist, a wrong answer
+                    // clients act on; closing says only "try again" (found by `make reliability`).
                     Resolution::Unavailable => {
                         metrics.lookup("error");
-                        self.miss(shutdown).await
+                        Step::Close
                     }
                 }
             }
