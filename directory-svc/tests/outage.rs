@@ -59,7 +59,10 @@ async fn cached_answers_survive_a_database_outage_and_the_directory_recovers() {
     // Not cached: the connection is closed at once, neither hanging nor answering `null` (which
     // would tell the client carol does not exist; she may).
     fresh.send(b"carol\n").await;
-    assert!(fresh.closed().await, "an uncached lookup during the outage was answered");
+    assert!(
+        fresh.closed().await,
+        "an uncached lookup during the outage was answered"
+    );
     // Writes fail cleanly.
     let write = api
         .put(
