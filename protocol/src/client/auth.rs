@@ -4,6 +4,8 @@
 use crate::atsign::AtSign;
 use crate::crypto::{cram_digest, HashingAlgo, PkamSigner, SigningAlgo};
 use crate::response::{Prompt, Reply};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 use super::{AtConnection, ClientError};
 
@@ -62,6 +64,41 @@ impl PolChallenge {
     pub fn signature_key(&self) -> String {
         format!("public:{}", self.session_key)
     }
+}
+
+/// What a pol challenge says about the atSign that issued it (3.16 bound challenges, §6.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChallengeBinding {
+    /// A legacy challenge (a bare UUID): it names nobody and is signed as it is.
+    Unbound,
+    /// `pol1.…` naming this verifier; a prover signs it only if it dialled that atSign.
+    Bound(AtSign),
+    /// `pol1.…` that does not decode to a JSON object with an atSign in `v`.
+    Malformed,
+}
+
+/// A bound challenge as a verifier issues it: `pol1.<base64url(JSON {"v":"@verifier","n":nonce})>`
+/// without padding, so it has no colon and legacy provers sign it unchanged.
+pub fn bound_challenge(verifier: &AtSign, nonce: &str) -> String {
+    let body = serde_json::json!({"v": verifier.as_str(), "n": nonce}).to_string();
+    format!("pol1.{}", URL_SAFE_NO_PAD.encode(body))
+}
+
+/// Reads the binding of a challenge (see [`bound_challenge`]).
+pub fn challenge_binding(challenge: &str) -> ChallengeBinding {
+    let Some(token) = challenge.strip_prefix("pol1.") else {
+        return ChallengeBinding::Unbound;
+    };
+    let bound = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|json| {
+            json.get("v")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|v| AtSign::parse(v).ok())
+        });
+    bound.map_or(ChallengeBinding::Malformed, ChallengeBinding::Bound)
 }
 
 impl AtConnection {
@@ -184,6 +221,21 @@ mod tests {
             pkam_command(SigningAlgo::MlDsa65, HashingAlgo::Sha512, Some("e"), "s"),
             "pkam:signingAlgo:mldsa65:enrollmentId:e:s"
         );
+    }
+
+    #[test]
+    fn bound_challenges_round_trip_and_are_colon_free() {
+        let alice = AtSign::parse("@alice").unwrap();
+        let c = bound_challenge(&alice, "6f1c2d3e-aaaa-bbbb-cccc-123456789012");
+        assert!(c.starts_with("pol1.") && !c.contains(':') && !c.contains('='));
+        assert_eq!(challenge_binding(&c), ChallengeBinding::Bound(alice));
+        assert_eq!(
+            challenge_binding("6f1c2d3e-aaaa-bbbb-cccc-123456789012"),
+            ChallengeBinding::Unbound
+        );
+        assert_eq!(challenge_binding("pol1.!!"), ChallengeBinding::Malformed);
+        let parsed = PolChallenge::parse(&format!("proof:_s@bob:{c}")).unwrap();
+        assert_eq!(parsed.challenge, c);
     }
 
     #[test]

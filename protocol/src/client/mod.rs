@@ -35,7 +35,7 @@ mod monitor;
 mod root;
 mod transport;
 
-pub use auth::{pkam_command, PolChallenge};
+pub use auth::{bound_challenge, challenge_binding, pkam_command, ChallengeBinding, PolChallenge};
 pub use config::{ClientConfig, TlsOptions};
 pub use connection::AtConnection;
 pub use error::ClientError;
