@@ -28,15 +28,20 @@ fn class(spec: serde_json::Value) -> AtServerClassSpec {
     serde_json::from_value(spec).expect("class")
 }
 
+const OPERATOR_CA: &str = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+const ISSUER_CA: &str = "-----BEGIN CERTIFICATE-----\nISSUER CA\n-----END CERTIFICATE-----\n";
+
+/// With `builtin`, the operator's CA issued the leaf; else cert-manager did, writing a `ca.crt`
+/// (a CA issuer's [`ISSUER_CA`]).
 fn materials(builtin: bool, host: Option<String>) -> Materials {
     Materials {
         cram_secret: "b1c2".repeat(32),
         builtin_tls: builtin.then(|| TlsMaterial {
             cert_pem: "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n".into(),
             key_pem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n".into(),
-            ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+            ca_pem: OPERATOR_CA.into(),
         }),
-        tls_checksum: Some("0f".repeat(32)),
+        issuer_cas: vec![if builtin { OPERATOR_CA } else { ISSUER_CA }.into()],
         host,
     }
 }
@@ -53,6 +58,10 @@ fn render(children: &Children) -> String {
             .tls_secret
             .as_ref()
             .map(|s| serde_json::to_value(s).expect("json")),
+        children
+            .trust_config_map
+            .as_ref()
+            .map(|c| serde_json::to_value(c).expect("json")),
         children
             .certificate
             .as_ref()
@@ -85,12 +94,12 @@ fn snapshot_with(
     defaults: &Defaults,
 ) {
     let resolved = resolve(atsign, class, defaults).expect("resolves");
-    let children = build(
-        atsign,
-        &resolved,
-        &materials(builtin, static_host(&resolved)),
-    );
-    let actual = render(&children);
+    let m = materials(builtin, static_host(&resolved));
+    snapshot_of(name, &build(atsign, &resolved, &m));
+}
+
+fn snapshot_of(name: &str, children: &Children) {
+    let actual = render(children);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.yaml"));
@@ -227,6 +236,63 @@ fn trust_bundle_change_rolls_the_pod() {
             .expect("trust checksum annotation")
     };
     assert_ne!(checksum(&before), checksum(&after));
+}
+
+/// An ACME issuer writes no `ca.crt`: the pod trusts the fleet's bundle from its own ConfigMap
+/// and is never pointed at a file that does not exist.
+#[test]
+fn cert_manager_without_ca_crt_trusts_the_fleet_bundle() {
+    let a = atsign(json!({
+        "atSign": "@alice",
+        "tls": { "issuerRef": { "name": "letsencrypt" } },
+        "exposure": { "host": "alice.atsign.example.com" },
+    }));
+    let r = resolve(&a, None, &fleet_defaults()).expect("resolves");
+    let mut m = materials(false, static_host(&r));
+    m.issuer_cas.clear();
+    let children = build(&a, &r, &m);
+    snapshot_of("certmanager-acme", &children);
+    let args = |c: &Children| {
+        c.statefulset
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.args.clone())
+            .unwrap_or_default()
+    };
+    assert!(!args(&children).iter().any(|a| a.ends_with("ca.crt")));
+
+    // Nothing to trust at all: no --ca-bundle rather than an empty file the server refuses.
+    let bare = resolve(&a, None, &Defaults::default()).expect("resolves");
+    let children = build(&a, &bare, &m);
+    assert!(!args(&children).iter().any(|a| a == "--ca-bundle"));
+}
+
+/// A renewed certificate (new leaf and key from the same CA) builds the same StatefulSet: the
+/// atServer reloads its certificate in place, so renewal rolls no pod. Only the TLS Secret changes.
+#[test]
+fn renewal_changes_the_secret_but_not_the_pod_template() {
+    let a = atsign(json!({ "atSign": "@alice" }));
+    let r = resolve(&a, None, &fleet_defaults()).expect("resolves");
+    let before = materials(true, static_host(&r));
+    let mut renewed = before.clone();
+    if let Some(t) = renewed.builtin_tls.as_mut() {
+        t.cert_pem = "-----BEGIN CERTIFICATE-----\nRENEWED\n-----END CERTIFICATE-----\n".into();
+        t.key_pem = "-----BEGIN PRIVATE KEY-----\nNEW KEY\n-----END PRIVATE KEY-----\n".into();
+    }
+    let (old, new) = (build(&a, &r, &before), build(&a, &r, &renewed));
+    assert_eq!(old.statefulset, new.statefulset);
+    assert_ne!(old.tls_secret, new.tls_secret);
+
+    // A second CA in the bundle (one being rotated in) is a trust change: that does roll.
+    let mut rotating = before.clone();
+    rotating.issuer_cas.push(ISSUER_CA.into());
+    assert_ne!(
+        old.statefulset.spec.template,
+        build(&a, &r, &rotating).statefulset.spec.template
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use atfleet_operator::tls::{inspect, reissue_reason, BuiltInCa, ReissueReason};
+use atfleet_operator::tls::{inspect, reissue_reason, BuiltInCa, ReissueReason, RenewalPoint};
 use jiff::{SignedDuration, Timestamp};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -135,7 +135,7 @@ fn a_reloaded_ca_keeps_issuing_verifiable_leaves() {
 }
 
 #[test]
-fn renewal_at_two_thirds_of_life_and_reissue_reasons() {
+fn renewal_at_the_atsigns_point_of_life_and_reissue_reasons() {
     let t0 = Timestamp::from_second(1_900_000_000).expect("time");
     let ca = BuiltInCa::generate(t0).expect("CA");
     let other_ca = BuiltInCa::generate(t0).expect("CA");
@@ -147,32 +147,43 @@ fn renewal_at_two_thirds_of_life_and_reissue_reasons() {
     // Valid from five minutes before issue (clock skew) for the lifetime.
     assert_eq!(info.not_before, t0 - SignedDuration::from_mins(5));
     assert_eq!(info.not_after, t0 + SignedDuration::from_hours(90));
+    let point = RenewalPoint::for_atsign("fleet", "alice");
+    let renewal = point.time(&info);
     let life = info.not_after.duration_since(info.not_before);
-    assert_eq!(info.renewal_time(), info.not_before + life * 2 / 3);
+    assert!(renewal >= info.not_before + life * 3 / 5 && renewal < info.not_before + life * 3 / 4);
 
     let current = Some((leaf.cert_pem.as_bytes(), leaf.ca_pem.as_bytes()));
     let ca_pem = ca.cert_pem().as_bytes();
-    assert_eq!(reissue_reason(current, ca_pem, host, t0), None);
-    let just_before = info.renewal_time() - SignedDuration::from_secs(1);
-    assert_eq!(reissue_reason(current, ca_pem, host, just_before), None);
+    assert_eq!(reissue_reason(current, ca_pem, host, t0, point), None);
+    let just_before = renewal - SignedDuration::from_secs(1);
     assert_eq!(
-        reissue_reason(current, ca_pem, host, info.renewal_time()),
+        reissue_reason(current, ca_pem, host, just_before, point),
+        None
+    );
+    assert_eq!(
+        reissue_reason(current, ca_pem, host, renewal, point),
         Some(ReissueReason::DueForRenewal)
     );
     assert_eq!(
-        reissue_reason(current, ca_pem, "bob.example", t0),
+        reissue_reason(current, ca_pem, "bob.example", t0, point),
         Some(ReissueReason::HostChanged)
     );
     assert_eq!(
-        reissue_reason(current, other_ca.cert_pem().as_bytes(), host, t0),
+        reissue_reason(current, other_ca.cert_pem().as_bytes(), host, t0, point),
         Some(ReissueReason::IssuerChanged)
     );
     assert_eq!(
-        reissue_reason(None, ca_pem, host, t0),
+        reissue_reason(None, ca_pem, host, t0, point),
         Some(ReissueReason::Missing)
     );
     assert_eq!(
-        reissue_reason(Some((b"garbage".as_slice(), ca_pem)), ca_pem, host, t0),
+        reissue_reason(
+            Some((b"garbage".as_slice(), ca_pem)),
+            ca_pem,
+            host,
+            t0,
+            point
+        ),
         Some(ReissueReason::Unreadable)
     );
 }

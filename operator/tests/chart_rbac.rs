@@ -48,15 +48,18 @@ const PER_NAMESPACE: &[(&str, &str, &[&str])] = &[
     ),
     // The finalizer waits until the atServer's pod is gone.
     ("", "pods", &["list"]),
+    // Optional children, applied while the spec wants them and deleted once it no longer does:
+    // the trust bundle of a cert-manager Atsign, its Certificate, a TLSRoute.
+    ("", "configmaps", &["get", "create", "patch", "delete"]),
     (
         "cert-manager.io",
         "certificates",
-        &["get", "create", "patch"],
+        &["get", "create", "patch", "delete"],
     ),
     (
         "gateway.networking.k8s.io",
         "tlsroutes",
-        &["get", "create", "patch"],
+        &["get", "create", "patch", "delete"],
     ),
     // Events on Atsigns; patch when the recorder folds repeats into a series.
     ("events.k8s.io", "events", &["create"]),

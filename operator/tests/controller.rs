@@ -452,23 +452,17 @@ async fn only_the_leader_reconciles_and_killing_it_hands_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn address_change_reissues_rolls_and_reregisters() {
+async fn address_change_reissues_without_a_roll_and_reregisters() {
     let (sim, client) = cluster().await;
     let (dir, op) = operated(&client).await;
     create_atsign(&client, "ivan", json!({ "storage": { "size": "1Gi" } })).await;
     wait_condition(&client, "ivan", "Ready", "True").await;
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
-    let checksum = |s: &StatefulSet| {
-        s.spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get("atfleet.dev/tls-checksum").cloned())
-    };
-    let before = checksum(&statefulsets.get("ivan").await.expect("sts"));
+    let template = |s: StatefulSet| s.spec.template;
+    let before = template(statefulsets.get("ivan").await.expect("sts"));
 
-    // A new published host: new certificate, new checksum (the pod rolls), new registration.
+    // A new published host: a new certificate the atServer reloads in place (the pod does not
+    // roll), a new registration.
     let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
     let patch = json!({ "spec": { "exposure": { "host": "ivan.example.net" }, "storage": { "size": "3Gi" } } });
     atsigns
@@ -483,10 +477,10 @@ async fn address_change_reissues_rolls_and_reregisters() {
     wait_condition(&client, "ivan", "Ready", "True").await;
     let cert = served_certificate(&client, "ivan").await;
     assert_eq!(cert.names, ["ivan.example.net"]);
-    assert_ne!(
-        checksum(&statefulsets.get("ivan").await.expect("sts")),
+    assert_eq!(
+        template(statefulsets.get("ivan").await.expect("sts")),
         before,
-        "the pod rolls onto the new certificate"
+        "the atServer reloads the new certificate: the pod template stays"
     );
     // The volume grew online.
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
@@ -593,9 +587,16 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         spec["issuerRef"],
         json!({ "name": "acme", "kind": "ClusterIssuer", "group": "cert-manager.io" })
     );
+    // Renewed at lena's own point of the lifetime (60–75 %), not at the fleet's common one.
+    let renew_before = atfleet_operator::tls::RenewalPoint::for_atsign(ns(), "lena")
+        .renew_before(jiff::SignedDuration::from_hours(900));
+    assert!((225 * 60..=360 * 60).contains(&renew_before.as_mins()));
     assert_eq!(
         (spec["duration"].as_str(), spec["renewBefore"].as_str()),
-        (Some("900h"), Some("300h"))
+        (
+            Some("900h"),
+            Some(format!("{}m", renew_before.as_mins())).as_deref()
+        )
     );
     assert!(spec["usages"]
         .as_array()
@@ -612,7 +613,8 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         "no pod before there is a certificate"
     );
 
-    // Play cert-manager: write the Secret the Certificate asks for.
+    // Play cert-manager with an ACME issuer: write the Secret the Certificate asks for, with no
+    // ca.crt (an ACME issuer writes none).
     let now = jiff::Timestamp::now();
     let ca = atfleet_operator::tls::BuiltInCa::generate(now).expect("ca");
     let leaf = ca
@@ -625,7 +627,7 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
         "metadata": { "name": spec["secretName"], "namespace": ns(), "labels": spec["secretTemplate"]["labels"] },
-        "stringData": { "tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem, "ca.crt": leaf.ca_pem },
+        "stringData": { "tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem },
     }))
     .expect("secret");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
@@ -645,6 +647,27 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
         status.certificate.map(|c| c.source),
         Some("CertManager".into())
     );
+    // The pod is not pointed at the ca.crt that does not exist; its trust bundle has its own
+    // ConfigMap, owned by the Atsign.
+    let sts = statefulsets.get("lena").await.expect("sts");
+    let args = sts
+        .spec
+        .template
+        .spec
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.args)
+        .unwrap_or_default();
+    assert!(!args.iter().any(|a| a.ends_with("/ca.crt")), "{args:?}");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), ns());
+    let trust = config_maps
+        .get("lena-trust")
+        .await
+        .expect("trust ConfigMap");
+    assert!(owned_by_atsign(
+        &trust.metadata,
+        &atsigns.get("lena").await.expect("lena")
+    ));
 
     teardown(sim, op).await;
 }

@@ -1,5 +1,6 @@
 //! A cert-manager `Certificate` for the published host, when an issuer is named.
 
+use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
@@ -8,6 +9,7 @@ use serde_json::json;
 use super::{api_resource, dynamic, labels, meta, tls_secret_name};
 use crate::crd::{IssuerKind, IssuerRef};
 use crate::resolve::Resolved;
+use crate::tls::RenewalPoint;
 
 pub fn certificate_api_resource() -> ApiResource {
     api_resource("cert-manager.io", "v1", "Certificate")
@@ -20,8 +22,11 @@ pub fn certificate(
     owner: &OwnerReference,
 ) -> DynamicObject {
     let hours = r.cert_duration_hours.max(1);
-    // Renew a third of the lifetime before expiry: at two thirds of its life.
-    let renew_before = (hours / 3).max(1);
+    // Renewed at the Atsign's own point of the lifetime, as the built-in CA does, so a fleet
+    // issued at once does not renew at once.
+    let renew_before = RenewalPoint::for_atsign(&r.namespace, &r.name)
+        .renew_before(SignedDuration::from_hours(hours))
+        .as_mins();
     let names = if host.parse::<std::net::IpAddr>().is_ok() {
         json!({ "ipAddresses": [host] })
     } else {
@@ -31,7 +36,7 @@ pub fn certificate(
         "secretName": tls_secret_name(&r.name),
         "secretTemplate": { "labels": labels(r) },
         "duration": format!("{hours}h"),
-        "renewBefore": format!("{renew_before}h"),
+        "renewBefore": format!("{renew_before}m"),
         "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
         "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },
         "issuerRef": {

@@ -7,11 +7,12 @@ mod secrets;
 mod service;
 mod statefulset;
 mod storage;
+mod trust;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
@@ -23,6 +24,7 @@ use crate::resolve::Resolved;
 
 pub use certificate::certificate_api_resource;
 pub use service::tls_route_api_resource;
+pub use trust::trust_bundle;
 
 /// The name of the atProtocol port on the container and the Service.
 pub const PORT_NAME: &str = "atprotocol";
@@ -30,12 +32,11 @@ pub const MANAGED_BY: &str = "atfleet-operator";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
-/// Pod-template annotation whose change rolls the pod when mounted TLS material changes.
-pub const TLS_CHECKSUM_ANNOTATION: &str = "atfleet.dev/tls-checksum";
-/// Pod-template annotation whose change rolls the pod when the fleet's trust bundle changes
-/// (the atServer reads its CA bundle only at start).
+/// Pod-template annotation whose change rolls the pod when its trust bundle changes: the
+/// atServer reads `--ca-bundle` only at start. Its own certificate and key are not in the pod
+/// template: the atServer reloads them when the mounted files change, so a renewal rolls nothing.
 pub const TRUST_CHECKSUM_ANNOTATION: &str = "atfleet.dev/trust-checksum";
-/// Key of the trust bundle in the built-in CA's TLS Secret.
+/// Key of the trust bundle in the built-in CA's TLS Secret and in the trust ConfigMap.
 pub const TRUST_BUNDLE_KEY: &str = "trust-bundle.crt";
 /// Key of the CRAM secret inside its Secret.
 pub const CRAM_KEY: &str = "cramSecret";
@@ -61,6 +62,11 @@ pub fn cram_secret_name(name: &str) -> String {
 pub fn tls_secret_name(name: &str) -> String {
     format!("{name}-tls")
 }
+/// The trust bundle of an Atsign whose certificate cert-manager issues (the operator cannot add a
+/// key to a Secret cert-manager writes).
+pub fn trust_config_map_name(name: &str) -> String {
+    format!("{name}-trust")
+}
 
 /// Certificate and key for the built-in CA path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +83,10 @@ pub struct Materials {
     pub cram_secret: String,
     /// The leaf certificate when the built-in CA issues it; `None` with cert-manager.
     pub builtin_tls: Option<TlsMaterial>,
-    /// Digest of the certificate currently in the TLS Secret (whichever source wrote it).
-    pub tls_checksum: Option<String>,
+    /// The CAs that issue the fleet's certificates, trusted before the fleet's bundle: the
+    /// built-in CA (two while a new one is rotated in), or the `ca.crt` cert-manager wrote, when
+    /// it wrote one (ACME issuers do not).
+    pub issuer_cas: Vec<String>,
     /// The host the certificate must name (for a cert-manager `Certificate`), once known.
     pub host: Option<String>,
 }
@@ -88,6 +96,8 @@ pub struct Materials {
 pub struct Children {
     pub cram_secret: Secret,
     pub tls_secret: Option<Secret>,
+    /// With cert-manager: the trust bundle the pod mounts.
+    pub trust_config_map: Option<ConfigMap>,
     pub certificate: Option<DynamicObject>,
     pub pvc: PersistentVolumeClaim,
     pub statefulset: StatefulSet,
@@ -97,27 +107,31 @@ pub struct Children {
 
 pub fn build(atsign: &Atsign, r: &Resolved, m: &Materials) -> Children {
     let owner = owner_reference(atsign);
+    let trust = trust_bundle(&m.issuer_cas, &r.trust_bundle);
     Children {
         cram_secret: secrets::cram_secret(r, &m.cram_secret),
-        tls_secret: m.builtin_tls.as_ref().map(|t| secrets::tls_secret(r, t)),
+        tls_secret: m
+            .builtin_tls
+            .as_ref()
+            .map(|t| secrets::tls_secret(r, t, &trust)),
+        trust_config_map: r
+            .issuer
+            .is_some()
+            .then(|| trust::config_map(r, &trust, &owner)),
         certificate: match (&r.issuer, &m.host) {
             (Some(issuer), Some(host)) => Some(certificate::certificate(r, issuer, host, &owner)),
             _ => None,
         },
         pvc: storage::pvc(r),
-        statefulset: statefulset::statefulset(r, m.tls_checksum.as_deref(), &owner),
+        statefulset: statefulset::statefulset(r, &trust, &owner),
         service: service::service(r, &owner),
         tls_route: service::tls_route(r, m.host.as_deref(), &owner),
     }
 }
 
-/// SHA-256 of the certificate chain, used to roll the pod when the certificate changes.
-pub fn tls_checksum(cert_pem: &[u8], ca_pem: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(cert_pem);
-    h.update(b"\0");
-    h.update(ca_pem);
-    hex::encode(h.finalize())
+/// SHA-256 of a trust bundle, in the pod template so that a changed bundle rolls the pod.
+pub fn trust_checksum(trust_pem: &str) -> String {
+    hex::encode(Sha256::digest(trust_pem.as_bytes()))
 }
 
 /// Labels on every child; `instance` maps a child back to its Atsign.

@@ -1,9 +1,8 @@
 //! The CRAM Secret and the built-in CA's TLS Secret. Neither has an owner reference: they
 //! outlive the Atsign when its retention policy says so.
 //!
-//! The TLS Secret also carries the atServer's trust bundle (`trust-bundle.crt`): the CA that
-//! issued it followed by the fleet's bundle (the atDirectory's CA and any extra CAs), which the
-//! pod passes as its `--ca-bundle`.
+//! The TLS Secret also carries the atServer's trust bundle (`trust-bundle.crt`, see
+//! [`super::trust`]), which the pod passes as its `--ca-bundle`.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +22,7 @@ pub fn cram_secret(r: &Resolved, secret: &str) -> Secret {
     }
 }
 
-pub fn tls_secret(r: &Resolved, t: &TlsMaterial) -> Secret {
+pub fn tls_secret(r: &Resolved, t: &TlsMaterial, trust: &str) -> Secret {
     Secret {
         metadata: meta(tls_secret_name(&r.name), r, None),
         type_: Some("kubernetes.io/tls".into()),
@@ -31,21 +30,10 @@ pub fn tls_secret(r: &Resolved, t: &TlsMaterial) -> Secret {
             ("tls.crt".to_owned(), bytes(&t.cert_pem)),
             ("tls.key".to_owned(), bytes(&t.key_pem)),
             ("ca.crt".to_owned(), bytes(&t.ca_pem)),
-            (
-                TRUST_BUNDLE_KEY.to_owned(),
-                bytes(&trust_bundle(&t.ca_pem, &r.trust_bundle)),
-            ),
+            (TRUST_BUNDLE_KEY.to_owned(), bytes(trust)),
         ])),
         ..Secret::default()
     }
-}
-
-/// The issuing CA, then the rest of the bundle (which already ends in a newline).
-pub fn trust_bundle(ca_pem: &str, rest: &str) -> String {
-    let mut out = ca_pem.trim_end().to_owned();
-    out.push('\n');
-    out.push_str(rest);
-    out
 }
 
 fn bytes(s: &str) -> ByteString {

@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     cram_secret_name, meta, pvc_name, selector_labels, service_name, statefulset_name,
-    tls_secret_name, CRAM_KEY, PORT_NAME, TLS_CHECKSUM_ANNOTATION, TRUST_BUNDLE_KEY,
+    tls_secret_name, trust_config_map_name, CRAM_KEY, PORT_NAME, TRUST_BUNDLE_KEY,
     TRUST_CHECKSUM_ANNOTATION,
 };
 use crate::crd::RolloutStrategy;
@@ -24,25 +24,20 @@ const UID: i64 = 1024;
 const DATA_DIR: &str = "/data";
 const TLS_DIR: &str = "/etc/atserver/tls";
 const CRAM_DIR: &str = "/etc/atserver/cram";
+/// The trust ConfigMap's mount (cert-manager only; the built-in CA's is in the TLS Secret).
+const TRUST_DIR: &str = "/etc/atserver/trust";
 
-pub fn statefulset(
-    r: &Resolved,
-    tls_checksum: Option<&str>,
-    owner: &OwnerReference,
-) -> StatefulSet {
+/// `trust` is the pod's whole trust bundle (see [`super::trust`]); empty, the pod gets none.
+pub fn statefulset(r: &Resolved, trust: &str, owner: &OwnerReference) -> StatefulSet {
     let mut pod_labels = super::labels(r);
     pod_labels.extend(selector_labels(r));
-    let mut annotations = BTreeMap::new();
-    if let Some(c) = tls_checksum {
-        annotations.insert(TLS_CHECKSUM_ANNOTATION.to_owned(), c.to_owned());
-    }
-    if !r.trust_bundle.is_empty() {
-        annotations.insert(
+    // The certificate itself is deliberately absent: the atServer reloads it in place.
+    let annotations = (!trust.is_empty()).then(|| {
+        BTreeMap::from([(
             TRUST_CHECKSUM_ANNOTATION.to_owned(),
-            super::tls_checksum(r.trust_bundle.as_bytes(), b""),
-        );
-    }
-    let annotations = (!annotations.is_empty()).then_some(annotations);
+            super::trust_checksum(trust),
+        )])
+    });
     StatefulSet {
         metadata: meta(statefulset_name(&r.name), r, Some(owner)),
         spec: StatefulSetSpec {
@@ -68,7 +63,7 @@ pub fn statefulset(
                     annotations,
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(r)),
+                spec: Some(pod_spec(r, !trust.is_empty())),
             },
             ..StatefulSetSpec::default()
         },
@@ -76,7 +71,35 @@ pub fn statefulset(
     }
 }
 
-fn pod_spec(r: &Resolved) -> PodSpec {
+fn pod_spec(r: &Resolved, trusts: bool) -> PodSpec {
+    let mut volumes = vec![
+        Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: pvc_name(&r.name),
+                read_only: None,
+            }),
+            ..Volume::default()
+        },
+        secret_volume("tls", tls_secret_name(&r.name)),
+        secret_volume("cram", cram_secret_name(&r.name)),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+    ];
+    if r.issuer.is_some() {
+        volumes.push(Volume {
+            name: "trust".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: trust_config_map_name(&r.name),
+                default_mode: Some(0o444),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -92,44 +115,39 @@ fn pod_spec(r: &Resolved) -> PodSpec {
             }),
             ..PodSecurityContext::default()
         }),
-        containers: vec![container(r)],
-        volumes: Some(vec![
-            Volume {
-                name: "data".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: pvc_name(&r.name),
-                    read_only: None,
-                }),
-                ..Volume::default()
-            },
-            secret_volume("tls", tls_secret_name(&r.name)),
-            secret_volume("cram", cram_secret_name(&r.name)),
-            Volume {
-                name: "tmp".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
-        ]),
+        containers: vec![container(r, trusts)],
+        volumes: Some(volumes),
         ..PodSpec::default()
     }
 }
 
-fn container(r: &Resolved) -> Container {
+fn container(r: &Resolved, trusts: bool) -> Container {
     let args = [
-        ("--atsign", r.at_sign.clone()),
-        ("--listen", format!("0.0.0.0:{ATPROTOCOL_PORT}")),
-        ("--http-listen", format!("0.0.0.0:{HTTP_PORT}")),
-        ("--data-dir", DATA_DIR.to_owned()),
-        ("--tls-cert", format!("{TLS_DIR}/tls.crt")),
-        ("--tls-key", format!("{TLS_DIR}/tls.key")),
-        ("--ca-bundle", ca_bundle(r)),
-        ("--root-server", r.root_server.clone()),
-        ("--cram-secret-file", format!("{CRAM_DIR}/{CRAM_KEY}")),
-        ("--log-format", "json".to_owned()),
+        Some(("--atsign", r.at_sign.clone())),
+        Some(("--listen", format!("0.0.0.0:{ATPROTOCOL_PORT}"))),
+        Some(("--http-listen", format!("0.0.0.0:{HTTP_PORT}"))),
+        Some(("--data-dir", DATA_DIR.to_owned())),
+        Some(("--tls-cert", format!("{TLS_DIR}/tls.crt"))),
+        Some(("--tls-key", format!("{TLS_DIR}/tls.key"))),
+        // An empty bundle would stop the server at start; without one it still serves clients.
+        trusts.then(|| ("--ca-bundle", ca_bundle(r))),
+        Some(("--root-server", r.root_server.clone())),
+        Some(("--cram-secret-file", format!("{CRAM_DIR}/{CRAM_KEY}"))),
+        Some(("--log-format", "json".to_owned())),
     ]
     .into_iter()
+    .flatten()
     .flat_map(|(flag, value)| [flag.to_owned(), value])
     .collect();
+    let mut mounts = vec![
+        mount("data", DATA_DIR, false),
+        mount("tls", TLS_DIR, true),
+        mount("cram", CRAM_DIR, true),
+        mount("tmp", "/tmp", false),
+    ];
+    if r.issuer.is_some() {
+        mounts.push(mount("trust", TRUST_DIR, true));
+    }
     Container {
         name: "atserver".into(),
         image: Some(r.image.clone()),
@@ -162,22 +180,18 @@ fn container(r: &Resolved) -> Container {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            mount("data", DATA_DIR, false),
-            mount("tls", TLS_DIR, true),
-            mount("cram", CRAM_DIR, true),
-            mount("tmp", "/tmp", false),
-        ]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     }
 }
 
-/// With the built-in CA the operator writes the trust bundle (its CA and the fleet's) into the
-/// TLS Secret; a cert-manager Secret has only its issuer's `ca.crt`.
+/// With the built-in CA the operator writes the trust bundle into the TLS Secret; cert-manager
+/// writes that Secret (with a `ca.crt` or, from ACME issuers, without), so the bundle has its own
+/// ConfigMap.
 fn ca_bundle(r: &Resolved) -> String {
     match r.issuer {
         None => format!("{TLS_DIR}/{TRUST_BUNDLE_KEY}"),
-        Some(_) => format!("{TLS_DIR}/ca.crt"),
+        Some(_) => format!("{TRUST_DIR}/{TRUST_BUNDLE_KEY}"),
     }
 }
 

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{AtsignStatus, CertificateStatus, Phase, RegistrationStatus};
 use crate::endpoint::Endpoint;
-use crate::tls::CertInfo;
+use crate::tls::{CertInfo, RenewalPoint};
 
 /// Where the directory registration stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,8 @@ pub struct Observed {
     pub endpoint: Option<Endpoint>,
     pub cert_source: &'static str,
     pub cert: Option<CertInfo>,
+    /// This Atsign's point in a certificate's life to renew at.
+    pub renewal: RenewalPoint,
     pub pod_ready: bool,
     pub rolling_out: bool,
     pub registration: RegistrationState,
@@ -249,7 +251,7 @@ pub fn compute_status(previous: Option<&AtsignStatus>, o: &Observed) -> AtsignSt
         certificate: o.cert.as_ref().map(|c| CertificateStatus {
             source: o.cert_source.into(),
             not_after: Some(c.not_after.to_string()),
-            renewal_time: Some(c.renewal_time().to_string()),
+            renewal_time: Some(o.renewal.time(c).to_string()),
             dns_names: c.names.clone(),
         }),
         registration: match &o.registration {
@@ -284,6 +286,7 @@ mod tests {
                 not_after: now + jiff::SignedDuration::from_hours(100),
                 names: vec!["alice.example".into()],
             }),
+            renewal: RenewalPoint::for_atsign("fleet", "alice"),
             pod_ready: true,
             rolling_out: false,
             registration: RegistrationState::Registered {

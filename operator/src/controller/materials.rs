@@ -5,8 +5,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{Context, Error};
-use crate::build::{tls_checksum, TlsMaterial, CRAM_KEY};
-use crate::tls::{inspect, reissue_reason, CertInfo, ReissueReason};
+use crate::build::{TlsMaterial, CRAM_KEY};
+use crate::tls::{inspect, reissue_reason, CertInfo, ReissueReason, RenewalPoint};
 
 /// The existing CRAM secret, or a fresh one: 64 random bytes as lower-case hex, the shape the
 /// atServer and the SDKs expect.
@@ -34,8 +34,10 @@ fn field<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsState {
     pub material: Option<TlsMaterial>,
-    /// Checksum of what the pod mounts, once there is something to mount.
-    pub checksum: Option<String>,
+    /// The TLS Secret holds a certificate the pod can mount.
+    pub present: bool,
+    /// The CAs the fleet's certificates come from, for the trust bundle.
+    pub issuer_cas: Vec<String>,
     pub info: Option<CertInfo>,
     /// Set when the built-in CA issued a new certificate in this reconcile.
     pub reissued: Option<ReissueReason>,
@@ -49,10 +51,11 @@ pub async fn builtin(
     host: &str,
     lifetime_hours: i64,
     now: Timestamp,
+    renewal: RenewalPoint,
 ) -> Result<TlsState, Error> {
     let ca = ctx.ca.get().await?;
     let current = existing.and_then(|s| Some((field(s, "tls.crt")?, field(s, "ca.crt")?)));
-    let reason = reissue_reason(current, ca.cert_pem().as_bytes(), host, now);
+    let reason = reissue_reason(current, ca.cert_pem().as_bytes(), host, now, renewal);
     let material = match (reason, existing) {
         (None, Some(secret)) => stored_material(secret),
         _ => None,
@@ -69,10 +72,8 @@ pub async fn builtin(
     };
     let info = inspect(material.cert_pem.as_bytes()).ok();
     Ok(TlsState {
-        checksum: Some(tls_checksum(
-            material.cert_pem.as_bytes(),
-            material.ca_pem.as_bytes(),
-        )),
+        present: true,
+        issuer_cas: vec![ca.cert_pem().to_owned()],
         material: Some(material),
         info,
         reissued,
@@ -88,15 +89,18 @@ fn stored_material(secret: &Secret) -> Option<TlsMaterial> {
     })
 }
 
-/// cert-manager: whatever it wrote into the Secret.
+/// cert-manager: whatever it wrote into the Secret. Its `ca.crt` is optional (ACME issuers and
+/// many ClusterIssuers write none): trust then comes from the fleet's bundle alone.
 pub fn external(existing: Option<&Secret>) -> TlsState {
     let cert = existing.and_then(|s| field(s, "tls.crt"));
     let ca = existing
         .and_then(|s| field(s, "ca.crt"))
-        .unwrap_or_default();
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|c| !c.trim().is_empty());
     TlsState {
         material: None,
-        checksum: cert.map(|c| tls_checksum(c, ca)),
+        present: cert.is_some(),
+        issuer_cas: ca.into_iter().collect(),
         info: cert.and_then(|c| inspect(c).ok()),
         reissued: None,
     }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -26,7 +28,7 @@ use crate::build::{self, Materials};
 use crate::crd::{AtServerClass, Atsign, RolloutStrategy};
 use crate::endpoint;
 use crate::resolve::resolve;
-use crate::tls::{CertInfo, ReissueReason};
+use crate::tls::{CertInfo, ReissueReason, RenewalPoint};
 
 pub async fn reconcile(
     obj: Arc<DeserializeGuard<Atsign>>,
@@ -187,6 +189,7 @@ async fn apply_atsign(
         endpoint: None,
         cert_source: "BuiltIn",
         cert: None,
+        renewal: RenewalPoint::for_atsign(ns, &name),
         pod_ready: false,
         rolling_out: false,
         registration: RegistrationState::Waiting(
@@ -261,7 +264,7 @@ async fn apply_atsign(
         &Materials {
             cram_secret: cram.clone(),
             builtin_tls: None,
-            tls_checksum: None,
+            issuer_cas: Vec::new(),
             host: host_hint.clone(),
         },
     );
@@ -277,12 +280,14 @@ async fn apply_atsign(
                 &ep.host,
                 resolved.cert_duration_hours,
                 now,
+                observed.renewal,
             )
             .await?
         }
         (None, None) => TlsState {
             material: None,
-            checksum: None,
+            present: false,
+            issuer_cas: Vec::new(),
             info: None,
             reissued: None,
         },
@@ -297,7 +302,7 @@ async fn apply_atsign(
         &Materials {
             cram_secret: cram,
             builtin_tls: tls.material.clone(),
-            tls_checksum: tls.checksum.clone(),
+            issuer_cas: tls.issuer_cas.clone(),
             host: observed.endpoint.as_ref().map(|e| e.host.clone()),
         },
     );
@@ -399,6 +404,11 @@ async fn apply_atsign(
             .await;
         }
     }
+    if let Some(trust) = desired.trust_config_map {
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+        let existing = api.get_opt(&trust.name_any()).await?;
+        apply(&api, trust, existing).await?;
+    }
     if let Some(cert) = desired.certificate {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ns, &build::certificate_api_resource());
@@ -417,7 +427,7 @@ async fn apply_atsign(
         sts.spec.replicas = Some(0);
         sts
     };
-    let sts = if tls.checksum.is_some() {
+    let sts = if tls.present {
         // Someone scaling the StatefulSet by hand would put two writers on one volume:
         // a replica count that is not ours forces the apply even if the hash matches.
         let sts_existing =
@@ -636,7 +646,7 @@ fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {
     let until_renewal = o
         .cert
         .as_ref()
-        .map(|c| c.renewal_time().duration_since(now))
+        .map(|c| o.renewal.time(c).duration_since(now))
         .and_then(|d| Duration::try_from(d).ok())
         .unwrap_or(ctx.config.resync);
     Action::requeue(jitter(

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
-use super::TlsError;
+use super::{RenewalPoint, TlsError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
@@ -12,14 +12,6 @@ pub struct CertInfo {
     pub not_after: Timestamp,
     /// DNS names and IP addresses (as text) in the subjectAltName.
     pub names: Vec<String>,
-}
-
-impl CertInfo {
-    /// Two thirds into the certificate's life, when it is renewed.
-    pub fn renewal_time(&self) -> Timestamp {
-        let life = self.not_after.duration_since(self.not_before);
-        self.not_before + life * 2 / 3
-    }
 }
 
 /// Parses the first certificate of a PEM chain.
@@ -80,12 +72,14 @@ impl ReissueReason {
 }
 
 /// Decides whether the built-in CA must issue a new certificate for `host`.
-/// `current` is the certificate and the CA bundle stored with it, if any.
+/// `current` is the certificate and the CA bundle stored with it, if any; `renewal` is this
+/// Atsign's point in the certificate's life to renew at.
 pub fn reissue_reason(
     current: Option<(&[u8], &[u8])>,
     ca_pem: &[u8],
     host: &str,
     now: Timestamp,
+    renewal: RenewalPoint,
 ) -> Option<ReissueReason> {
     let Some((cert, stored_ca)) = current else {
         return Some(ReissueReason::Missing);
@@ -99,7 +93,7 @@ pub fn reissue_reason(
     if stored_ca != ca_pem {
         return Some(ReissueReason::IssuerChanged);
     }
-    if now >= info.renewal_time() {
+    if now >= renewal.time(&info) {
         return Some(ReissueReason::DueForRenewal);
     }
     None

@@ -2,9 +2,11 @@
 
 mod ca;
 mod inspect;
+mod renewal;
 
 pub use ca::{BuiltInCa, CA_CERT_KEY, CA_KEY_KEY};
 pub use inspect::{inspect, reissue_reason, CertInfo, ReissueReason};
+pub use renewal::RenewalPoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
