@@ -147,10 +147,30 @@ impl Directory {
     /// per-source rate limit out of the way.
     pub async fn start(ctx: &Ctx, url: &str) -> Result<Directory, BenchError> {
         let db_url = fresh_database(url).await?;
-        let token = ctx.work.path().join("directory-token");
-        std::fs::write(&token, TOKEN).map_err(BenchError::io(&token))?;
-        let migrate = tokio::process::Command::new(ctx.bin("atdirectory"))
-            .args(["--database-url", &db_url, "migrate"])
+        let token = write_token(ctx.work.path())?;
+        Directory::spawn(
+            &ctx.bin("atdirectory"),
+            &ctx.pki,
+            &token,
+            &db_url,
+            &ctx.log,
+            &[],
+        )
+        .await
+    }
+
+    /// Migrates `db_url` and starts `atdirectory` on loopback ports with the per-source rate limit
+    /// out of the way, plus `extra` flags; returns once it printed its addresses.
+    pub async fn spawn(
+        bin: &std::path::Path,
+        pki: &super::pki::Pki,
+        token_file: &std::path::Path,
+        db_url: &str,
+        log: &std::path::Path,
+        extra: &[&str],
+    ) -> Result<Directory, BenchError> {
+        let migrate = tokio::process::Command::new(bin)
+            .args(["--database-url", db_url, "migrate"])
             .output()
             .await
             .map_err(|e| BenchError::Setup(format!("atdirectory migrate: {e}")))?;
@@ -160,7 +180,7 @@ impl Directory {
                 String::from_utf8_lossy(&migrate.stderr)
             )));
         }
-        let mut cmd = tokio::process::Command::new(ctx.bin("atdirectory"));
+        let mut cmd = tokio::process::Command::new(bin);
         cmd.args([
             "--listen",
             "127.0.0.1:0",
@@ -170,21 +190,22 @@ impl Directory {
             "json",
         ])
         .arg("--tls-cert")
-        .arg(&ctx.pki.cert)
+        .arg(&pki.cert)
         .arg("--tls-key")
-        .arg(&ctx.pki.key)
-        .args(["--database-url", &db_url])
+        .arg(&pki.key)
+        .args(["--database-url", db_url])
         .arg("--api-token-file")
-        .arg(&token)
+        .arg(token_file)
         .args([
             "--rate-limit-per-second",
             "1000000",
             "--rate-limit-burst",
             "1000000",
         ])
+        .args(extra)
         .env("RUST_LOG", "info")
         .env_remove("DATABASE_URL");
-        let mut p = Spawned::start(cmd, "atdirectory", &ctx.log)?;
+        let mut p = Spawned::start(cmd, "atdirectory", log)?;
         let (root_addr, http_addr) = p
             .wait_for(Duration::from_secs(60), |l| {
                 let event: serde_json::Value = serde_json::from_str(l).ok()?;
@@ -196,13 +217,20 @@ impl Directory {
             child: p.drain_stdout(),
             root_addr,
             http_addr,
-            token_file: token,
+            token_file: token_file.to_path_buf(),
         })
     }
 }
 
+/// The registration API's bearer token as a file in `dir` (what `register_one` sends).
+pub fn write_token(dir: &std::path::Path) -> Result<std::path::PathBuf, BenchError> {
+    let token = dir.join("directory-token");
+    std::fs::write(&token, TOKEN).map_err(BenchError::io(&token))?;
+    Ok(token)
+}
+
 /// A new database on the same server as `url`, so runs never see each other's rows.
-async fn fresh_database(url: &str) -> Result<String, BenchError> {
+pub async fn fresh_database(url: &str) -> Result<String, BenchError> {
     let name = format!("atfleet_bench_{}", uuid::Uuid::new_v4().simple());
     let out = tokio::process::Command::new("psql")
         .args([
@@ -274,5 +302,49 @@ pub async fn register_one(
             "registering {name}: HTTP {}",
             resp.status()
         )))
+    }
+}
+
+/// Every registered atSign (`@name`), through `GET /v1/atsigns` page by page.
+pub async fn registered(http: SocketAddr) -> Result<Vec<String>, BenchError> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = match &after {
+            Some(a) => format!("limit=1000&after={}", a.replace('@', "%40")),
+            None => "limit=1000".into(),
+        };
+        let req = hyper::Request::get(format!("http://{http}/v1/atsigns?{query}"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| BenchError::Setup(format!("listing request: {e}")))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| BenchError::Setup(format!("listing registrations: {e}")))?;
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map_err(|e| BenchError::Setup(format!("listing registrations: {e}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(BenchError::Setup(format!(
+                "listing registrations: HTTP {status}"
+            )));
+        }
+        let page: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| BenchError::Setup(format!("listing registrations: {e}")))?;
+        found.extend(
+            page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["atsign"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(found),
+        }
     }
 }

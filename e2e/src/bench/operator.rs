@@ -26,15 +26,15 @@ use super::stats::Summary;
 use super::{BenchError, Ctx};
 use crate::local::identity;
 
-const NAMESPACE: &str = "fleet";
-const SYSTEM_NAMESPACE: &str = "atfleet-system";
+pub(crate) const NAMESPACE: &str = "fleet";
+pub(crate) const SYSTEM_NAMESPACE: &str = "atfleet-system";
 const CRDS: [&str; 2] = [
     include_str!("../../../crds/atsign.yaml"),
     include_str!("../../../crds/atserverclass.yaml"),
 ];
 /// Requests per second kube-controller-manager and kube-scheduler may send (upstream's
 /// defaults, 20 and 50, would make the StatefulSet controller the bottleneck of the figure).
-const CONTROLLER_QPS: u32 = 500;
+pub(crate) const CONTROLLER_QPS: u32 = 500;
 
 /// What one run to Ready gives.
 struct Outcome {
@@ -284,19 +284,7 @@ async fn measure(
         .join(format!("operator-{prefix}.kubeconfig"));
     proxy.write_kubeconfig(&kubeconfig).map_err(cluster_err)?;
 
-    let mut cmd = tokio::process::Command::new(ctx.bin("atfleet-operator"));
-    cmd.env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .arg("--directory-url")
-        .arg(format!("http://{}", env.directory.http_addr))
-        .arg("--directory-token-file")
-        .arg(&env.directory.token_file)
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--namespace",
-            SYSTEM_NAMESPACE,
-        ]);
+    let cmd = operator_command(&ctx.bin("atfleet-operator"), &kubeconfig, env.directory);
     let operator = Spawned::start(cmd, "atfleet-operator", &ctx.log)?;
     let pid = operator
         .pid()
@@ -373,6 +361,28 @@ async fn measure(
     })
 }
 
+/// The operator with default flags, through `kubeconfig`, registering in `directory`.
+pub(crate) fn operator_command(
+    bin: &Path,
+    kubeconfig: &Path,
+    directory: &Directory,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .arg("--directory-url")
+        .arg(format!("http://{}", directory.http_addr))
+        .arg("--directory-token-file")
+        .arg(&directory.token_file)
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--namespace",
+            SYSTEM_NAMESPACE,
+        ]);
+    cmd
+}
+
 /// User + system CPU seconds of a process (`/proc/<pid>/stat`, in USER_HZ = 100 ticks).
 fn cpu_of(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -416,7 +426,7 @@ fn control_plane_cpu(state_dir: &Path) -> Vec<(String, f64)> {
     found
 }
 
-fn is_ready(a: &DynamicObject) -> bool {
+pub(crate) fn is_ready(a: &DynamicObject) -> bool {
     a.data["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
@@ -466,7 +476,7 @@ async fn etcd_db_size(etcd_url: &str) -> Result<f64, BenchError> {
 }
 
 /// The CRDs (Established) and the two namespaces.
-async fn install(client: &kube::Client) -> Result<(), BenchError> {
+pub(crate) async fn install(client: &kube::Client) -> Result<(), BenchError> {
     let pp = PatchParams::apply("atfleet-bench").force();
     for doc in CRDS {
         let crd: CustomResourceDefinition = serde_yaml::from_str(doc)

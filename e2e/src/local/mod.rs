@@ -7,7 +7,7 @@
 
 mod ca;
 pub mod identity;
-mod postgres;
+pub(crate) mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

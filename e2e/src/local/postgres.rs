@@ -137,7 +137,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), LocalError> {
 }
 
 /// `$PG_BIN`, `pg_config --bindir`, the newest `/usr/lib/postgresql/*/bin`, or `initdb` on PATH.
-fn pg_bin() -> Result<PathBuf, LocalError> {
+pub(crate) fn pg_bin() -> Result<PathBuf, LocalError> {
     let has_initdb = |d: &Path| d.join("initdb").is_file();
     if let Some(d) = std::env::var_os("PG_BIN").map(PathBuf::from) {
         if has_initdb(&d) {

@@ -1,0 +1,81 @@
+//! The operator process under chaos: SIGKILLed and started again by the harness, with exits the
+//! harness did not cause counted apart.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::process::Child;
+
+use crate::bench::directory::Directory;
+use crate::bench::operator::operator_command;
+use crate::bench::process::{self, Spawned};
+use crate::reliability::ReliabilityError;
+
+pub struct OperatorProc<'a> {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    directory: &'a Directory,
+    log: PathBuf,
+    child: Option<Child>,
+    /// SIGKILLs sent by the harness.
+    pub kills: u64,
+    /// Times the operator exited on its own (each is restarted and reported).
+    pub exits: Vec<String>,
+}
+
+impl<'a> OperatorProc<'a> {
+    pub fn start(
+        bin: PathBuf,
+        kubeconfig: PathBuf,
+        directory: &'a Directory,
+        log: PathBuf,
+    ) -> Result<OperatorProc<'a>, ReliabilityError> {
+        let mut p = OperatorProc {
+            bin,
+            kubeconfig,
+            directory,
+            log,
+            child: None,
+            kills: 0,
+            exits: Vec::new(),
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> Result<(), ReliabilityError> {
+        let cmd = operator_command(&self.bin, &self.kubeconfig, self.directory);
+        let spawned = Spawned::start(cmd, "atfleet-operator", &self.log)?;
+        self.child = Some(spawned.drain_stdout());
+        Ok(())
+    }
+
+    /// SIGKILL (no chance to release anything or finish a write), then a new process.
+    pub async fn kill_and_restart(&mut self) -> Result<(), ReliabilityError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+        self.kills += 1;
+        self.spawn()
+    }
+
+    /// Restarts the operator if it exited by itself, and remembers how it exited.
+    pub fn check_alive(&mut self) -> Result<(), ReliabilityError> {
+        let exited = match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten(),
+            None => None,
+        };
+        if let Some(status) = exited {
+            self.exits
+                .push(format!("the operator exited by itself: {status}"));
+            self.spawn()?;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(child) = self.child.take() {
+            process::stop(child, Duration::from_secs(10)).await;
+        }
+    }
+}
