@@ -69,9 +69,9 @@ pub struct Config {
     /// Lifetime of notifications without an explicit `ttln` (ms).
     pub notification_ttl_ms: i64,
     /// Server-to-server connections and caching.
-    pub peer: crate::peer::PeerSettings,
+    pub peer: crate::peer::settings::PeerSettings,
     /// Notification delivery retries and quarantine.
-    pub delivery: crate::delivery::DeliverySettings,
+    pub delivery: crate::delivery::settings::DeliverySettings,
 }
 
 impl Config {
@@ -97,8 +97,8 @@ impl Config {
             tls_reload_interval: Duration::from_secs(30),
             stats_notification_interval: Some(Duration::from_secs(15)),
             notification_ttl_ms: 24 * 3600 * 1000,
-            peer: crate::peer::PeerSettings::default(),
-            delivery: crate::delivery::DeliverySettings::default(),
+            peer: crate::peer::settings::PeerSettings::default(),
+            delivery: crate::delivery::settings::DeliverySettings::default(),
         })
     }
 }

@@ -108,8 +108,8 @@ impl fmt::Display for AtError {
 
 impl std::error::Error for AtError {}
 
-impl From<crate::store::StoreError> for AtError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::store::error::StoreError> for AtError {
+    fn from(e: crate::store::error::StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         AtError::new(ErrorCode::DataStore, "data store failure").closing()
     }

@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::context::Shared;
 use crate::limits::ConnKind;
 use crate::metrics::{StatusLabel, TypeLabel};
-use crate::server::Shared;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let app = Router::new()

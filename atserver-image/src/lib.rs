@@ -8,10 +8,14 @@
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod connection;
+pub mod context;
 pub mod crypto;
 pub mod delivery;
 pub mod error;
 pub mod http;
+pub mod jobs;
+pub mod keystore;
 pub mod limits;
 pub mod metadata;
 pub mod metrics;

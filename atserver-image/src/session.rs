@@ -1,4 +1,6 @@
-//! Per-connection state machine and the read/dispatch/write loop.
+//! Per-connection state: who is authenticated and how, the pending challenge, the monitor
+//! subscription, and the namespace authorisation of APKAM connections. The loop that reads
+//! lines and writes replies is in `connection.rs`.
 //!
 //! States: anonymous → owner (CRAM or PKAM, optionally bound to an APKAM enrollment), or
 //! anonymous → peer (an atServer proven with `from:@peer` + `pol`).
@@ -7,20 +9,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use at_protocol::codec::{Line, LineCodec};
-use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
-use tokio_util::codec::FramedRead;
 
-use crate::commands;
-use at_protocol::{AtKey, ErrorCode, KeyKind, Prompt};
+use at_protocol::{AtKey, KeyKind, Prompt};
 
+use crate::context::Shared;
 use crate::error::AtError;
 use crate::limits::{ConnEntry, ConnKind};
-use crate::notifications::{stats_notification, Event, Kind};
-use crate::reply::{render, Reply};
-use crate::server::Shared;
+use crate::notifications::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -140,7 +136,7 @@ impl Session {
         self.auth = auth;
     }
 
-    fn prompt(&self) -> Prompt {
+    pub fn prompt(&self) -> Prompt {
         let parse = |a: &str| at_protocol::AtSign::parse(a).ok();
         match &self.auth {
             Auth::Anonymous => Prompt::Unauthenticated,
@@ -222,114 +218,4 @@ pub fn namespace_access<'a>(
         }
     }
     namespaces.get("*").map(String::as_str)
-}
-
-async fn next_event(rx: &mut Option<broadcast::Receiver<Event>>) -> Option<Event> {
-    match rx {
-        Some(r) => loop {
-            match r.recv().await {
-                Ok(ev) => return Some(ev),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "monitor connection lagged behind");
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// The monitor line for `event`, if this connection's monitor wants it.
-fn monitor_line(session: &Session, event: &Event) -> Option<String> {
-    let spec = session.monitor.as_ref()?;
-    match event {
-        Event::Stats {
-            last_commit_id,
-            operation,
-        } => {
-            let now = session.shared.clock.now_millis();
-            Some(
-                stats_notification(session.atsign(), *last_commit_id, *operation, now)
-                    .to_monitor_line(),
-            )
-        }
-        Event::Notification(n) => {
-            let wanted_kind =
-                n.kind == Kind::Received || (n.kind == Kind::SelfKind && spec.self_notifications);
-            let from = n.from.trim_start_matches('@');
-            let matches = spec.regex.is_match(&n.key) || spec.regex.is_match(from);
-            let allowed =
-                session.enrollment().is_none() || session.authorize(&n.key, Access::Read).is_ok();
-            (wanted_kind && matches && allowed).then(|| n.to_json(false).to_monitor_line())
-        }
-    }
-}
-
-/// Serves one connection until it closes, is reaped or the server shuts down.
-pub async fn run<S>(mut session: Session, stream: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (rd, mut wr) = tokio::io::split(stream);
-    // 1 KiB to start (tokio-util's default is 8 KiB): most lines are short, and it grows on demand
-    // for the long ones; idle connections (monitors) are the many.
-    let mut frames = FramedRead::with_capacity(
-        rd,
-        LineCodec::new(session.shared.config.limits.max_line_len),
-        1024,
-    );
-    let mut events: Option<broadcast::Receiver<Event>> = None;
-    let cancel = session.conn.cancel.clone();
-    if wr.write_all(b"@").await.is_err() || wr.flush().await.is_err() {
-        return;
-    }
-    loop {
-        let out: Option<String>;
-        let mut close = false;
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            frame = frames.next() => {
-                let Some(Ok(frame)) = frame else { break };
-                session.conn.touch(session.shared.clock.now_millis());
-                let reply = match frame {
-                    Line::TooLong => Reply::Error(AtError::new(ErrorCode::BufferOverflow, "Buffer limit exceeded").closing()),
-                    Line::InvalidUtf8 => Reply::Error(AtError::syntax("command is not valid UTF-8")),
-                    Line::Text(text) => commands::execute(&mut session, &text).await,
-                };
-                if matches!(reply, Reply::Close) {
-                    break;
-                }
-                close = matches!(&reply, Reply::Error(e) if e.should_close());
-                let prompt = if close && matches!(&reply, Reply::Error(e) if e.code == ErrorCode::BufferOverflow) {
-                    None
-                } else if session.monitor.is_some() && matches!(reply, Reply::Data(ref d) if d == "ok") {
-                    // atsdk's monitor wants complete lines only (atsdk.md §7).
-                    None
-                } else {
-                    Some(session.prompt())
-                };
-                out = render(&reply, prompt.as_ref(), session.is_owner(), session.json_errors);
-                if let Some(sub) = session.subscription.take() {
-                    events = Some(sub);
-                }
-            }
-            ev = next_event(&mut events) => {
-                let Some(ev) = ev else { break };
-                out = monitor_line(&session, &ev);
-            }
-        }
-        let mut buf = out.unwrap_or_default();
-        for line in session.pending_lines.drain(..) {
-            buf.push_str(&line);
-        }
-        if !buf.is_empty()
-            && (wr.write_all(buf.as_bytes()).await.is_err() || wr.flush().await.is_err())
-        {
-            break;
-        }
-        if close {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
 }

@@ -226,7 +226,7 @@ async fn idle_connections_are_reaped() {
 
 #[tokio::test]
 async fn cached_copies_are_served_until_their_ttr_runs_out() {
-    use atserver::commands::write;
+    use atserver::keystore;
     use atserver::metadata::MetaUpdate;
     let server = TestServer::start().await;
     // Seed cached copies as the delivery engine of the server-to-server issue will write them.
@@ -236,7 +236,7 @@ async fn cached_copies_are_served_until_their_ttr_runs_out() {
         ccd: Some(true),
         ..Default::default()
     };
-    write::put(
+    keystore::put(
         &shared,
         "cached:@alice:phone.wavi@bob",
         Some("cipher".into()),
@@ -249,7 +249,7 @@ async fn cached_copies_are_served_until_their_ttr_runs_out() {
         ttr: Some(-1),
         ..Default::default()
     };
-    write::put(
+    keystore::put(
         &shared,
         "cached:@alice:email.wavi@bob",
         Some("kept".into()),

@@ -2,10 +2,10 @@
 
 use at_protocol::command::{FromParams, PkamParams};
 
-use crate::commands::write::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
+use super::peer_auth;
 use crate::crypto;
 use crate::error::AtError;
-use crate::peer::inbound;
+use crate::keystore::{read, Read, AT_SECRET, PKAM_PUBLIC_KEY};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, AuthMethod, Challenge, Enrollment, Session};
 use crate::util::constant_time_eq;
@@ -48,7 +48,8 @@ pub async fn from(s: &mut Session, p: FromParams) -> CmdResult {
 /// the proof challenge the peer signs for `pol`.
 async fn from_peer(s: &mut Session, who: String) -> CmdResult {
     let peer = AtSign::parse(&who).map_err(|e| AtError::syntax(e.to_string()))?;
-    let checked = inbound::check_peer_certificate(&s.shared, &peer, s.peer_certs.as_deref()).await;
+    let checked =
+        peer_auth::check_peer_certificate(&s.shared, &peer, s.peer_certs.as_deref()).await;
     if let Err(e) = checked {
         s.shared.peers.metrics.pol("inbound", false);
         tracing::info!(peer = %who, addr = %s.peer_addr, "peer certificate refused");
@@ -168,7 +169,7 @@ pub async fn pkam(s: &mut Session, p: PkamParams) -> CmdResult {
     let challenge = take_challenge(s)?;
     let (public_key, enrollment) = match args.enrollment {
         Some(id) => {
-            let (key, namespaces) = super::enroll::approved_key(s, id).await?;
+            let (key, namespaces) = super::enroll::record::approved_key(s, id).await?;
             (
                 key,
                 Some(Enrollment {
@@ -215,7 +216,7 @@ pub async fn pol(s: &mut Session) -> CmdResult {
     s.challenge = None;
     let fresh = s.shared.clock.now_millis() - challenge.created_at <= CHALLENGE_TTL_MS;
     let verified = if fresh {
-        inbound::verify_pol(&s.shared, &peer, &s.session_id, &challenge.text).await
+        peer_auth::verify_pol(&s.shared, &peer, &s.session_id, &challenge.text).await
     } else {
         Err(AtError::unauthenticated("Pol Authentication Failed"))
     };

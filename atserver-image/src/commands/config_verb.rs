@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use at_protocol::command::ConfigParams;
 
-use crate::commands::write::{self, Read};
 use crate::error::AtError;
+use crate::keystore::{self, Read};
 use crate::metadata::MetaUpdate;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
@@ -16,7 +16,7 @@ fn blocklist_key(me: &str) -> String {
 
 async fn load(s: &Session) -> Result<BTreeSet<String>, AtError> {
     Ok(
-        match write::read(&s.shared, &blocklist_key(s.atsign())).await? {
+        match keystore::read(&s.shared, &blocklist_key(s.atsign())).await? {
             Read::Active(r) => r
                 .value
                 .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
@@ -68,7 +68,7 @@ pub async fn config(s: &mut Session, p: ConfigParams) -> CmdResult {
         }
     }
     let value = serde_json::json!({"blockList": list}).to_string();
-    write::put(
+    keystore::put(
         &s.shared,
         &blocklist_key(&me),
         Some(value),

@@ -3,8 +3,8 @@
 use at_protocol::command::DeleteParams;
 use at_protocol::KeyKind;
 
-use crate::commands::write::{self, AT_SECRET, AT_SECRET_DELETED};
 use crate::error::AtError;
+use crate::keystore::{self, AT_SECRET, AT_SECRET_DELETED};
 use crate::metadata::MetaUpdate;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
@@ -13,7 +13,7 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
     let cached = p.key.is_cached();
     let key = p.key.to_string();
     if key == AT_SECRET {
-        write::put(
+        keystore::put(
             &s.shared,
             AT_SECRET_DELETED,
             Some("true".into()),
@@ -21,7 +21,7 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
             true,
         )
         .await?;
-        let id = write::delete(&s.shared, AT_SECRET).await?;
+        let id = keystore::delete(&s.shared, AT_SECRET).await?;
         return Ok(Reply::Data(id.to_string()));
     }
     if matches!(p.key.kind(), KeyKind::Private | KeyKind::Reserved) {
@@ -34,8 +34,8 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
     }
     s.authorize(&key, Access::Write)?;
     if !p.force {
-        if let write::Read::Active(r) | write::Read::Unborn(r) =
-            write::read(&s.shared, &key).await?
+        if let keystore::Read::Active(r) | keystore::Read::Unborn(r) =
+            keystore::read(&s.shared, &key).await?
         {
             if r.meta.immutable {
                 return Err(AtError::unauthorized(format!(
@@ -44,7 +44,7 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
             }
         }
     }
-    let id = write::delete(&s.shared, &key).await?;
+    let id = keystore::delete(&s.shared, &key).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
@@ -58,6 +58,6 @@ fn is_protected(key: &str, me: &str) -> bool {
     bare == format!("signing_publickey{me}")
         || bare == format!("signing_privatekey{me}")
         || bare == format!("publickey{me}")
-        || key == write::PKAM_PUBLIC_KEY
+        || key == keystore::PKAM_PUBLIC_KEY
         || key == "privatekey:signing_keypair_generated"
 }

@@ -59,13 +59,12 @@ pub async fn to(s: &mut Session, to: &at_protocol::AtSign) -> CmdResult {
     }
     let mut out = serde_json::Map::new();
     for name in ["publickey", "signing_publickey"] {
-        let value =
-            match crate::commands::write::read(&s.shared, &format!("public:{name}{me}")).await? {
-                crate::commands::write::Read::Active(r) => r
-                    .value
-                    .map_or(serde_json::Value::Null, serde_json::Value::String),
-                _ => serde_json::Value::Null,
-            };
+        let value = match crate::keystore::read(&s.shared, &format!("public:{name}{me}")).await? {
+            crate::keystore::Read::Active(r) => r
+                .value
+                .map_or(serde_json::Value::Null, serde_json::Value::String),
+            _ => serde_json::Value::Null,
+        };
         out.insert(name.to_string(), value);
     }
     Ok(Reply::Data(serde_json::Value::Object(out).to_string()))

@@ -5,8 +5,8 @@ use serde_json::json;
 use at_protocol::command::{LlookupParams, LookupOp, LookupParams};
 use at_protocol::AtKey;
 
-use crate::commands::write;
 use crate::error::AtError;
+use crate::keystore;
 use crate::peer::cache;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Auth, Session};
@@ -22,7 +22,7 @@ fn render(op: LookupOp, record: &Record) -> Reply {
     }
 }
 
-/// Reads `key` (as `write::read` does, without copying the record) and answers per op:
+/// Reads `key` (as `keystore::read` does, without copying the record) and answers per op:
 /// missing/expired → AT0015, unborn → `data:null`.
 async fn answer(s: &Session, key: &str, op: LookupOp) -> CmdResult {
     let record = s.shared.store.get(key).await?;
@@ -50,7 +50,7 @@ fn log_lookup(s: &Session, key: &str) {
 
 pub async fn llookup(s: &mut Session, p: LlookupParams) -> CmdResult {
     let key = p.key.to_string();
-    if key == write::AT_SECRET {
+    if key == keystore::AT_SECRET {
         return Err(AtError::unauthorized("the CRAM secret cannot be read"));
     }
     s.authorize(&key, Access::Read)?;

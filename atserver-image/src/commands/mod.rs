@@ -6,14 +6,17 @@ pub mod config_verb;
 pub mod delete;
 pub mod enroll;
 pub mod info;
+pub mod keys;
 pub mod lookup;
 pub mod monitor;
 pub mod notify;
+pub mod notify_receive;
+pub mod otp;
+pub mod peer_auth;
 pub mod scan;
 pub mod stats;
 pub mod sync;
 pub mod update;
-pub mod write;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,7 +91,7 @@ pub fn dispatch<'a>(
             ));
         }
         if let Some(en) = session.enrollment().cloned() {
-            enroll::check_enrollment_active(session, &en.id).await?;
+            enroll::record::check_enrollment_active(session, &en.id).await?;
         }
         if verb == Verb::Empty {
             return Err(AtError::syntax("invalid command"));
@@ -123,8 +126,8 @@ pub fn dispatch<'a>(
             Command::Info(kind) => info::info(session, kind).await,
             Command::Noop { delay_millis } => info::noop(delay_millis).await,
             Command::Enroll(p) => enroll::enroll(session, p).await,
-            Command::Otp(p) => enroll::otp(session, p).await,
-            Command::Keys(p) => enroll::keys(session, p).await,
+            Command::Otp(p) => otp::otp(session, p).await,
+            Command::Keys(p) => keys::keys(session, p).await,
         }
     })
 }

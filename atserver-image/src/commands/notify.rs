@@ -6,8 +6,9 @@ use at_protocol::command::{
 };
 use serde_json::Value;
 
-use crate::commands::{meta_update, write};
+use crate::commands::meta_update;
 use crate::error::AtError;
+use crate::keystore;
 use crate::metadata::Metadata;
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
@@ -17,7 +18,7 @@ use at_protocol::ErrorCode;
 pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
     if let Auth::Peer(peer) = &s.auth {
         let peer = peer.clone();
-        return crate::peer::receive::deliver(&s.shared, &peer, p).await;
+        return super::notify_receive::deliver(&s.shared, &peer, p).await;
     }
     if !s.is_owner() {
         return Err(AtError::unauthenticated(
@@ -100,7 +101,7 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
         is_encrypted,
         metadata: Some(meta),
     };
-    write::store_notification(&s.shared, n).await?;
+    keystore::notify::store_notification(&s.shared, n).await?;
     Ok(Reply::Data(id))
 }
 
@@ -188,6 +189,9 @@ pub async fn fetch(s: &mut Session, id: &str) -> CmdResult {
         .store
         .call(move |db| db.get_notification(&lookup_id))
         .await?;
+    if let Some(n) = &n {
+        visible(s, n)?;
+    }
     Ok(Reply::Data(match n {
         Some(n) if n.expires_at > now => n.to_fetch_json().to_string(),
         _ => serde_json::json!({"id": id, "notificationStatus": "NotificationStatus.expired"})
@@ -197,11 +201,31 @@ pub async fn fetch(s: &mut Session, id: &str) -> CmdResult {
 
 pub async fn remove(s: &mut Session, id: &str) -> CmdResult {
     let id = id.to_string();
+    let lookup_id = id.clone();
+    let n = s
+        .shared
+        .store
+        .call(move |db| db.get_notification(&lookup_id))
+        .await?;
+    if let Some(n) = &n {
+        visible(s, n)?;
+    }
     s.shared
         .store
         .call(move |db| db.remove_notification(&id))
         .await?;
     Ok(Reply::data("success"))
+}
+
+/// An enrollment sees only notifications about keys in its namespaces (and text messages), as
+/// `notify:list` and `monitor` show them; fetching or removing one by id is held to the same rule.
+fn visible(s: &Session, n: &Notification) -> Result<(), AtError> {
+    if n.message_type == MessageType::Text || s.authorize(&n.key, Access::Read).is_ok() {
+        return Ok(());
+    }
+    Err(AtError::unauthorized(
+        "the notification is outside this enrollment's namespaces",
+    ))
 }
 
 /// `notify:all`: one notification per recipient; reply `data: {"@bob":"<id>",…}`.

@@ -3,8 +3,9 @@
 use at_protocol::command::{UpdateJsonParams, UpdateMetaParams, UpdateParams};
 use at_protocol::{AtKey, AtSign, KeyKind};
 
-use crate::commands::{meta_update, write};
+use crate::commands::meta_update;
 use crate::error::AtError;
+use crate::keystore;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
@@ -20,7 +21,7 @@ pub fn writable_key(s: &Session, key: &AtKey) -> Result<String, AtError> {
                 )));
             }
         }
-        KeyKind::PrivateKey if text != write::AT_SECRET => {
+        KeyKind::PrivateKey if text != keystore::AT_SECRET => {
             // Replacing the legacy PKAM key is an owner-wide act: APKAM devices need __manage.
             if s.enrollment()
                 .is_some_and(|e| !e.namespaces.contains_key("__manage"))
@@ -56,7 +57,7 @@ pub fn writable_key(s: &Session, key: &AtKey) -> Result<String, AtError> {
 pub async fn update(s: &mut Session, p: UpdateParams) -> CmdResult {
     let meta = meta_update(&p.metadata)?;
     let key = writable_key(s, &p.key)?;
-    let id = write::put(&s.shared, &key, Some(p.value), &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, Some(p.value), &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
@@ -68,13 +69,13 @@ pub async fn update_json(s: &mut Session, p: UpdateJsonParams) -> CmdResult {
     };
     let meta = meta_update(&p.metadata)?;
     let key = writable_key(s, &p.key)?;
-    let id = write::put(&s.shared, &key, Some(value), &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, Some(value), &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
 pub async fn update_meta(s: &mut Session, p: UpdateMetaParams) -> CmdResult {
     let meta = meta_update(&p.metadata)?;
     let key = writable_key(s, &p.key)?;
-    let id = write::put(&s.shared, &key, None, &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, None, &meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }

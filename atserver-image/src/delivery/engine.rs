@@ -14,10 +14,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::context::{PeerDelivery, Shared};
 use crate::notifications::{Notification, Status};
 use crate::peer::connector::timed;
 use crate::peer::{PeerError, Pooled};
-use crate::server::{PeerDelivery, Shared};
 
 use super::command::delivery_command;
 use super::settings::DeliverySettings;
@@ -236,7 +236,7 @@ impl Engine {
     ) -> bool {
         let peers = &shared.peers;
         let connected = match AtSign::parse(recipient) {
-            Ok(peer) => peers.checkout(shared, &peer).await,
+            Ok(peer) => crate::peer::handshake::checkout(shared, &peer).await,
             Err(_) => Err(PeerError::NotRegistered(recipient.to_string())),
         };
         let mut pooled = match connected {
@@ -262,7 +262,7 @@ impl Engine {
             if pooled.reused && matches!(&outcome, Outcome::Broken(e) if e.transport()) {
                 // The idle connection died while pooled (the peer restarted, say): reconnect.
                 if let Ok(peer) = AtSign::parse(recipient) {
-                    match peers.checkout_fresh(shared, &peer).await {
+                    match crate::peer::handshake::checkout_fresh(shared, &peer).await {
                         Ok(fresh) => {
                             pooled = fresh;
                             outcome = self.attempt(shared, &mut pooled, &n).await;

@@ -1,20 +1,21 @@
 //! Owner reads of other atSigns' data through the cache (§3.5 lookup/plookup, §7.4): freshness by
 //! ttr/refreshAt, remote fetches over pol (shared data) or anonymously (public data), the caching
-//! rules, public-key change detection, `scan:@other`, and the periodic refresh job.
+//! rules, `scan:@other`, and the periodic refresh job.
 
 use std::sync::Arc;
 
-use at_protocol::client::AtConnection;
-use at_protocol::{AtSign, ErrorCode, Reply as WireReply};
+use at_protocol::{AtSign, ErrorCode};
 use serde_json::Value;
 
-use crate::commands::write::{self, Read};
+use crate::context::Shared;
 use crate::error::AtError;
+use crate::keystore::{self, Read};
 use crate::metadata::{MetaUpdate, Metadata};
-use crate::server::Shared;
 use crate::store::Record;
 
 use super::connector::{timed, PeerError};
+use super::handshake;
+use super::remote::{fetch, Remote};
 
 /// Public data without a ttr is cached this long (§7.4).
 const PUBLIC_CACHE_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -22,65 +23,6 @@ const PUBLIC_CACHE_TTL_MS: i64 = 24 * 3600 * 1000;
 /// Whether a cached record may be served without asking its owner's server.
 pub fn is_fresh(meta: &Metadata, now: i64) -> bool {
     meta.ttr == Some(-1) || meta.refresh_at.is_some_and(|at| now <= at)
-}
-
-/// What a remote `lookup:all:` returned.
-enum Remote {
-    Found { value: Option<String>, meta: Value },
-    Unborn,
-    NotFound,
-}
-
-fn parse_all(data: &str) -> Result<Remote, AtError> {
-    if data.trim() == "null" {
-        return Ok(Remote::Unborn);
-    }
-    let v: Value = serde_json::from_str(data).map_err(|_| {
-        AtError::new(
-            ErrorCode::SecondaryConnect,
-            "peer sent unreadable lookup JSON",
-        )
-    })?;
-    let value = match v.get("data") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Null) | None => None,
-        Some(other) => Some(other.to_string()),
-    };
-    Ok(Remote::Found {
-        value,
-        meta: v.get("metaData").cloned().unwrap_or(Value::Null),
-    })
-}
-
-/// Sends `command` and sorts the reply into found / unborn / not found.
-async fn fetch(
-    conn: &mut AtConnection,
-    command: &str,
-    limit: std::time::Duration,
-    peer: &AtSign,
-) -> Result<Remote, PeerError> {
-    let reply = timed(limit, format!("looking up data of {peer}"), async {
-        conn.send(command).await.map_err(|source| PeerError::Peer {
-            atsign: peer.to_string(),
-            source,
-        })
-    })
-    .await?;
-    match reply {
-        WireReply::Data(d) => Ok(parse_all(&d)?),
-        WireReply::Error {
-            code: Some(ErrorCode::KeyNotFound),
-            ..
-        } => Ok(Remote::NotFound),
-        WireReply::Error { code, message } => Err(PeerError::Peer {
-            atsign: peer.to_string(),
-            source: at_protocol::client::ClientError::Server { code, message },
-        }),
-        other => Err(PeerError::Local(AtError::new(
-            ErrorCode::SecondaryConnect,
-            format!("unexpected reply from {peer}: {other:?}"),
-        ))),
-    }
 }
 
 /// The cache metadata for a remote record: the origin's fields, without ttb (the copy is only
@@ -113,16 +55,16 @@ async fn store_cached(
     value: Option<String>,
     update: &MetaUpdate,
 ) -> Result<(), AtError> {
-    write::put(shared, key, value, update, false).await?;
+    keystore::put(shared, key, value, update, false).await?;
     Ok(())
 }
 
 async fn drop_cached(shared: &Shared, key: &str) -> Result<(), AtError> {
     if matches!(
-        write::read(shared, key).await?,
+        keystore::read(shared, key).await?,
         Read::Active(_) | Read::Unborn(_)
     ) {
-        write::delete(shared, key).await?;
+        keystore::delete(shared, key).await?;
     }
     Ok(())
 }
@@ -139,7 +81,7 @@ fn presented(key: &str, value: Option<String>, meta: Metadata) -> Record {
 
 async fn cached_if_fresh(shared: &Shared, cached: &str) -> Result<Option<Record>, AtError> {
     let now = shared.clock.now_millis();
-    if let Read::Active(r) = write::read(shared, cached).await? {
+    if let Read::Active(r) = keystore::read(shared, cached).await? {
         if is_fresh(&r.meta, now) {
             shared.peers.metrics.cache_hits.inc();
             return Ok(Some(r));
@@ -161,12 +103,12 @@ pub async fn lookup_shared(shared: &Shared, owner: &AtSign, name: &str, bypass: 
         }
     }
     let peers = &shared.peers;
-    let mut pooled = peers.checkout(shared, owner).await?;
+    let mut pooled = handshake::checkout(shared, owner).await?;
     let command = format!("lookup:all:{name}{owner}");
     let limit = peers.settings.lookup_timeout;
     let mut fetched = fetch(&mut pooled.conn, &command, limit, owner).await;
     if pooled.reused && fetched.as_ref().is_err_and(PeerError::transport) {
-        pooled = peers.checkout_fresh(shared, owner).await?;
+        pooled = handshake::checkout_fresh(shared, owner).await?;
         fetched = fetch(&mut pooled.conn, &command, limit, owner).await;
     }
     if fetched.is_ok() {
@@ -200,9 +142,9 @@ pub async fn lookup_public(shared: &Shared, owner: &AtSign, name: &str, bypass: 
     let peers = &shared.peers;
     let mut conn = peers.connect(owner).await?;
     if name == "publickey" {
-        let value = refresh_public_key(shared, &mut conn, owner).await?;
+        let value = super::public_key::refresh(shared, &mut conn, owner).await?;
         let _ = conn.close().await;
-        return match write::read(shared, &cached).await? {
+        return match keystore::read(shared, &cached).await? {
             Read::Active(r) => Ok(Some(presented(
                 &format!("public:{name}{owner}"),
                 value,
@@ -273,71 +215,6 @@ fn remote_meta(shared: &Shared, meta: &Value) -> Result<Metadata, AtError> {
     Ok(md)
 }
 
-/// Fetches `public:publickey@peer` on `conn` (anonymous, before any pol) and keeps
-/// `cached:public:publickey@peer` current with ttr -1. A changed key means the peer was reset:
-/// our `shared_key.<peer>@me` is renamed to `shared_key.<peer>.until.<now>@me` so clients cut a
-/// new shared key (§7.4). Returns the current key.
-pub async fn refresh_public_key(
-    shared: &Shared,
-    conn: &mut AtConnection,
-    peer: &AtSign,
-) -> Result<Option<String>, AtError> {
-    let command = format!("lookup:all:publickey{peer}");
-    let limit = shared.peers.settings.handshake_timeout;
-    let fetched = fetch(conn, &command, limit, peer).await?;
-    let Remote::Found {
-        value: Some(value), ..
-    } = fetched
-    else {
-        // Never deleted on not-found (§7.4).
-        return Ok(None);
-    };
-    let cached = format!("cached:public:publickey{peer}");
-    let previous = match write::read(shared, &cached).await? {
-        Read::Active(r) => r.value,
-        _ => None,
-    };
-    if previous.as_deref() == Some(value.as_str()) {
-        return Ok(Some(value));
-    }
-    if previous.is_some() {
-        // A new record (new createdAt), not an update of the old one.
-        write::delete(shared, &cached).await?;
-        rename_shared_key(shared, peer).await?;
-    }
-    let update = MetaUpdate {
-        ttr: Some(-1),
-        ..Default::default()
-    };
-    store_cached(shared, &cached, Some(value.clone()), &update).await?;
-    shared.peers.metrics.refresh("publickey");
-    Ok(Some(value))
-}
-
-async fn rename_shared_key(shared: &Shared, peer: &AtSign) -> Result<(), AtError> {
-    let me = shared.config.atsign.clone();
-    let current = format!("shared_key.{}{me}", peer.name());
-    let Read::Active(r) = write::read(shared, &current).await? else {
-        return Ok(());
-    };
-    let now = shared.clock.now_millis();
-    let renamed = format!("shared_key.{}.until.{now}{me}", peer.name());
-    let update = MetaUpdate {
-        is_encrypted: Some(r.meta.is_encrypted),
-        strings: r
-            .meta
-            .strings
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect(),
-        ..Default::default()
-    };
-    write::put(shared, &renamed, r.value, &update, false).await?;
-    write::delete(shared, &current).await?;
-    tracing::info!(%peer, "peer public key changed; shared key retired");
-    Ok(())
-}
-
 /// `scan:@peer[ regex]`: the keys `peer` shared with us, listed by its server over pol.
 pub async fn scan_remote(
     shared: &Shared,
@@ -345,7 +222,7 @@ pub async fn scan_remote(
     regex: Option<&str>,
 ) -> Result<String, AtError> {
     let peers = &shared.peers;
-    let mut pooled = peers.checkout(shared, peer).await?;
+    let mut pooled = handshake::checkout(shared, peer).await?;
     let command = match regex {
         Some(r) => format!("scan {r}"),
         None => "scan".to_string(),
@@ -353,7 +230,7 @@ pub async fn scan_remote(
     let limit = peers.settings.lookup_timeout;
     let mut reply = scan_on(&mut pooled, &command, limit, peer).await;
     if pooled.reused && reply.as_ref().is_err_and(PeerError::transport) {
-        pooled = peers.checkout_fresh(shared, peer).await?;
+        pooled = handshake::checkout_fresh(shared, peer).await?;
         reply = scan_on(&mut pooled, &command, limit, peer).await;
     }
     match reply {
@@ -407,7 +284,7 @@ pub async fn refresh_stale(shared: &Shared) -> Result<usize, AtError> {
         let Some((public, name, owner)) = parse_cached(key, &me) else {
             continue;
         };
-        let Read::Active(r) = write::read(shared, key).await? else {
+        let Read::Active(r) = keystore::read(shared, key).await? else {
             continue;
         };
         if r.meta.ttr == Some(-1) || r.meta.refresh_at.is_none_or(|at| at > now) {

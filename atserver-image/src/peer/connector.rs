@@ -1,30 +1,23 @@
 //! Outbound connections to other atServers: directory resolution, TLS with our certificate as the
-//! client certificate, the `from:@me` + `pol` handshake (§6.5), and a bounded per-peer pool of
-//! authenticated connections with idle expiry.
+//! client certificate, and a bounded per-peer pool of authenticated connections with idle expiry.
+//! The `from:@me` + `pol` handshake that authenticates them is in `handshake.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use at_protocol::client::{AtConnection, ClientConfig, ClientError, RootClient, TlsOptions};
-use at_protocol::crypto::{private_key_from_b64, sign_data, RsaPrivateKey};
+use at_protocol::crypto::RsaPrivateKey;
 use at_protocol::{AtSign, ErrorCode};
-use base64::Engine as _;
 use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::commands::write::{self, Read};
 use crate::config::Config;
 use crate::error::AtError;
-use crate::metadata::MetaUpdate;
-use crate::server::Shared;
 
 use super::metrics::PeerMetrics;
 use super::settings::PeerSettings;
-
-/// Lifetime of the published pol signature (§6.5 step 5).
-const PROOF_TTL_MS: i64 = 60_000;
 
 #[derive(Debug, Error)]
 pub enum PeerError {
@@ -120,6 +113,23 @@ pub struct Pooled {
     _permit: OwnedSemaphorePermit,
 }
 
+impl Pooled {
+    /// A connection holding one slot of its peer's bound.
+    pub(crate) fn new(
+        conn: AtConnection,
+        peer: String,
+        reused: bool,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Pooled {
+            conn,
+            peer,
+            reused,
+            _permit: permit,
+        }
+    }
+}
+
 struct Idle {
     conn: AtConnection,
     permit: OwnedSemaphorePermit,
@@ -134,7 +144,8 @@ pub struct Peers {
     root: Option<RootClient>,
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    signing_key: OnceLock<RsaPrivateKey>,
+    /// The server signing key, read from the keystore on first use.
+    pub(crate) signing_key: OnceLock<RsaPrivateKey>,
 }
 
 /// Splits `host:port` (the last colon separates the port).
@@ -228,7 +239,7 @@ impl Peers {
         Ok(conn)
     }
 
-    fn limit_for(&self, peer: &str) -> Arc<Semaphore> {
+    pub(crate) fn limit_for(&self, peer: &str) -> Arc<Semaphore> {
         let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
         limits
             .entry(peer.to_string())
@@ -236,7 +247,7 @@ impl Peers {
             .clone()
     }
 
-    fn take_idle(&self, peer: &str) -> Option<(AtConnection, OwnedSemaphorePermit)> {
+    pub(crate) fn take_idle(&self, peer: &str) -> Option<(AtConnection, OwnedSemaphorePermit)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(peer)?;
         while let Some(i) = list.pop() {
@@ -246,47 +257,6 @@ impl Peers {
             // Expired: dropping it closes the socket and frees its slot.
         }
         None
-    }
-
-    /// A pol-authenticated connection to `peer`: an idle pooled one, or a new one once a slot
-    /// of the per-peer bound is free.
-    pub async fn checkout(&self, shared: &Shared, peer: &AtSign) -> Result<Pooled, PeerError> {
-        if let Some((conn, permit)) = self.take_idle(peer.as_str()) {
-            return Ok(Pooled {
-                conn,
-                peer: peer.to_string(),
-                reused: true,
-                _permit: permit,
-            });
-        }
-        self.checkout_fresh(shared, peer).await
-    }
-
-    /// A newly authenticated connection to `peer`, once a slot of the per-peer bound is free.
-    pub async fn checkout_fresh(
-        &self,
-        shared: &Shared,
-        peer: &AtSign,
-    ) -> Result<Pooled, PeerError> {
-        let limit = self.limit_for(peer.as_str());
-        let permit = timed(
-            self.settings.connect_timeout,
-            format!("waiting for a free connection slot to {peer}"),
-            async {
-                limit
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| PeerError::NotConfigured("connection pool closed"))
-            },
-        )
-        .await?;
-        let conn = self.authenticate(shared, peer).await?;
-        Ok(Pooled {
-            conn,
-            peer: peer.to_string(),
-            reused: false,
-            _permit: permit,
-        })
     }
 
     /// Returns a connection that finished its exchange cleanly to the idle list.
@@ -317,113 +287,11 @@ impl Peers {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.get(peer).map_or(0, Vec::len)
     }
-
-    /// Connect, refresh the peer's cached public key, then `from:@me` + `pol` (§6.5).
-    async fn authenticate(
-        &self,
-        shared: &Shared,
-        peer: &AtSign,
-    ) -> Result<AtConnection, PeerError> {
-        let me = AtSign::parse(&shared.config.atsign)
-            .map_err(|_| PeerError::NotConfigured("invalid own atSign"))?;
-        let mut conn = self.connect(peer).await?;
-        let wrap = |source: ClientError| PeerError::Peer {
-            atsign: peer.to_string(),
-            source,
-        };
-        let limit = self.settings.handshake_timeout;
-        if let Err(e) = super::cache::refresh_public_key(shared, &mut conn, peer).await {
-            // A stale key is not a reason to refuse the connection; the next one retries.
-            tracing::debug!(%peer, error = %e, "public key refresh failed");
-        }
-        let outcome = async {
-            let challenge = timed(limit, "from:", async {
-                conn.from_peer(&me).await.map_err(wrap)
-            })
-            .await?;
-            check_binding(&challenge.challenge, peer)?;
-            let signature = self.sign(shared, &challenge.challenge).await?;
-            let update = MetaUpdate {
-                ttl: Some(PROOF_TTL_MS),
-                ..Default::default()
-            };
-            let key = challenge.signature_key();
-            write::put(shared, &key, Some(signature), &update, true).await?;
-            let result = timed(limit, "pol", async { conn.pol(&me).await.map_err(wrap) }).await;
-            // The proof is single-use; the verifier has read it by now.
-            let _ = write::delete(shared, &key).await;
-            result
-        }
-        .await;
-        self.metrics.pol("outbound", outcome.is_ok());
-        outcome.map(|()| conn)
-    }
-
-    /// Signs a pol challenge with the server signing key (RSA-SHA256, base64).
-    async fn sign(&self, shared: &Shared, challenge: &str) -> Result<String, PeerError> {
-        let key = match self.signing_key.get() {
-            Some(k) => k.clone(),
-            None => {
-                let me = &shared.config.atsign;
-                let name = format!("@{}:signing_privatekey{me}", me.trim_start_matches('@'));
-                let text = match write::read(shared, &name).await? {
-                    Read::Active(r) => r.value.unwrap_or_default(),
-                    _ => return Err(PeerError::SigningKey("not found".into())),
-                };
-                let key = private_key_from_b64(&text)
-                    .map_err(|e| PeerError::SigningKey(e.to_string()))?;
-                let _ = self.signing_key.set(key.clone());
-                key
-            }
-        };
-        let data = challenge.to_string();
-        tokio::task::spawn_blocking(move || sign_data(&key, data.as_bytes()))
-            .await
-            .map_err(|_| PeerError::SigningKey("signing task failed".into()))
-    }
-}
-
-/// A bound challenge `pol1.<base64url(JSON{"v":"@peer",…})>` must name the atSign we dialled;
-/// a bare UUID (legacy) is signed as is (§6.5, §14).
-pub fn check_binding(challenge: &str, dialled: &AtSign) -> Result<(), PeerError> {
-    let Some(token) = challenge.strip_prefix("pol1.") else {
-        return Ok(());
-    };
-    let wrong = |bound: String| PeerError::WrongBinding {
-        atsign: dialled.to_string(),
-        bound,
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim_end_matches('='))
-        .map_err(|_| wrong("an undecodable token".into()))?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|_| wrong("an unreadable token".into()))?;
-    let bound = json.get("v").and_then(|v| v.as_str()).unwrap_or_default();
-    match AtSign::parse(bound) {
-        Ok(a) if &a == dialled => Ok(()),
-        _ => Err(wrong(bound.to_string())),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bound_challenges_must_name_the_dialled_atsign() {
-        let bob = AtSign::parse("@bob").unwrap();
-        let token = |json: &str| {
-            format!(
-                "pol1.{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-            )
-        };
-        assert!(check_binding("6f1c-uuid", &bob).is_ok());
-        assert!(check_binding(&token(r#"{"v":"@bob","n":"x"}"#), &bob).is_ok());
-        assert!(check_binding(&token(r#"{"v":"@eve","n":"x"}"#), &bob).is_err());
-        assert!(check_binding(&token("not json"), &bob).is_err());
-        assert!(check_binding("pol1.!!!", &bob).is_err());
-    }
 
     #[test]
     fn host_port_split() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lru::LruCache;
 
-use super::Record;
+use super::record::Record;
 
 /// What a cached key holds: its record, or `None` when the store has no such key.
 pub type Cached = Option<Arc<Record>>;

@@ -7,17 +7,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::access::{AccessBuffer, AccessEntry};
 use super::cache::RecordCache;
-use super::{schema, StoreError};
-use crate::metadata::Metadata;
+use super::error::StoreError;
+use super::record::Record;
+use super::schema;
 use crate::notifications::{Kind, Notification, Status};
-
-/// One key/value record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub key: String,
-    pub value: Option<String>,
-    pub meta: Metadata,
-}
 
 /// One commit log entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -477,6 +470,7 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::Metadata;
 
     fn record(key: &str) -> Record {
         Record {

@@ -7,28 +7,20 @@
 
 mod access;
 mod cache;
+pub mod checkpoint;
 mod db;
+pub mod error;
+mod record;
 mod schema;
 
-pub use db::{CommitRow, Db, Record};
+pub use db::{CommitRow, Db};
+pub use error::StoreError;
+pub use record::Record;
 pub use schema::SCHEMA_VERSION;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
-use thiserror::Error;
 use tokio::sync::oneshot;
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the store thread has stopped")]
-    Closed,
-}
 
 /// The store's file inside the data directory.
 const DB_FILE: &str = "atserver.sqlite3";

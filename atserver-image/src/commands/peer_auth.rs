@@ -10,10 +10,10 @@ use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::context::Shared;
 use crate::error::AtError;
-use crate::server::Shared;
 
-use super::connector::{timed, PeerError};
+use crate::peer::connector::{timed, PeerError};
 
 /// True when the certificate's SAN holds `host` exactly: a DNS name equal ignoring case (no
 /// wildcards, no substrings) or, for an IP address, an equal IP entry (§13.10).

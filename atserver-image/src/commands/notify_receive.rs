@@ -5,12 +5,13 @@
 
 use at_protocol::command::{MessageType as WireMessageType, NotifyOp, NotifyParams};
 
-use crate::commands::{meta_update, write};
+use crate::commands::meta_update;
+use crate::context::Shared;
 use crate::error::AtError;
+use crate::keystore;
 use crate::metadata::{MetaUpdate, Metadata};
 use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
 use crate::reply::{CmdResult, Reply};
-use crate::server::Shared;
 
 /// The cached key a notification key maintains: `@me:k@owner` → `cached:@me:k@owner`,
 /// `@me:public:k@owner` → `cached:public:k@owner`.
@@ -105,7 +106,7 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
             .unwrap_or(message_type == MessageType::Key),
         metadata: Some(meta),
     };
-    write::store_notification(shared, n).await?;
+    keystore::notify::store_notification(shared, n).await?;
     Ok(Reply::data("success"))
 }
 
@@ -126,9 +127,9 @@ async fn maintain_cache(
     let Some(cached) = cached_key_for(key, &shared.config.atsign) else {
         return Ok(());
     };
-    let existing = match write::read(shared, &cached).await? {
-        write::Read::Active(r) | write::Read::Unborn(r) => Some(r),
-        write::Read::Missing => None,
+    let existing = match keystore::read(shared, &cached).await? {
+        keystore::Read::Active(r) | keystore::Read::Unborn(r) => Some(r),
+        keystore::Read::Missing => None,
     };
     let cacheable = update.ttr.is_some_and(|t| t != 0);
     let cascade =
@@ -137,11 +138,11 @@ async fn maintain_cache(
         (Operation::Update, Some(v)) if cacheable => {
             let mut update = update.clone();
             update.ttb = None;
-            write::put(shared, &cached, Some(v), &update, false).await?;
+            keystore::put(shared, &cached, Some(v), &update, false).await?;
         }
         (Operation::Delete, _) if !cascade => {}
         _ if existing.is_some() => {
-            write::delete(shared, &cached).await?;
+            keystore::delete(shared, &cached).await?;
         }
         _ => {}
     }
