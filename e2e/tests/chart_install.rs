@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use atfleet_cluster::SharedCluster;
+use atfleet_operator::crd::AtServerClass;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -179,7 +180,14 @@ impl Story {
         let api = self.api_port;
         [
             "crds.install=false".to_owned(),
-            "defaultClass.create=false".into(),
+            // The chart's default class, under a name of this test's own (the class is cluster-wide):
+            // the operator applies it, and upgrades must keep the same object.
+            "defaultClass.create=true".into(),
+            format!("defaultClass.name={}", self.class),
+            "defaultClass.spec.storage.size=64Mi".into(),
+            "defaultClass.spec.storage.retention=Delete".into(),
+            "defaultClass.spec.exposure.mode=NodePort".into(),
+            "defaultClass.spec.exposure.host=127.0.0.1".into(),
             "operator.replicas=1".into(),
             "directory.replicas=1".into(),
             format!("operator.watchNamespaces[0]={}", self.fleet_ns),
@@ -217,6 +225,36 @@ impl Story {
 
     fn step(&self, text: &str) {
         step(self.started, text);
+    }
+
+    /// The default class as the API holds it.
+    async fn default_class(&self) -> Result<AtServerClass> {
+        Api::<AtServerClass>::all(self.admin.clone())
+            .get(&self.class)
+            .await
+            .with_context(|| format!("the default AtServerClass {}", self.class))
+    }
+
+    /// Waits until the operator has applied the chart's default class, and returns its uid.
+    async fn default_class_uid(&self) -> Result<String> {
+        wait_for(
+            "the operator to apply the default class",
+            Duration::from_secs(60),
+            || async {
+                let Some(class) = Api::<AtServerClass>::all(self.admin.clone())
+                    .get_opt(&self.class)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let by_operator = class
+                    .managed_fields()
+                    .iter()
+                    .any(|m| m.manager.as_deref() == Some("atfleet-default-class"));
+                Ok(by_operator.then(|| class.uid().unwrap_or_default()))
+            },
+        )
+        .await
     }
 
     async fn secret_data(&self, ns: &str, name: &str) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -547,17 +585,15 @@ async fn run_story(s: &Story) -> Result<()> {
         "the trust bundle does not hold the directory's CA"
     );
 
-    // 2. The class and two Atsigns, published on node ports of 127.0.0.1.
+    // 2. The chart's default class, applied by the operator (not a Helm hook), and two Atsigns naming
+    // it, published on node ports of 127.0.0.1.
+    let class_uid = s.default_class_uid().await?;
+    s.step(&format!(
+        "default class {} applied by the operator (field manager atfleet-default-class), uid {class_uid}",
+        s.class
+    ));
     let manifests = format!(
         r#"apiVersion: atfleet.dev/v1alpha1
-kind: AtServerClass
-metadata:
-  name: {class}
-spec:
-  storage: {{size: 64Mi, retention: Delete}}
-  exposure: {{mode: NodePort, host: 127.0.0.1}}
----
-apiVersion: atfleet.dev/v1alpha1
 kind: Atsign
 metadata: {{name: alice, namespace: {ns}}}
 spec: {{atSign: "@alice", className: {class}}}
@@ -586,7 +622,7 @@ spec: {{atSign: "@bob", className: {class}}}
     )
     .await?
     .ok("kubectl wait --for=condition=Ready atsign/alice atsign/bob")?;
-    s.step("class and Atsigns applied; kubectl wait: alice and bob Ready");
+    s.step("Atsigns applied; kubectl wait: alice and bob Ready");
 
     let operator_ca = s.secret_key(&s.system_ns, "atfleet-ca", "ca.crt").await?;
     ensure!(
@@ -848,6 +884,27 @@ spec: {{atSign: "@bob", className: {class}}}
         read.trim()
     ));
 
+    // Two upgrades later (the second rolled the operator, which re-applied the class) the default
+    // class is the object it was, and keeps the field another manager set on it.
+    let uid_now = s.default_class_uid().await?;
+    ensure!(
+        uid_now == class_uid,
+        "helm upgrade replaced the default class: uid {class_uid} -> {uid_now}"
+    );
+    let class = s.default_class().await?;
+    ensure!(
+        class
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.extra_trusted_cas.as_ref())
+            .is_some(),
+        "re-applying the default class dropped spec.tls.extraTrustedCAs set by kubectl patch"
+    );
+    s.step(&format!(
+        "after both upgrades the default class is the same object (uid {uid_now})"
+    ));
+
     // 4. kubectl delete atsign alice deregisters her.
     run(
         s.kubectl().args([
@@ -955,6 +1012,11 @@ spec: {{atSign: "@bob", className: {class}}}
             out.stdout
         );
     }
+    // The default class is not a release object: it is kept, as values.yaml says.
+    ensure!(
+        s.default_class_uid().await? == class_uid,
+        "the default class is gone or replaced after helm uninstall"
+    );
     // CRDs and Atsigns are kept (crds.keep): bob is still there.
     run(
         s.kubectl()

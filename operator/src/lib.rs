@@ -5,6 +5,7 @@ pub mod atsign;
 pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod default_class;
 pub mod directory;
 pub mod endpoint;
 pub mod events;

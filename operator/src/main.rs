@@ -124,6 +124,10 @@ struct Args {
     /// Leader lease duration in seconds.
     #[arg(long, env = "ATFLEET_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
     lease_seconds: u64,
+    /// An AtServerClass manifest (YAML) to server-side apply at start and keep: the chart's default
+    /// class. It is created or updated, never deleted.
+    #[arg(long, env = "ATFLEET_OPERATOR_DEFAULT_CLASS_FILE")]
+    default_class_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -166,6 +170,13 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--trust-bundle-file {}", path.display()))?,
         None => String::new(),
     };
+    // Read before connecting, so a bad file stops the operator with a clear error at once.
+    let default_class = match &args.default_class_file {
+        Some(path) => {
+            Some(atfleet_operator::default_class::load(path).context("--default-class-file")?)
+        }
+        None => None,
+    };
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "atfleet-operator".into());
         format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
@@ -200,6 +211,14 @@ async fn main() -> anyhow::Result<()> {
         instance: Some(identity.clone()),
         ..Config::default()
     };
+    let shutdown = CancellationToken::new();
+    if let Some(class) = default_class {
+        tokio::spawn(atfleet_operator::default_class::apply_until_done(
+            client.clone(),
+            class,
+            shutdown.clone(),
+        ));
+    }
     let ctx = Context::new(client.clone(), config, directory, metrics.clone());
     let elector = args.leader_election.then(|| {
         LeaderElector::new(
@@ -214,7 +233,6 @@ async fn main() -> anyhow::Result<()> {
         )
     });
 
-    let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.http_listen)
         .await

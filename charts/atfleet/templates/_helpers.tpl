@@ -56,9 +56,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-tls" (include "atfleet.directory.name" .)) .Values.directory.tls.existingSecret -}}
 {{- end -}}
 
+{{/* The bundled PostgreSQL's Secret (user, password, database, database-url): generated or existing. */}}
+{{- define "atfleet.postgres.secret" -}}
+{{- default (include "atfleet.postgres.name" .) .Values.postgres.existingSecret -}}
+{{- end -}}
+
 {{- define "atfleet.database.secret" -}}
 {{- if .Values.postgres.bundled -}}
-{{- include "atfleet.postgres.name" . -}}
+{{- include "atfleet.postgres.secret" . -}}
 {{- else -}}
 {{- required "postgres.external.existingSecret is required when postgres.bundled is false" .Values.postgres.external.existingSecret -}}
 {{- end -}}
@@ -105,5 +110,45 @@ seccompProfile:
 {{- include "atfleet.directory.name" . -}}
 {{- else -}}
 {{- include "atfleet.directory.name" . }}-api
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap holding the default AtServerClass the operator applies. */}}
+{{- define "atfleet.defaultClass.configMap" -}}{{ include "atfleet.fullname" . }}-default-class{{- end -}}
+
+{{/* The default AtServerClass manifest (the operator applies it; see defaultclass.yaml). */}}
+{{- define "atfleet.defaultClass.manifest" -}}
+apiVersion: atfleet.dev/v1alpha1
+kind: AtServerClass
+metadata:
+  name: {{ .Values.defaultClass.name }}
+  labels:
+    app.kubernetes.io/managed-by: atfleet-operator
+    app.kubernetes.io/part-of: atfleet
+spec:
+  {{- toYaml .Values.defaultClass.spec | nindent 2 }}
+{{- end -}}
+
+{{/* gitOps.enabled: the chart is rendered without a cluster (helm template, Argo CD, Flux), where
+lookup returns nothing, so anything generated would be generated anew on every render. The chart then
+generates no secret and requires the existing ones, naming each missing value. */}}
+{{- define "atfleet.gitOps.validate" -}}
+{{- if .Values.gitOps.enabled -}}
+{{- $missing := list -}}
+{{- if not .Values.directory.apiToken.existingSecret -}}
+{{- $missing = append $missing "directory.apiToken.existingSecret (a Secret with key token: the registration API's bearer token)" -}}
+{{- end -}}
+{{- if not (or .Values.directory.tls.existingSecret .Values.directory.tls.certManager.issuerRef) -}}
+{{- $missing = append $missing "directory.tls.existingSecret or directory.tls.certManager.issuerRef (the chart would generate a new CA on every render)" -}}
+{{- end -}}
+{{- if not (trim .Values.trustBundle.extraCAs) -}}
+{{- $missing = append $missing "trustBundle.extraCAs (the directory's CA: the chart cannot read it from the cluster at render time)" -}}
+{{- end -}}
+{{- if and .Values.postgres.bundled (not .Values.postgres.existingSecret) -}}
+{{- $missing = append $missing "postgres.existingSecret (keys user, password, database, database-url) or postgres.bundled=false with postgres.external.existingSecret" -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "gitOps.enabled: the chart generates no secrets when rendered without a cluster; set %s" (join "; " $missing)) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
