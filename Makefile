@@ -92,8 +92,16 @@ reliability: ## Kill -9 cycles, directory outages, operator chaos, hostile netwo
 	  $(CARGO_TARGET_DIR)/release/atfleet-reliability --bin-dir $(CARGO_TARGET_DIR)/release \
 	  --out $(CURDIR)/target/reliability $(RELIABILITY_FLAGS)
 
-fuzz: ## Run the protocol fuzz targets for a while (needs the nightly toolchain and cargo-fuzz)
-	$(MAKE) -C fuzz run
+# cargo-fuzz from crates.io, like cargo-nextest; the stable toolchain runs it (fuzz/README.md says how).
+CARGO_FUZZ_VERSION ?= 0.13.2
+FUZZ_SECONDS ?= 60
+fuzz: ## Run every libFuzzer target FUZZ_SECONDS each (default 60) on the stable toolchain and print executions per target
+	@if ! "$(TOOLS_ROOT)/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$(CARGO_FUZZ_VERSION)"; then \
+	  echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION) into $(TOOLS_ROOT) (once)"; \
+	  CARGO_TARGET_DIR=$(HOME)/.cache/atfleet-fuzz-target/install \
+	    $(CARGO) install --locked --root "$(TOOLS_ROOT)" --version "$(CARGO_FUZZ_VERSION)" cargo-fuzz; \
+	fi
+	PATH="$(TOOLS_ROOT)/bin:$$PATH" $(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 images: ## Build the three container images (needs a container engine: docker)
 	docker build -f atserver-image/Dockerfile -t $(REGISTRY)/atserver:$(VERSION) --build-arg VERSION=$(VERSION) .
