@@ -7,6 +7,7 @@ mod claims;
 mod cleanup;
 mod conditions;
 mod materials;
+mod orphans;
 mod reconcile;
 mod register;
 mod status;
@@ -55,6 +56,8 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("CA Secret {0} lacks ca.crt or ca.key")]
     CaSecret(String),
+    #[error(transparent)]
+    Orphan(#[from] orphans::OrphanError),
 }
 
 impl Error {
@@ -71,6 +74,7 @@ impl Error {
             Error::Malformed(_) => "MalformedAtsign",
             Error::Json(_) => "EncodingError",
             Error::CaSecret(_) => "CaSecretInvalid",
+            Error::Orphan(_) => "StaleChildNotDeleted",
         }
     }
 }
@@ -123,6 +127,7 @@ pub struct Context {
     pub events: Events,
     ca: ca_store::CaStore,
     claims: claims::ClaimMemory,
+    absent: orphans::Absent,
     deregistered: cleanup::Deregistrations,
 }
 
@@ -164,6 +169,7 @@ impl Context {
             events,
             ca,
             claims,
+            absent: orphans::Absent::default(),
             deregistered: cleanup::Deregistrations::default(),
         })
     }

@@ -21,6 +21,7 @@ use super::apply::{apply, hash_of, Applied};
 use super::cache::{self, Caches};
 use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
+use super::orphans::{delete_stale, Optional, Outcome, Owner};
 use super::register::{self, register};
 use super::status::{finish, publish, report_failure};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
@@ -310,6 +311,7 @@ async fn apply_atsign(
     if parked.is_some() {
         desired.statefulset.spec.replicas = Some(0);
     }
+    let unwanted = Optional::unwanted(&desired);
 
     // Apply the rest.
     let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
@@ -404,22 +406,64 @@ async fn apply_atsign(
             .await;
         }
     }
-    if let Some(trust) = desired.trust_config_map {
+    // Delete what the spec no longer wants (an issuer or exposure mode that changed), then
+    // apply what it does.
+    let owner = Owner {
+        client: &ctx.client,
+        ns,
+        name: &name,
+        uid: &atsign.uid().unwrap_or_default(),
+        route: &build::tls_route_api_resource(),
+    };
+    for kind in unwanted {
+        match delete_stale(&owner, &ctx.absent, kind).await? {
+            Outcome::None => {}
+            Outcome::Deleted(kind, child) => {
+                publish(
+                    ctx,
+                    atsign,
+                    false,
+                    "StaleChildDeleted",
+                    "Provision",
+                    format!("deleted the {kind} {ns}/{child}: the spec no longer asks for it"),
+                )
+                .await;
+            }
+            Outcome::NotOurs(kind, child) => {
+                publish(
+                    ctx,
+                    atsign,
+                    true,
+                    "StaleChildNotOurs",
+                    "Provision",
+                    format!(
+                        "the {kind} {ns}/{child} is not this Atsign's (no owner reference to \
+                         it): left as it is"
+                    ),
+                )
+                .await;
+            }
+        }
+    }
+    if let Some(trust) = desired.trust_config_map.clone() {
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
         let existing = api.get_opt(&trust.name_any()).await?;
         apply(&api, trust, existing).await?;
+        ctx.absent.mark_present(ns, &name, Optional::TrustConfigMap);
     }
-    if let Some(cert) = desired.certificate {
+    if let Some(cert) = desired.certificate.clone() {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ns, &build::certificate_api_resource());
         let existing = api.get_opt(&name).await?;
         apply(&api, cert, existing).await?;
+        ctx.absent.mark_present(ns, &name, Optional::Certificate);
     }
-    if let Some(route) = desired.tls_route {
+    if let Some(route) = desired.tls_route.clone() {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ns, &build::tls_route_api_resource());
         let existing = api.get_opt(&name).await?;
         apply(&api, route, existing).await?;
+        ctx.absent.mark_present(ns, &name, Optional::TlsRoute);
     }
     // The pod only starts once there is a certificate to mount.
     let parked_statefulset = {
