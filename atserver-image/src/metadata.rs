@@ -2,9 +2,7 @@
 //! JSON shapes of lookup (`meta`/`all`) and sync.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-use crate::error::AtError;
+use serde_json::Value;
 
 /// Opaque string fields: stored, returned and forwarded verbatim.
 pub const STRING_FIELDS: &[&str] = &[
@@ -45,84 +43,9 @@ pub struct Metadata {
     pub strings: std::collections::BTreeMap<String, String>,
 }
 
-/// Metadata as given in a command. `None` = not mentioned; for strings `Some(None)` = literal `null`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetaUpdate {
-    pub ttl: Option<i64>,
-    pub ttb: Option<i64>,
-    pub ttr: Option<i64>,
-    pub ccd: Option<bool>,
-    pub is_binary: Option<bool>,
-    pub is_encrypted: Option<bool>,
-    pub immutable: Option<bool>,
-    pub strings: Vec<(String, Option<String>)>,
-}
-
-impl MetaUpdate {
-    pub fn is_empty(&self) -> bool {
-        *self == MetaUpdate::default()
-    }
-
-    /// Sets one named attribute; returns `Ok(false)` if the name is not a metadata attribute.
-    pub fn set(&mut self, name: &str, value: &str) -> Result<bool, AtError> {
-        let lname = name.to_ascii_lowercase();
-        let int = |v: &str| {
-            v.parse::<i64>()
-                .map_err(|_| AtError::syntax(format!("{name} must be an integer")))
-        };
-        let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(AtError::syntax(format!("{name} must be true or false"))),
-        };
-        match lname.as_str() {
-            "ttl" => {
-                let v = int(value)?;
-                if v < 0 {
-                    return Err(AtError::syntax(
-                        "Valid value for TTL should be greater than or equal to 0",
-                    ));
-                }
-                self.ttl = Some(v);
-            }
-            "ttb" => {
-                let v = int(value)?;
-                if v < 0 {
-                    return Err(AtError::syntax(
-                        "Valid value for TTB should be greater than or equal to 0",
-                    ));
-                }
-                self.ttb = Some(v);
-            }
-            "ttr" => {
-                let v = int(value)?;
-                if v < -1 {
-                    return Err(AtError::syntax(
-                        "Valid values for TTR are -1 and greater than or equal to 0",
-                    ));
-                }
-                self.ttr = Some(v);
-            }
-            "ccd" => self.ccd = Some(boolean(value)?),
-            "isbinary" => self.is_binary = Some(boolean(value)?),
-            "isencrypted" => self.is_encrypted = Some(boolean(value)?),
-            "immutable" => self.immutable = Some(boolean(value)?),
-            _ => {
-                let Some(canonical) = STRING_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name))
-                else {
-                    return Ok(false);
-                };
-                if value.is_empty() || value.contains('@') || value.chars().any(char::is_whitespace)
-                {
-                    return Err(AtError::syntax(format!("invalid value for {name}")));
-                }
-                let v = (value != "null").then(|| value.to_string());
-                self.strings.push((canonical.to_string(), v));
-            }
-        }
-        Ok(true)
-    }
-}
+/// Metadata as a command gives it, the input of a write's merge: the protocol's model, so
+/// `None` = not mentioned and a string item `null` = clear (`at_protocol::Metadata::merge_update`).
+pub type MetaUpdate = at_protocol::Metadata;
 
 impl Metadata {
     /// A fresh record's metadata, written at `now` by `atsign`.
@@ -136,46 +59,28 @@ impl Metadata {
         }
     }
 
-    /// Applies a command's metadata on an update of this record (§5.2 merge rules).
+    /// Applies a command's metadata on an update of this record: the protocol's merge rules
+    /// (§5.2), then what only the server owns: version, updater and the timers.
     pub fn apply(&mut self, update: &MetaUpdate, now: i64, atsign: &str, existed: bool) {
         if existed {
             self.version += 1;
         }
         self.updated_at = now;
         self.updated_by = atsign.to_string();
-        if let Some(ttl) = update.ttl {
-            self.ttl = (ttl > 0).then_some(ttl);
-        }
-        if let Some(ttb) = update.ttb {
-            self.ttb = (ttb > 0).then_some(ttb);
-        }
-        if let Some(ttr) = update.ttr {
-            self.ttr = (ttr != 0).then_some(ttr);
-        }
-        if let Some(ccd) = update.ccd {
-            self.ccd = Some(ccd);
-        }
-        // ccd is only meaningful with a ttr; it defaults to false when a ttr is set.
-        if self.ttr.is_none() {
-            self.ccd = None;
-        } else if self.ccd.is_none() {
-            self.ccd = Some(false);
-        }
-        self.is_binary = update.is_binary.unwrap_or(false);
-        self.is_encrypted = update.is_encrypted.unwrap_or(false);
-        if let Some(imm) = update.immutable {
-            self.immutable = imm;
-        }
-        for (name, value) in &update.strings {
-            match value {
-                Some(v) => {
-                    self.strings.insert(name.clone(), v.clone());
-                }
-                None => {
-                    self.strings.remove(name);
-                }
-            }
-        }
+        let merged = at_protocol::Metadata::merge_update(&self.to_wire(), update);
+        self.ttl = merged.ttl;
+        self.ttb = merged.ttb;
+        self.ttr = merged.ttr;
+        self.ccd = merged.ccd;
+        self.is_binary = merged.is_binary.unwrap_or(false);
+        self.is_encrypted = merged.is_encrypted.unwrap_or(false);
+        self.immutable = merged.immutable.unwrap_or(false);
+        self.strings = merged
+            .fragment_items()
+            .into_iter()
+            .filter(|(name, _)| STRING_FIELDS.contains(name))
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
         // Timers restart from this write when given; ttl counts from birth when a ttb is set.
         if update.ttb.is_some() {
             self.available_at = self.ttb.map(|ttb| now + ttb);
@@ -227,6 +132,35 @@ impl Metadata {
         wire
     }
 
+    /// Metadata another atServer sent (its lookup JSON in the protocol's model), kept as it was
+    /// sent: owner, dates and version included. `now` stands in for a missing creation time.
+    pub fn from_wire(wire: &at_protocol::Metadata, now: i64) -> Self {
+        let ms = |t: Option<jiff::Timestamp>| t.map(|t| t.as_millisecond());
+        Metadata {
+            created_by: wire.created_by.clone().unwrap_or_default(),
+            updated_by: wire.updated_by.clone().unwrap_or_default(),
+            created_at: ms(wire.created_at).unwrap_or(now),
+            updated_at: ms(wire.updated_at).or(ms(wire.created_at)).unwrap_or(now),
+            expires_at: ms(wire.expires_at),
+            available_at: ms(wire.available_at),
+            refresh_at: ms(wire.refresh_at),
+            version: wire.version.unwrap_or(0),
+            ttl: wire.ttl,
+            ttb: wire.ttb,
+            ttr: wire.ttr,
+            ccd: wire.ccd,
+            is_binary: wire.is_binary.unwrap_or(false),
+            is_encrypted: wire.is_encrypted.unwrap_or(false),
+            immutable: wire.immutable.unwrap_or(false),
+            strings: wire
+                .fragment_items()
+                .into_iter()
+                .filter(|(name, _)| STRING_FIELDS.contains(name))
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+        }
+    }
+
     /// The metadata JSON of `llookup:meta` / `lookup:meta` (nulls removed, numbers as numbers).
     pub fn to_lookup_json(&self) -> Value {
         self.to_wire().to_lookup_json()
@@ -236,47 +170,11 @@ impl Metadata {
     pub fn to_sync_json(&self) -> Value {
         self.to_wire().to_sync_json()
     }
-
-    /// Applies a Metadata JSON object (as sent by `update:json:`) on top of this record.
-    pub fn update_from_json(obj: &Map<String, Value>) -> Result<MetaUpdate, AtError> {
-        let mut u = MetaUpdate::default();
-        for (k, v) in obj {
-            let text = match v {
-                Value::Null => continue,
-                Value::String(s) => s.clone(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
-                _ => return Err(AtError::syntax(format!("invalid metadata field {k}"))),
-            };
-            // Unknown fields (createdAt, status, …) are server-owned; ignore them.
-            let _ = u.set(k, &text)?;
-        }
-        Ok(u)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sets_attributes_by_wire_name() {
-        let mut m = MetaUpdate::default();
-        assert!(m.set("TTL", "1000").unwrap());
-        assert!(m.set("isEncrypted", "true").unwrap());
-        assert!(m.set("ivNonce", "AbC=").unwrap());
-        assert!(m.set("encoding", "null").unwrap());
-        assert!(!m.set("cAt", "2024-10-24T01:35:02.123Z").unwrap());
-        assert_eq!(m.ttl, Some(1000));
-        assert_eq!(m.is_encrypted, Some(true));
-        assert_eq!(
-            m.strings,
-            vec![
-                ("ivNonce".to_string(), Some("AbC=".to_string())),
-                ("encoding".to_string(), None)
-            ]
-        );
-    }
 
     #[test]
     fn merges_and_times() {
@@ -309,10 +207,25 @@ mod tests {
     }
 
     #[test]
-    fn rejects_negative_ttl() {
-        let mut m = MetaUpdate::default();
-        assert!(m.set("ttl", "-5").is_err());
-        assert!(m.set("ttr", "-2").is_err());
-        assert!(m.set("ttr", "-1").is_ok());
+    fn strings_are_kept_replaced_and_cleared() {
+        let mut md = Metadata::new_record("@alice", 0);
+        let first =
+            MetaUpdate::parse_fragment(":ivNonce:AbC=:encoding:base64:sharedKeyStatus:x").unwrap();
+        md.apply(&first, 1, "@alice", false);
+        assert_eq!(md.strings.get("ivNonce").map(String::as_str), Some("AbC="));
+        assert_eq!(
+            md.strings.get("encoding").map(String::as_str),
+            Some("base64")
+        );
+        // sharedKeyStatus is accepted on the wire and never stored (atprotocol.md §5).
+        assert!(!md.strings.contains_key("sharedKeyStatus"));
+        let second = MetaUpdate::parse_fragment(":encoding:null:dataSignature:sig").unwrap();
+        md.apply(&second, 2, "@alice", true);
+        assert_eq!(md.strings.get("ivNonce").map(String::as_str), Some("AbC="));
+        assert!(!md.strings.contains_key("encoding"));
+        assert_eq!(
+            md.strings.get("dataSignature").map(String::as_str),
+            Some("sig")
+        );
     }
 }

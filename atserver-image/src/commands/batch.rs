@@ -1,5 +1,8 @@
 //! `batch:[{"id":1,"command":"update:…"},…]` (atprotocol.md §3.7).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use at_protocol::command::{route, BatchParams, Verb};
 use serde_json::{json, Value};
 
@@ -10,7 +13,15 @@ use crate::session::Session;
 /// At most this many commands per batch.
 const MAX_ITEMS: usize = 1000;
 
-pub async fn batch(s: &mut Session, p: BatchParams) -> CmdResult {
+/// The verb router that runs each item, handed in by the router itself (which routes `batch`
+/// here), so this module does not import its parent.
+pub type Run = for<'a> fn(
+    &'a mut Session,
+    Verb,
+    &'a str,
+) -> Pin<Box<dyn Future<Output = CmdResult> + Send + 'a>>;
+
+pub async fn batch(s: &mut Session, p: BatchParams, run: Run) -> CmdResult {
     let items = p.requests;
     if items.len() > MAX_ITEMS {
         return Err(AtError::syntax(format!(
@@ -23,7 +34,7 @@ pub async fn batch(s: &mut Session, p: BatchParams) -> CmdResult {
         let verb = route(&line);
         // Only data verbs belong in a batch; no nesting and no session-changing verbs.
         let result = if matches!(verb, Verb::Update | Verb::UpdateMeta | Verb::Delete) {
-            super::dispatch(s, verb, &line).await
+            run(s, verb, &line).await
         } else {
             Err(AtError::syntax(
                 "only update and delete commands may be batched",

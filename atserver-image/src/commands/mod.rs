@@ -26,7 +26,6 @@ use at_protocol::command::{route, Verb};
 use at_protocol::Command;
 
 use crate::error::AtError;
-use crate::metadata::MetaUpdate;
 use crate::metrics::{CommandLabels, VerbLabel};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, Session};
@@ -121,7 +120,7 @@ pub fn dispatch<'a>(
             Command::NotifyAll(p) => notify::all(session, p).await,
             Command::NotifyRemove { id } => notify::remove(session, &id).await,
             Command::NotifyFetch { id } => notify::fetch(session, &id).await,
-            Command::Batch(p) => batch::batch(session, p).await,
+            Command::Batch(p) => batch::batch(session, p, dispatch).await,
             Command::SyncFrom(p) => sync::sync_from(session, p).await,
             Command::Info(kind) => info::info(session, kind).await,
             Command::Noop { delay_millis } => info::noop(delay_millis).await,
@@ -130,14 +129,4 @@ pub fn dispatch<'a>(
             Command::Keys(p) => keys::keys(session, p).await,
         }
     })
-}
-
-/// The metadata fragment of a command as this server's merge input.
-pub fn meta_update(md: &at_protocol::Metadata) -> Result<MetaUpdate, AtError> {
-    let mut update = MetaUpdate::default();
-    for (name, value) in md.fragment_items() {
-        // Caller-asserted timestamps (cAt/uAt/eAt/aAt) are accepted and not stored.
-        update.set(name, &value)?;
-    }
-    Ok(update)
 }

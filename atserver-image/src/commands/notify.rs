@@ -6,7 +6,6 @@ use at_protocol::command::{
 };
 use serde_json::Value;
 
-use crate::commands::meta_update;
 use crate::error::AtError;
 use crate::keystore;
 use crate::metadata::Metadata;
@@ -47,7 +46,7 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
     if message_type == MessageType::Key {
         s.authorize(&key, Access::Write)?;
     }
-    let update = meta_update(&p.metadata)?;
+    let update = &p.metadata;
     let now = s.shared.clock.now_millis();
     let ttl = p
         .ttln
@@ -55,7 +54,7 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
         .filter(|t| *t > 0)
         .unwrap_or(s.shared.config.notification_ttl_ms);
     let mut meta = Metadata::new_record(&me, now);
-    meta.apply(&update, now, &me, false);
+    meta.apply(update, now, &me, false);
     let is_encrypted = match message_type {
         MessageType::Text => update.is_encrypted.unwrap_or(false),
         MessageType::Key if p.to.is_none() || p.key.starts_with("public") => false,

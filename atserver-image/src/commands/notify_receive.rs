@@ -5,7 +5,6 @@
 
 use at_protocol::command::{MessageType as WireMessageType, NotifyOp, NotifyParams};
 
-use crate::commands::meta_update;
 use crate::context::Shared;
 use crate::error::AtError;
 use crate::keystore;
@@ -67,7 +66,7 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
         }
         None => {}
     }
-    let update = meta_update(&p.metadata)?;
+    let update = &p.metadata;
     let now = shared.clock.now_millis();
     let ttl = p
         .ttln
@@ -79,9 +78,9 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
         _ => Operation::Update,
     };
     let mut meta = Metadata::new_record(peer, now);
-    meta.apply(&update, now, peer, false);
+    meta.apply(update, now, peer, false);
     if message_type == MessageType::Key {
-        maintain_cache(shared, &key, operation, p.value.clone(), &update).await?;
+        maintain_cache(shared, &key, operation, p.value.clone(), update).await?;
     }
     let n = Notification {
         id,

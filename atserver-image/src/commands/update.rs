@@ -3,7 +3,6 @@
 use at_protocol::command::{UpdateJsonParams, UpdateMetaParams, UpdateParams};
 use at_protocol::{AtKey, AtSign, KeyKind};
 
-use crate::commands::meta_update;
 use crate::error::AtError;
 use crate::keystore;
 use crate::reply::{CmdResult, Reply};
@@ -55,9 +54,9 @@ pub fn writable_key(s: &Session, key: &AtKey) -> Result<String, AtError> {
 }
 
 pub async fn update(s: &mut Session, p: UpdateParams) -> CmdResult {
-    let meta = meta_update(&p.metadata)?;
+    let meta = &p.metadata;
     let key = writable_key(s, &p.key)?;
-    let id = keystore::put(&s.shared, &key, Some(p.value), &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, Some(p.value), meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
@@ -67,15 +66,15 @@ pub async fn update_json(s: &mut Session, p: UpdateJsonParams) -> CmdResult {
         serde_json::Value::Null => return Err(AtError::syntax("update:json needs value")),
         other => other.to_string(),
     };
-    let meta = meta_update(&p.metadata)?;
+    let meta = &p.metadata;
     let key = writable_key(s, &p.key)?;
-    let id = keystore::put(&s.shared, &key, Some(value), &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, Some(value), meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }
 
 pub async fn update_meta(s: &mut Session, p: UpdateMetaParams) -> CmdResult {
-    let meta = meta_update(&p.metadata)?;
+    let meta = &p.metadata;
     let key = writable_key(s, &p.key)?;
-    let id = keystore::put(&s.shared, &key, None, &meta, p.no_commit).await?;
+    let id = keystore::put(&s.shared, &key, None, meta, p.no_commit).await?;
     Ok(Reply::Data(id.to_string()))
 }

@@ -74,7 +74,7 @@ pub async fn put(
     let atsign = shared.config.atsign.clone();
     let k = key.to_string();
     let value_given = value.is_some();
-    let op = op_symbol(value_given, !update.is_empty());
+    let op = op_symbol(value_given, !update.fragment_is_empty());
     let parsed = AtKey::parse(key).ok();
     let commit = !skip_commit && commits(parsed.as_ref());
     let upd = update.clone();

@@ -29,7 +29,7 @@ pub fn is_fresh(meta: &Metadata, now: i64) -> bool {
 /// stored once born). `public` applies the 24 h rule for public data without a ttr.
 fn cache_update(meta: &Value, public: bool) -> Result<Option<MetaUpdate>, AtError> {
     let mut update = match meta {
-        Value::Object(m) => Metadata::update_from_json(m)?,
+        Value::Object(_) => wire_meta(meta)?,
         _ => MetaUpdate::default(),
     };
     update.ttb = None;
@@ -197,22 +197,24 @@ async fn found(
     )))
 }
 
-/// The remote record's metadata as this server renders it.
+/// A peer's metadata JSON (either shape) in the protocol's model.
+fn wire_meta(meta: &Value) -> Result<MetaUpdate, AtError> {
+    MetaUpdate::from_json(meta).map_err(|e| {
+        AtError::new(
+            ErrorCode::SecondaryConnect,
+            format!("peer sent unreadable metadata: {e}"),
+        )
+    })
+}
+
+/// The remote record's metadata as its owner's server returned it (as the reference does:
+/// the owner's dates, version and updater, not a local copy's).
 fn remote_meta(shared: &Shared, meta: &Value) -> Result<Metadata, AtError> {
     let now = shared.clock.now_millis();
-    let owner_of = |field: &str| {
-        meta.get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut md = Metadata::new_record(&owner_of("createdBy"), now);
-    if let Value::Object(m) = meta {
-        let mut update = Metadata::update_from_json(m)?;
-        update.ttb = None;
-        md.apply(&update, now, &owner_of("updatedBy"), false);
+    match meta {
+        Value::Object(_) => Ok(Metadata::from_wire(&wire_meta(meta)?, now)),
+        _ => Ok(Metadata::new_record("", now)),
     }
-    Ok(md)
 }
 
 /// `scan:@peer[ regex]`: the keys `peer` shared with us, listed by its server over pol.

@@ -29,6 +29,16 @@ pub async fn refresh(
         // Never deleted on not-found (§7.4).
         return Ok(None);
     };
+    remember(shared, peer, value).await
+}
+
+/// Keeps `cached:public:publickey@peer` at `value` (from a lookup or a `to:` answer); a
+/// changed key retires our shared key with the peer (§7.4). Returns the current key.
+pub async fn remember(
+    shared: &Shared,
+    peer: &AtSign,
+    value: String,
+) -> Result<Option<String>, AtError> {
     let cached = format!("cached:public:publickey{peer}");
     let previous = match keystore::read(shared, &cached).await? {
         Read::Active(r) => r.value,
@@ -59,15 +69,13 @@ async fn rename_shared_key(shared: &Shared, peer: &AtSign) -> Result<(), AtError
     };
     let now = shared.clock.now_millis();
     let renamed = format!("shared_key.{}.until.{now}{me}", peer.name());
+    // The retired key keeps its encryption metadata, not the old record's timers.
     let update = MetaUpdate {
-        is_encrypted: Some(r.meta.is_encrypted),
-        strings: r
-            .meta
-            .strings
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect(),
-        ..Default::default()
+        ttl: None,
+        ttb: None,
+        ttr: None,
+        ccd: None,
+        ..r.meta.to_wire()
     };
     keystore::put(shared, &renamed, r.value, &update, false).await?;
     keystore::delete(shared, &current).await?;
