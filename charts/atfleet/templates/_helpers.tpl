@@ -36,9 +36,12 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The common labels and a component's selector labels, each key once (atfleet.labels already has
+app.kubernetes.io/instance; a repeated key is refused by strict YAML parsers such as kubectl's). */}}
 {{- define "atfleet.componentLabels" -}}
 {{ include "atfleet.labels" .ctx }}
-{{ include "atfleet.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "atfleet.name" .ctx }}
+app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "atfleet.image" -}}
