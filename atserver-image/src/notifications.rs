@@ -107,6 +107,38 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// A notification of `key` from `from` to `to`, created at `now` and living `ttl` ms, with
+    /// the defaults every producer starts from: a new id, an update of a key without a value,
+    /// low priority, strategy `all`, notifier `SYSTEM`, not encrypted, no metadata; a sent one
+    /// is queued for delivery, a received or self one is delivered. Callers override the rest
+    /// with struct update syntax.
+    pub fn new(kind: Kind, from: &str, to: &str, key: String, now: i64, ttl: i64) -> Self {
+        Notification {
+            id: uuid::Uuid::new_v4().to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            key,
+            value: None,
+            operation: Operation::Update,
+            message_type: MessageType::Key,
+            kind,
+            status: match kind {
+                Kind::Sent => Status::Queued,
+                Kind::Received | Kind::SelfKind => Status::Delivered,
+            },
+            priority: Priority::Low,
+            strategy: "all".into(),
+            latest_n: 1,
+            notifier: "SYSTEM".into(),
+            retry_count: 0,
+            created_at: now,
+            ttl,
+            expires_at: now + ttl,
+            is_encrypted: false,
+            metadata: None,
+        }
+    }
+
     /// The notification JSON of §8.5. Live pushes carry the encryption members; replays and
     /// `notify:list` (`listed`) also carry `availableAt`/`expiresAt` strings.
     pub fn to_json(&self, listed: bool) -> NotificationJson {

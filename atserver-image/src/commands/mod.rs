@@ -13,6 +13,7 @@ pub mod notify;
 pub mod notify_receive;
 pub mod otp;
 pub mod peer_auth;
+pub mod pattern;
 pub mod scan;
 pub mod stats;
 pub mod sync;

@@ -61,7 +61,7 @@ fn compiled(pattern: &str) -> Result<Regex, AtError> {
     if let Some(r) = lock().get(pattern) {
         return Ok(r.clone());
     }
-    let regex = Regex::new(pattern).map_err(|_| AtError::syntax("invalid regex"))?;
+    let regex = super::pattern::compile(pattern)?;
     let mut map = lock();
     if map.len() < CACHED_PATTERNS {
         map.insert(pattern.to_string(), regex.clone());

@@ -60,27 +60,21 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
         MessageType::Key if p.to.is_none() || p.key.starts_with("public") => false,
         MessageType::Key => update.is_encrypted.unwrap_or(true),
     };
-    let to_self = recipient == me;
-    let id =
-        p.id.clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let kind = if recipient == me {
+        Kind::Received
+    } else {
+        Kind::Sent
+    };
+    let fresh = Notification::new(kind, &me, &recipient, key, now, ttl);
+    let id = p.id.clone().unwrap_or_else(|| fresh.id.clone());
     let n = Notification {
         id: id.clone(),
-        from: me.clone(),
-        to: recipient,
-        key,
         value: p.value,
         operation: match p.operation {
             Some(NotifyOp::Delete) => Operation::Delete,
             _ => Operation::Update,
         },
         message_type,
-        kind: if to_self { Kind::Received } else { Kind::Sent },
-        status: if to_self {
-            Status::Delivered
-        } else {
-            Status::Queued
-        },
         priority: match p.priority {
             Some(WirePriority::High) => Priority::High,
             Some(WirePriority::Medium) => Priority::Medium,
@@ -92,13 +86,10 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
             "all".into()
         },
         latest_n: p.latest_n.and_then(|n| i64::try_from(n).ok()).unwrap_or(1),
-        notifier: p.notifier.unwrap_or_else(|| "SYSTEM".into()),
-        retry_count: 0,
-        created_at: now,
-        ttl,
-        expires_at: now + ttl,
+        notifier: p.notifier.unwrap_or(fresh.notifier.clone()),
         is_encrypted,
         metadata: Some(meta),
+        ..fresh
     };
     keystore::notify::store_notification(&s.shared, n).await?;
     Ok(Reply::Data(id))
@@ -126,9 +117,7 @@ pub async fn list(s: &mut Session, p: NotifyListParams) -> CmdResult {
     let pattern = pattern
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty());
-    let regex = pattern
-        .map(|p| regex::Regex::new(&p).map_err(|_| AtError::syntax("invalid regex")))
-        .transpose()?;
+    let regex = super::pattern::compile_optional(pattern.as_deref())?;
     let now = s.shared.clock.now_millis();
     // Owners list what they received; a peer lists what this atSign sent to it.
     let (kind, peer) = match &s.auth {

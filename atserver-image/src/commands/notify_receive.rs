@@ -9,7 +9,7 @@ use crate::context::Shared;
 use crate::error::AtError;
 use crate::keystore;
 use crate::metadata::{MetaUpdate, Metadata};
-use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::notifications::{Kind, MessageType, Notification, Operation};
 use crate::reply::{CmdResult, Reply};
 
 /// The cached key a notification key maintains: `@me:k@owner` → `cached:@me:k@owner`,
@@ -82,28 +82,18 @@ pub async fn deliver(shared: &Shared, peer: &str, p: NotifyParams) -> CmdResult 
     if message_type == MessageType::Key {
         maintain_cache(shared, &key, operation, p.value.clone(), update).await?;
     }
+    let fresh = Notification::new(Kind::Received, peer, &me, key, now, ttl);
     let n = Notification {
         id,
-        from: peer.to_string(),
-        to: me,
-        key,
         value: p.value,
         operation,
         message_type,
-        kind: Kind::Received,
-        status: Status::Delivered,
-        priority: Priority::Low,
-        strategy: "all".into(),
-        latest_n: 1,
-        notifier: p.notifier.unwrap_or_else(|| "SYSTEM".into()),
-        retry_count: 0,
-        created_at: now,
-        ttl,
-        expires_at: now + ttl,
+        notifier: p.notifier.unwrap_or(fresh.notifier.clone()),
         is_encrypted: update
             .is_encrypted
             .unwrap_or(message_type == MessageType::Key),
         metadata: Some(meta),
+        ..fresh
     };
     keystore::notify::store_notification(shared, n).await?;
     Ok(Reply::data("success"))

@@ -24,12 +24,7 @@ pub async fn scan(s: &mut Session, p: ScanParams) -> CmdResult {
         let data = crate::peer::cache::scan_remote(&s.shared, other, p.regex.as_deref()).await?;
         return Ok(Reply::Data(data));
     }
-    let regex = p
-        .regex
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|_| AtError::syntax("invalid regex"))?;
+    let regex = super::pattern::compile_optional(p.regex.as_deref())?;
     let show_hidden = p.show_hidden.unwrap_or(false);
     let now = s.shared.clock.now_millis();
     let keys: Vec<String> = s.shared.store.call(move |db| db.active_keys(now)).await?;

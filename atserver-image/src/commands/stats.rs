@@ -53,12 +53,7 @@ pub async fn stats(s: &mut Session, p: StatsParams) -> CmdResult {
             .collect::<Option<_>>()
             .ok_or_else(|| AtError::syntax("unknown stats id"))?
     };
-    let regex = p
-        .regex
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|_| AtError::syntax("invalid regex"))?;
+    let regex = super::pattern::compile_optional(p.regex.as_deref())?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let value = stat(s, id, regex.as_ref()).await?;

@@ -5,7 +5,6 @@ use serde_json::{json, Value};
 use at_protocol::command::SyncFromParams;
 use at_protocol::{AtKey, KeyKind};
 
-use crate::error::AtError;
 use crate::reply::{CmdResult, Reply};
 use crate::session::Session;
 
@@ -30,12 +29,7 @@ pub async fn sync_from(s: &mut Session, p: SyncFromParams) -> CmdResult {
     let skip_deletes_until = p
         .skip_deletes_until
         .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
-    let regex = p
-        .regex
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|_| AtError::syntax("invalid regex"))?;
+    let regex = super::pattern::compile_optional(p.regex.as_deref())?;
     let now = s.shared.clock.now_millis();
     let mut out: Vec<Value> = Vec::new();
     let mut bytes = 0usize;

@@ -4,7 +4,7 @@
 use crate::context::Shared;
 use crate::error::AtError;
 use crate::metadata::Metadata;
-use crate::notifications::{Event, Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::notifications::{Event, Kind, Notification, Operation};
 
 /// The notification a write of a shared key produces for its recipient (§8.3).
 pub(super) async fn auto_notify(
@@ -20,26 +20,13 @@ pub(super) async fn auto_notify(
     }
     let now = shared.clock.now_millis();
     let ttl = shared.config.notification_ttl_ms;
+    let me = &shared.config.atsign;
     let n = Notification {
-        id: uuid::Uuid::new_v4().to_string(),
-        from: shared.config.atsign.clone(),
-        to: recipient.to_string(),
-        key: key.to_string(),
         is_encrypted: meta.as_ref().is_some_and(|m| m.is_encrypted),
         value,
         operation: op,
-        message_type: MessageType::Key,
-        kind: Kind::Sent,
-        status: Status::Queued,
-        priority: Priority::Low,
-        strategy: "all".into(),
-        latest_n: 1,
-        notifier: "SYSTEM".into(),
-        retry_count: 0,
-        created_at: now,
-        ttl,
-        expires_at: now + ttl,
         metadata: meta,
+        ..Notification::new(Kind::Sent, me, recipient, key.to_string(), now, ttl)
     };
     store_notification(shared, n).await
 }

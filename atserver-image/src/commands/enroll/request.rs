@@ -13,7 +13,7 @@ use crate::session::Session;
 use at_protocol::command::EnrollRequest;
 use at_protocol::ErrorCode;
 
-use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::notifications::{Kind, Notification};
 use crate::session::{Auth, AuthMethod, Enrollment};
 
 use super::record::{
@@ -154,30 +154,14 @@ pub async fn request(s: &mut Session, p: &EnrollRequest) -> CmdResult {
     save(s, &id, &st, Some(PENDING_TTL_MS)).await?;
     let ttl = 24 * 3600 * 1000;
     let sym = given(&p.encrypted_apkam_symmetric_key);
+    let key = format!("{id}{ENROLLMENT_SUFFIX}");
     let n = Notification {
-        id: uuid::Uuid::new_v4().to_string(),
-        from: me.clone(),
-        to: me.clone(),
-        key: format!("{id}{ENROLLMENT_SUFFIX}"),
         value: Some(
             json!({"encryptedApkamSymmetricKey": sym, "encryptedAPKAMSymmetricKey": sym,
                    "appName": app, "deviceName": device, "namespace": namespaces})
             .to_string(),
         ),
-        operation: Operation::Update,
-        message_type: MessageType::Key,
-        kind: Kind::SelfKind,
-        status: Status::Delivered,
-        priority: Priority::Low,
-        strategy: "all".into(),
-        latest_n: 1,
-        notifier: "SYSTEM".into(),
-        retry_count: 0,
-        created_at: now,
-        ttl,
-        expires_at: now + ttl,
-        is_encrypted: false,
-        metadata: None,
+        ..Notification::new(Kind::SelfKind, &me, &me, key, now, ttl)
     };
     keystore::notify::store_notification(&s.shared, n).await?;
     Ok(Reply::Data(
