@@ -111,12 +111,18 @@ async fn cram_then_pkam_with_rsa_and_ecc() {
     let rsa_public = vectors["rsa_key"]["public"].as_str().unwrap().to_owned();
     let ecc = PkamSigner::generate_ecc();
     let ecc_public = ecc.public_key().to_encoded().unwrap();
+    let mldsa = PkamSigner::generate_mldsa();
+    let mldsa_public = mldsa.public_key().to_encoded().unwrap();
     let secret = "b26455a907582760ebf35bc4847de549";
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
 
     let port = serve(&pki, move |mut c| {
-        let (rsa_public, ecc_public, seen_tx) =
-            (rsa_public.clone(), ecc_public.clone(), seen_tx.clone());
+        let (rsa_public, ecc_public, mldsa_public, seen_tx) = (
+            rsa_public.clone(),
+            ecc_public.clone(),
+            mldsa_public.clone(),
+            seen_tx.clone(),
+        );
         async move {
             c.send("@").await;
             let mut challenge = String::new();
@@ -139,6 +145,7 @@ async fn cram_then_pkam_with_rsa_and_ecc() {
                     let key = match algo {
                         SigningAlgo::Rsa2048 => &rsa_public,
                         SigningAlgo::EccSecp256r1 => &ecc_public,
+                        SigningAlgo::MlDsa65 => &mldsa_public,
                     };
                     let public = PkamPublicKey::from_encoded(algo, key).unwrap();
                     if public.verify(hashing, challenge.as_bytes(), sig).is_ok() {
@@ -187,6 +194,15 @@ async fn cram_then_pkam_with_rsa_and_ecc() {
         .await
         .unwrap()
         .starts_with("pkam:signingAlgo:ecc_secp256r1:"));
+    // ML-DSA-65 names its algorithm and no hashingAlgo (it hashes internally).
+    conn.authenticate_pkam(&alice(), &mldsa, Some("enr-2"))
+        .await
+        .unwrap();
+    assert!(seen
+        .recv()
+        .await
+        .unwrap()
+        .starts_with("pkam:signingAlgo:mldsa65:enrollmentId:enr-2:"));
     // A signer whose key the server does not hold is refused, and the connection stays usable.
     let stranger = PkamSigner::generate_ecc();
     let err = conn
