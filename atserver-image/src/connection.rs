@@ -162,14 +162,37 @@ where
         for line in session.pending_lines.drain(..) {
             buf.push_str(&line);
         }
-        if !buf.is_empty()
-            && (wr.write_all(buf.as_bytes()).await.is_err() || wr.flush().await.is_err())
-        {
+        if !buf.is_empty() && !write_unless_cancelled(&mut wr, buf.as_bytes(), &cancel).await {
             break;
         }
         if close {
             break;
         }
     }
-    let _ = wr.shutdown().await;
+    // The close_notify waits on the same client: the reaper bounds it too (sent whenever it can
+    // go without waiting, as on a graceful shutdown).
+    tokio::select! {
+        biased;
+        _ = wr.shutdown() => {}
+        _ = cancel.cancelled() => {}
+    }
+}
+
+/// Writes `bytes` unless the connection is cancelled first. A client that stops reading its
+/// replies blocks the write (and with it the reading of its next lines), so the idle reaper and
+/// shutdown must be able to end the connection here too; else it holds its slot forever (found by
+/// `make reliability`'s hostile section).
+async fn write_unless_cancelled<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    bytes: &[u8],
+    cancel: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tokio::select! {
+        biased;
+        r = async {
+            wr.write_all(bytes).await?;
+            wr.flush().await
+        } => r.is_ok(),
+        _ = cancel.cancelled() => false,
+    }
 }
