@@ -31,6 +31,11 @@ pub struct ObjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub operation: String,
     pub result: String,
@@ -45,6 +50,7 @@ pub struct Metrics {
     pub certificate_days_left: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     pub directory_calls: Family<CallLabels, Counter>,
     pub leader: Gauge,
+    pub drift_corrections: Family<KindLabels, Counter>,
     phases: Mutex<HashMap<(String, String), Phase>>,
 }
 
@@ -70,6 +76,12 @@ impl Metrics {
         let certificate_days_left = Family::<ObjectLabels, Gauge<f64, AtomicU64>>::default();
         let directory_calls = Family::<CallLabels, Counter>::default();
         let leader = Gauge::default();
+        let drift_corrections = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "drift_corrections",
+            "Children changed by someone else and applied again, by kind",
+            drift_corrections.clone(),
+        );
         registry.register_with_unit(
             "reconcile_duration",
             "Time one reconcile of an Atsign takes",
@@ -118,6 +130,7 @@ impl Metrics {
             certificate_days_left,
             directory_calls,
             leader,
+            drift_corrections,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -139,6 +152,12 @@ impl Metrics {
             .get_or_create(&ReasonLabels {
                 reason: reason.into(),
             })
+            .inc();
+    }
+
+    pub fn drift_corrected(&self, kind: &str) {
+        self.drift_corrections
+            .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
     }
 

@@ -1,5 +1,6 @@
 //! Server-side apply under one field manager, skipped when the child already carries the hash
-//! of exactly what we would apply: a settled fleet makes no writes.
+//! of exactly what we would apply and nobody changed it since (see [`super::drift`]): a settled
+//! fleet makes no writes, and a hand edit is put back.
 
 use std::fmt::Debug;
 
@@ -9,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Error, FIELD_MANAGER};
+use super::drift::Seen;
+use super::{Context, Error, FIELD_MANAGER};
 
 /// Annotation holding the hash of the last applied configuration.
 pub const APPLIED_HASH_ANNOTATION: &str = "atfleet.dev/applied-hash";
@@ -18,6 +20,8 @@ pub const APPLIED_HASH_ANNOTATION: &str = "atfleet.dev/applied-hash";
 pub enum Applied {
     Unchanged,
     Written,
+    /// Written because someone had changed the child.
+    Corrected,
 }
 
 /// The hash an applied object carries: of its whole serialized desired state.
@@ -30,6 +34,7 @@ pub fn hash_of<K: Serialize>(desired: &K) -> Result<String, Error> {
 /// Applies `desired` unless `existing` already has its hash; returns the object as it now is.
 pub async fn apply<K>(
     api: &Api<K>,
+    ctx: &Context,
     mut desired: K,
     existing: Option<K>,
 ) -> Result<(K, Applied), Error>
@@ -37,11 +42,19 @@ where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let hash = hash_of(&desired)?;
+    let mut outcome = Applied::Written;
     if let Some(existing) = existing {
         if existing.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash)
             && existing.meta().deletion_timestamp.is_none()
         {
-            return Ok((existing, Applied::Unchanged));
+            match ctx.drift.check(&existing) {
+                Seen::Same | Seen::Unknown => return Ok((existing, Applied::Unchanged)),
+                Seen::Drifted => {
+                    tracing::info!(kind = kind_of(&desired), name = %existing.name_any(), "re-applying a child changed by hand");
+                    ctx.metrics.drift_corrected(kind_of(&desired));
+                    outcome = Applied::Corrected;
+                }
+            }
         }
     }
     desired
@@ -50,5 +63,24 @@ where
     let name = desired.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
-    Ok((written, Applied::Written))
+    ctx.drift.remember(&written);
+    Ok((written, outcome))
+}
+
+/// The kind of an object, as it serializes (typed objects and dynamic ones alike).
+fn kind_of<K: Serialize>(object: &K) -> &'static str {
+    let kind = serde_json::to_value(object)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned));
+    // A closed set, so the metric's label values stay bounded.
+    match kind.as_deref() {
+        Some("StatefulSet") => "StatefulSet",
+        Some("Service") => "Service",
+        Some("Secret") => "Secret",
+        Some("ConfigMap") => "ConfigMap",
+        Some("PersistentVolumeClaim") => "PersistentVolumeClaim",
+        Some("Certificate") => "Certificate",
+        Some("TLSRoute") => "TLSRoute",
+        _ => "Other",
+    }
 }

@@ -76,9 +76,11 @@ pub fn drop_managed_fields<K: Resource>(object: &mut K) {
 }
 
 /// A StatefulSet as reconciles read it: metadata, replicas and status. The pod template is
-/// applied from the Atsign and compared by hash, never read back.
+/// applied from the Atsign and compared by hash, never read back; only its digest is kept, to
+/// notice a hand edit.
 pub fn trim_statefulset(sts: &mut StatefulSet) {
     drop_managed_fields(sts);
+    super::drift::stamp_statefulset(sts);
     sts.spec.template = Default::default();
     sts.spec.volume_claim_templates = None;
 }

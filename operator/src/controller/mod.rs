@@ -6,6 +6,7 @@ mod cache;
 mod claims;
 mod cleanup;
 mod conditions;
+mod drift;
 mod materials;
 mod orphans;
 mod reconcile;
@@ -128,6 +129,7 @@ pub struct Context {
     ca: ca_store::CaStore,
     claims: claims::ClaimMemory,
     absent: orphans::Absent,
+    drift: drift::DriftMemory,
     deregistered: cleanup::Deregistrations,
 }
 
@@ -170,6 +172,7 @@ impl Context {
             ca,
             claims,
             absent: orphans::Absent::default(),
+            drift: drift::DriftMemory::default(),
             deregistered: cleanup::Deregistrations::default(),
         })
     }

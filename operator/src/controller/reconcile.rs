@@ -269,7 +269,13 @@ async fn apply_atsign(
             host: host_hint.clone(),
         },
     );
-    let (service, _) = apply(&children.services, preliminary.service, svc_existing).await?;
+    let (service, _) = apply(
+        &children.services,
+        ctx,
+        preliminary.service,
+        svc_existing,
+    )
+    .await?;
     observed.endpoint = endpoint::published(&resolved, Some(&service));
 
     // TLS material for the published host.
@@ -347,7 +353,13 @@ async fn apply_atsign(
             }
         }
     }
-    apply(&children.secrets, desired.cram_secret, cram_existing).await?;
+    apply(
+        &children.secrets,
+        ctx,
+        desired.cram_secret,
+        cram_existing,
+    )
+    .await?;
     let pvc_name = build::pvc_name(&name);
     let pvc_hash = hash_of(&desired.pvc)?;
     // A ready pod is using its claim: there is nothing to re-check until it is not.
@@ -360,7 +372,7 @@ async fn apply_atsign(
             publish(ctx, atsign, false, "VolumeInherited", "Provision", note).await;
         }
         let (pvc, shrink) = keep_pvc_immutables(desired.pvc, pvc_existing.as_ref());
-        let applied = apply(&children.pvcs, pvc, pvc_existing).await;
+        let applied = apply(&children.pvcs, ctx, pvc, pvc_existing).await;
         let refusal = match applied {
             // Not remembered: the spec still asks for less than the claim holds.
             Ok(_) => shrink.map(|why| format!("PersistentVolumeClaim {ns}/{pvc_name}: {why}")),
@@ -393,7 +405,7 @@ async fn apply_atsign(
         }
     }
     if let Some(secret) = desired.tls_secret {
-        apply(&children.secrets, secret, tls_existing.clone()).await?;
+        apply(&children.secrets, ctx, secret, tls_existing.clone()).await?;
         if let (Some(reason), Some(info)) = (tls.reissued, &tls.info) {
             publish(
                 ctx,
@@ -448,21 +460,21 @@ async fn apply_atsign(
     if let Some(trust) = desired.trust_config_map.clone() {
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
         let existing = api.get_opt(&trust.name_any()).await?;
-        apply(&api, trust, existing).await?;
+        apply(&api, ctx, trust, existing).await?;
         ctx.absent.mark_present(ns, &name, Optional::TrustConfigMap);
     }
     if let Some(cert) = desired.certificate.clone() {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ns, &build::certificate_api_resource());
         let existing = api.get_opt(&name).await?;
-        apply(&api, cert, existing).await?;
+        apply(&api, ctx, cert, existing).await?;
         ctx.absent.mark_present(ns, &name, Optional::Certificate);
     }
     if let Some(route) = desired.tls_route.clone() {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), ns, &build::tls_route_api_resource());
         let existing = api.get_opt(&name).await?;
-        apply(&api, route, existing).await?;
+        apply(&api, ctx, route, existing).await?;
         ctx.absent.mark_present(ns, &name, Optional::TlsRoute);
     }
     // The pod only starts once there is a certificate to mount.
@@ -476,8 +488,13 @@ async fn apply_atsign(
         // a replica count that is not ours forces the apply even if the hash matches.
         let sts_existing =
             sts_existing.filter(|e| e.spec.replicas == desired.statefulset.spec.replicas);
-        let (sts, applied) =
-            apply(&children.statefulsets, desired.statefulset, sts_existing).await?;
+        let (sts, applied) = apply(
+            &children.statefulsets,
+            ctx,
+            desired.statefulset,
+            sts_existing,
+        )
+        .await?;
         if applied == Applied::Written {
             tracing::info!(atsign = %resolved.at_sign, "applied the StatefulSet");
         }
@@ -509,7 +526,7 @@ async fn apply_atsign(
     );
     if lost_the_atsign && observed.pod_ready {
         // Found out just now: a server nobody can reach is not left running.
-        apply(&children.statefulsets, parked_statefulset, sts).await?;
+        apply(&children.statefulsets, ctx, parked_statefulset, sts).await?;
         observed.pod_ready = false;
     }
 
