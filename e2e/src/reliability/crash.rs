@@ -58,7 +58,16 @@ impl Plan {
 
 pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
     let plan = Plan::of(ctx.scale);
-    let directory = DirectoryRun::start(ctx, "crash-directory", &[]).await?;
+    let directory = DirectoryRun::start(
+        ctx,
+        "crash-directory",
+        // Every restart looks @bob up again from one address: keep the per-source limit away.
+        &[
+            "--rate-limit-per-second=1000000",
+            "--rate-limit-burst=1000000",
+        ],
+    )
+    .await?;
     let root = directory.directory.root_addr;
     let mut alice = ServerSpec::new(ctx, "@alice", "127.0.0.2")?;
     let mut bob = ServerSpec::new(ctx, PEER, "127.0.0.3")?;

@@ -44,15 +44,7 @@ impl DirectoryRun {
         };
         let db_url = directory::fresh_database(&base).await?;
         let token = directory::write_token(&ctx.dir(name)?)?;
-        let directory = Directory::spawn(
-            &ctx.bin("atdirectory"),
-            &ctx.pki,
-            &token,
-            &db_url,
-            &ctx.log,
-            extra,
-        )
-        .await?;
+        let directory = spawn_directory(ctx, &db_url, &token, extra).await?;
         Ok(DirectoryRun {
             directory,
             _postgres: postgres,
@@ -74,6 +66,56 @@ impl DirectoryRun {
     pub async fn stop(self) {
         process::stop(self.directory.child, Duration::from_secs(10)).await;
     }
+}
+
+/// Migrates `db_url` and starts `atdirectory` on loopback ports with its shipped abuse limits
+/// (the bench harness's starter raises the per-source rate limit out of its way, and a flag may
+/// not be given twice) plus `extra`.
+async fn spawn_directory(
+    ctx: &Ctx,
+    db_url: &str,
+    token: &Path,
+    extra: &[&str],
+) -> Result<Directory, ReliabilityError> {
+    let bin = ctx.bin("atdirectory");
+    let migrate = tokio::process::Command::new(&bin)
+        .args(["--database-url", db_url, "migrate"])
+        .output()
+        .await
+        .map_err(|e| ReliabilityError::Setup(format!("atdirectory migrate: {e}")))?;
+    if !migrate.status.success() {
+        return Err(ReliabilityError::Setup(format!(
+            "atdirectory migrate: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        )));
+    }
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .arg("--tls-cert")
+        .arg(&ctx.pki.cert)
+        .arg("--tls-key")
+        .arg(&ctx.pki.key)
+        .args(["--database-url", db_url])
+        .arg("--api-token-file")
+        .arg(token)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL");
+    let mut p = Spawned::start(cmd, "atdirectory", &ctx.log)?;
+    let (root_addr, http_addr) = p
+        .wait_for(Duration::from_secs(60), |l| {
+            let event: serde_json::Value = serde_json::from_str(l).ok()?;
+            let addr = |f: &str| event.get(f)?.as_str()?.parse::<SocketAddr>().ok();
+            Some((addr("root_addr")?, addr("http_addr")?))
+        })
+        .await?;
+    Ok(Directory {
+        child: p.drain_stdout(),
+        root_addr,
+        http_addr,
+        token_file: token.to_path_buf(),
+    })
 }
 
 /// How to start one atServer; every start of the same spec listens on the same address.
