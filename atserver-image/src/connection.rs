@@ -157,6 +157,13 @@ where
                 let Some(ev) = ev else { break };
                 out = monitor_line(&session, &ev);
             }
+            ev = crate::streams::next(&mut session.stream) => {
+                let flow = crate::streams::serve(ev, &mut session.stream, &mut frames, &mut wr, &cancel).await;
+                if flow == crate::streams::Flow::Close {
+                    break;
+                }
+                continue;
+            }
         }
         let mut buf = out.unwrap_or_default();
         for line in session.pending_lines.drain(..) {

@@ -44,4 +44,6 @@ pub struct Shared {
     pub peers: Peers,
     pub shutdown: CancellationToken,
     pub tls_up: std::sync::atomic::AtomicBool,
+    /// Open `stream:` transfers, by stream id.
+    pub streams: crate::streams::StreamRelay,
 }

@@ -25,6 +25,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod streams;
 pub mod tls;
 pub mod util;
 

@@ -111,6 +111,7 @@ impl Server {
             peers,
             shutdown: CancellationToken::new(),
             tls_up: std::sync::atomic::AtomicBool::new(false),
+            streams: Default::default(),
             config,
         });
         keystore::seed::initialise(&shared, signing_keys)

@@ -81,6 +81,8 @@ pub struct Session {
     pub conn: Arc<ConnEntry>,
     /// The client certificate chain, when one was presented (peers, §6.5).
     pub peer_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    /// This connection's end of a `stream:` transfer.
+    pub stream: Option<crate::streams::Link>,
 }
 
 impl Session {
@@ -99,6 +101,7 @@ impl Session {
             enroll_requests: Vec::new(),
             conn,
             peer_certs: None,
+            stream: None,
         }
     }
 

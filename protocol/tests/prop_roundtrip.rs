@@ -7,8 +7,8 @@ use at_protocol::command::{
     EnrollParams, EnrollRequest, FromParams, InfoKind, KeysOp, KeysParams, KeysVisibility,
     LlookupParams, LookupOp, LookupParams, MessageType, MonitorParams, NotifyAllParams,
     NotifyListParams, NotifyOp, NotifyParams, OtpOp, OtpParams, PkamParams, Priority, ScanParams,
-    StatsParams, Strategy as NotifyStrategy, SyncFromParams, UpdateJsonParams, UpdateMetaParams,
-    UpdateParams,
+    StatsParams, Strategy as NotifyStrategy, StreamOp, StreamParams, SyncFromParams,
+    UpdateJsonParams, UpdateMetaParams, UpdateParams,
 };
 use at_protocol::key::{AtKey, KeyKind};
 use at_protocol::{AtSign, Metadata};
@@ -532,12 +532,40 @@ fn other_commands() -> BoxedStrategy<Command> {
     .boxed()
 }
 
+/// `stream:<op>[@<receiver>][ namespace:<ns>][ startByte:<n>] <id>[ <fileName> <length>]`
+fn stream_commands() -> BoxedStrategy<Command> {
+    (
+        proptest::sample::select(StreamOp::ALL.to_vec()),
+        of("[a-z0-9_]{1,10}"),
+        of("[A-Za-z0-9_\\-]{1,10}"),
+        of(any::<u64>()),
+        "[A-Za-z0-9_\\-]{1,36}",
+        of(("[A-Za-z0-9+/=]{1,16}( [A-Za-z0-9.]{1,6})?", any::<u64>())),
+    )
+        .prop_map(
+            |(operation, receiver, namespace, start_byte, stream_id, file)| {
+                let (file_name, length) = file.map_or((None, None), |(n, l)| (Some(n), Some(l)));
+                Command::Stream(StreamParams {
+                    operation,
+                    receiver,
+                    namespace,
+                    start_byte,
+                    stream_id,
+                    file_name,
+                    length,
+                })
+            },
+        )
+        .boxed()
+}
+
 fn command() -> BoxedStrategy<Command> {
     prop_oneof![
         auth_commands(),
         data_commands(),
         notify_commands(),
-        other_commands()
+        other_commands(),
+        stream_commands()
     ]
     .boxed()
 }

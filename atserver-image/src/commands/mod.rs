@@ -16,6 +16,7 @@ pub mod peer_auth;
 pub mod pattern;
 pub mod scan;
 pub mod stats;
+pub mod stream;
 pub mod sync;
 pub mod update;
 
@@ -128,6 +129,7 @@ pub fn dispatch<'a>(
             Command::Enroll(p) => enroll::enroll(session, p).await,
             Command::Otp(p) => otp::otp(session, p).await,
             Command::Keys(p) => keys::keys(session, p).await,
+            Command::Stream(p) => stream::stream(session, p).await,
         }
     })
 }

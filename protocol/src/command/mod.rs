@@ -12,6 +12,7 @@ mod data;
 mod enroll;
 mod notify;
 mod route;
+mod stream;
 mod sync;
 
 use std::fmt;
@@ -27,6 +28,7 @@ pub use notify::{
     MessageType, MonitorParams, NotifyAllParams, NotifyListParams, NotifyOp, NotifyParams, Strategy,
 };
 pub use route::{route, Verb};
+pub use stream::{StreamOp, StreamParams};
 pub use sync::{BatchParams, BatchRequest, BatchResponse, BatchResult, SyncFromParams};
 
 use crate::atsign::{AtSign, AtSignError};
@@ -149,6 +151,8 @@ pub enum Command {
     Enroll(EnrollParams),
     Otp(OtpParams),
     Keys(KeysParams),
+    /// `stream:init|send|receive|done|resume` (legacy relay file transfer, at_client's `stream()`).
+    Stream(StreamParams),
     /// `@exit`
     Exit,
 }
@@ -268,6 +272,8 @@ impl Command {
             Command::Keys(enroll::parse_keys(&mut c)?)
         } else if c.eat("to:") {
             Command::To(AtSign::parse(&rest_word(&mut c)?)?)
+        } else if c.eat("stream:") {
+            Command::Stream(stream::parse_stream(&mut c)?)
         } else {
             return Err(ParseError::UnknownVerb);
         };
@@ -306,6 +312,7 @@ impl Command {
             Command::Enroll(_) => "enroll",
             Command::Otp(_) => "otp",
             Command::Keys(_) => "keys",
+            Command::Stream(_) => "stream",
             Command::Exit => "@exit",
         }
     }
@@ -372,6 +379,7 @@ impl fmt::Display for Command {
             Command::Enroll(p) => p.fmt(f),
             Command::Otp(p) => p.fmt(f),
             Command::Keys(p) => p.fmt(f),
+            Command::Stream(p) => p.fmt(f),
             Command::Exit => f.write_str("@exit"),
         }
     }

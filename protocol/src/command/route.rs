@@ -40,6 +40,7 @@ pub enum Verb {
     Enroll,
     Otp,
     Keys,
+    Stream,
     /// No verb matches (AT0003).
     Unknown,
 }
@@ -73,6 +74,7 @@ const PREFIXES: &[(&str, Verb)] = &[
     ("otp:", Verb::Otp),
     ("keys:", Verb::Keys),
     ("to:", Verb::To),
+    ("stream:", Verb::Stream),
 ];
 
 /// The verb of a command line (normalised as [`normalise`] does). Never panics.
@@ -124,6 +126,7 @@ impl Verb {
             Command::Enroll(_) => Verb::Enroll,
             Command::Otp(_) => Verb::Otp,
             Command::Keys(_) => Verb::Keys,
+            Command::Stream(_) => Verb::Stream,
             Command::Exit => Verb::Exit,
         }
     }
@@ -161,6 +164,7 @@ impl Verb {
             Verb::Enroll => "enroll",
             Verb::Otp => "otp",
             Verb::Keys => "keys",
+            Verb::Stream => "stream",
             Verb::Unknown => "unknown",
         }
     }
@@ -230,6 +234,8 @@ mod tests {
             "otp:get",
             "keys:get:keyName:xy",
             "delete:xy@alice",
+            "stream:receive abc",
+            "stream:init@bob namespace:null abc ZmlsZQ== 3",
         ] {
             let command = Command::parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(route(line), Verb::of(&command), "{line}");
