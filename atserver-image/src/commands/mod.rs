@@ -15,6 +15,7 @@ pub mod otp;
 pub mod peer_auth;
 pub mod pattern;
 pub mod scan;
+pub mod scan_cl;
 pub mod stats;
 pub mod stream;
 pub mod sync;

@@ -9,10 +9,7 @@ use crate::session::{Auth, Session};
 
 pub async fn scan(s: &mut Session, p: ScanParams) -> CmdResult {
     if p.commit_log {
-        return Err(AtError::new(
-            at_protocol::ErrorCode::SecondaryNotFound,
-            "scan:cl is not available on this server",
-        ));
+        return super::scan_cl::scan_commit_log(s, p).await;
     }
     if let Some(other) = p.for_atsign.as_ref().filter(|a| a.as_str() != s.atsign()) {
         // scan:@bob (owner only): the keys @bob shared with us, listed by @bob's server.
