@@ -15,11 +15,8 @@ pub async fn info(s: &mut Session, kind: InfoKind) -> CmdResult {
     let brief = match kind {
         InfoKind::Full => false,
         InfoKind::Brief => true,
-        InfoKind::Mtls | InfoKind::MtlsBrief => {
-            return Err(AtError::syntax(
-                "info:mtls is not available on this server yet",
-            ))
-        }
+        InfoKind::Mtls => return super::info_mtls::mtls(s, false).await,
+        InfoKind::MtlsBrief => return super::info_mtls::mtls(s, true).await,
     };
     let mut v = if brief {
         json!({"version": crate::COMPAT_VERSION, "uptimeAsMillis": uptime})

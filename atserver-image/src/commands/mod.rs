@@ -6,6 +6,7 @@ pub mod config_verb;
 pub mod delete;
 pub mod enroll;
 pub mod info;
+pub mod info_mtls;
 pub mod keys;
 pub mod lookup;
 pub mod monitor;
