@@ -62,10 +62,11 @@ pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
     let (op, name, owner) = (p.operation, p.key.clone(), p.owner.as_str().to_string());
     let bypass = p.bypass_cache == Some(true);
     let me = s.atsign().to_string();
-    let key = match &s.auth {
-        Auth::Anonymous => format!("public:{name}{owner}"),
-        Auth::Peer(peer) => format!("{peer}:{name}{owner}"),
-        Auth::Owner { .. } if owner == me => format!("{me}:{name}{owner}"),
+    // The connection's own view: `public:`, `@peer:` or `@me:`.
+    let prefix = match &s.auth {
+        Auth::Anonymous => "public:".to_string(),
+        Auth::Peer(peer) => format!("{peer}:"),
+        Auth::Owner { .. } if owner == me => format!("{me}:"),
         Auth::Owner { .. } => {
             let cached = format!("cached:{me}:{name}{owner}");
             s.authorize(&cached, Access::Read)?;
@@ -73,11 +74,13 @@ pub async fn lookup(s: &mut Session, p: LookupParams) -> CmdResult {
             return Ok(found.map_or_else(Reply::null, |r| render(op, &r)));
         }
     };
+    let key = format!("{prefix}{name}{owner}");
     if s.is_owner() {
         s.authorize(&key, Access::Read)?;
     }
     log_lookup(s, &key);
-    answer(s, &key, op).await
+    let reply = answer(s, &key, op).await?;
+    super::value_ref::resolve_reply(s, reply, op, &prefix).await
 }
 
 pub async fn plookup(s: &mut Session, p: LookupParams) -> CmdResult {

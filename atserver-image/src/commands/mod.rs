@@ -21,6 +21,7 @@ pub mod stats;
 pub mod stream;
 pub mod sync;
 pub mod update;
+pub mod value_ref;
 
 use std::future::Future;
 use std::pin::Pin;
