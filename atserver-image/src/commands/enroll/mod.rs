@@ -2,9 +2,11 @@
 //! stored record and the checks pkam and dispatch make are in [`record`].
 
 pub mod list;
+pub mod listns;
 pub mod record;
 pub mod request;
 pub mod transition;
+pub mod update;
 
 use at_protocol::command::{EnrollOp, EnrollParams};
 
@@ -15,6 +17,7 @@ use crate::session::Session;
 pub async fn enroll(s: &mut Session, p: EnrollParams) -> CmdResult {
     let op = p.operation;
     let force = p.force;
+    let list_namespace = p.list_namespace;
     let p = p.request.unwrap_or_default();
     if op != EnrollOp::Request && !s.is_owner() {
         return Err(AtError::unauthenticated(
@@ -30,6 +33,7 @@ pub async fn enroll(s: &mut Session, p: EnrollParams) -> CmdResult {
         | EnrollOp::Delete => transition::transition(s, op.as_str(), &p, force).await,
         EnrollOp::List => list::list(s, &p).await,
         EnrollOp::Fetch => list::fetch(s, &p).await,
-        EnrollOp::Update | EnrollOp::ListNs => Err(AtError::syntax("invalid enroll operation")),
+        EnrollOp::Update => update::update(s, &p).await,
+        EnrollOp::ListNs => listns::listns(s, list_namespace.as_deref()).await,
     }
 }
