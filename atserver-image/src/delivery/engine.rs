@@ -141,6 +141,14 @@ impl Engine {
                 })
                 .await?;
         }
+        // `latest` notifications superseded by newer ones are retired before anything is
+        // counted or sent; a busy recipient's own task does it for its queue.
+        let busy = self.state().busy.clone();
+        for (recipient, list) in per_recipient.iter_mut() {
+            if !busy.contains(recipient) {
+                super::latest::trim(shared, list).await;
+            }
+        }
         shared.peers.metrics.set_queue_depths(
             per_recipient
                 .iter()
@@ -183,6 +191,7 @@ impl Engine {
     /// meanwhile, until nothing more is due or the connection broke.
     async fn serve(&self, shared: &Shared, recipient: String, mut list: Vec<Notification>) {
         loop {
+            super::latest::trim(shared, &mut list).await;
             if !list.is_empty() && !self.serve_recipient(shared, &recipient, list).await {
                 break;
             }

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod engine;
+pub mod latest;
 pub mod settings;
 
 pub use engine::Engine;
