@@ -1,7 +1,8 @@
 //! Arbitrary text through both sides of the root protocol: `RootRequest::parse` (what the
 //! atDirectory runs on every line it receives) and `RootReply::parse` (what clients run on the
-//! directory's answer). No panic; a lookup names a valid atSign; a found address a directory
-//! would send (a host name or IP literal) survives `to_wire` and back.
+//! directory's answer). No panic; a lookup names a valid atSign that its name (what clients send)
+//! looks up again; a found address a directory would send (a host name or IP literal) survives
+//! `to_wire` and back.
 #![no_main]
 
 use at_protocol::root::{RootReply, RootRequest, MAX_ROOT_REQUEST};
@@ -16,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
         RootRequest::Lookup(atsign) => {
             assert!(text.trim().chars().count() <= MAX_ROOT_REQUEST);
             assert_eq!(AtSign::parse(atsign.name()).as_ref(), Ok(&atsign));
+            // Clients send the name without `@` (`@exit` itself is the exit command).
             assert_eq!(
-                RootRequest::parse(atsign.as_str()),
+                RootRequest::parse(atsign.name()),
                 RootRequest::Lookup(atsign)
             );
         }

@@ -31,11 +31,15 @@ pub fn format_iso(ts: Timestamp) -> String {
 }
 
 /// Reads the Dart form, ISO-8601 with `T` (or a space), with or without a fraction, with `Z`
-/// or a numeric offset.
+/// or a numeric offset. Digits finer than a microsecond are dropped: the wire's dates are Dart
+/// `DateTime`s, and [`format_dart`] could not write them back, so a date read from one JSON
+/// shape would come back different from the other (found by the `metadata` fuzz target).
 pub fn parse_date(text: &str) -> Result<Timestamp, DateError> {
-    text.trim()
-        .parse::<Timestamp>()
-        .map_err(|_| DateError(text.to_string()))
+    let invalid = || DateError(text.to_string());
+    let ts = text.trim().parse::<Timestamp>().map_err(|_| invalid())?;
+    // Integer division truncates toward zero, so the nanoseconds keep the seconds' sign.
+    let nanos = ts.subsec_nanosecond() / 1000 * 1000;
+    Timestamp::new(ts.as_second(), nanos).map_err(|_| invalid())
 }
 
 /// Whether `text` has the exact shape the newer metadata grammar accepts for `cAt`/`uAt`/

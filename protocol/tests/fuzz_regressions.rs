@@ -1,0 +1,33 @@
+//! Inputs the fuzz targets (`fuzz/`) found, kept as ordinary tests so `make test` runs them.
+
+use at_protocol::root::RootRequest;
+use at_protocol::{AtSign, Metadata};
+
+/// `metadata` target: a date with nanoseconds, read from JSON, came back different after its own
+/// `sync:from` JSON (written with microseconds, as Dart does). Dates are now read to the
+/// microsecond, so both JSON shapes give back the metadata they were made from.
+#[test]
+fn json_dates_finer_than_a_microsecond_round_trip() {
+    let input = r#"{"cry":"false","expiresAt":"2024-01-30T03:04:05.671111118Z","veion":"2"}"#;
+    let json: serde_json::Value = serde_json::from_str(input).unwrap();
+    let meta = Metadata::from_json(&json).unwrap();
+    let expires = meta.expires_at.expect("expiresAt read");
+    assert_eq!(expires.subsec_nanosecond(), 671_111_000);
+    assert_eq!(Metadata::from_json(&meta.to_sync_json()), Ok(meta.clone()));
+    assert_eq!(Metadata::from_json(&meta.to_lookup_json()), Ok(meta));
+}
+
+/// `root` target: `@.exit` is a lookup of the atSign `@exit` (dots are dropped), while the exact
+/// text `@exit` closes the connection, as the reference root does; the atSign itself is found by
+/// its name without `@`, which is what clients send (atprotocol.md §2).
+#[test]
+fn the_atsign_exit_is_looked_up_by_name() {
+    let exit = AtSign::parse("@exit").unwrap();
+    assert_eq!(
+        RootRequest::parse("@.exit"),
+        RootRequest::Lookup(exit.clone())
+    );
+    assert_eq!(RootRequest::parse("@exit"), RootRequest::Exit);
+    assert_eq!(RootRequest::parse("@EXIT\r\n"), RootRequest::Exit);
+    assert_eq!(RootRequest::parse(exit.name()), RootRequest::Lookup(exit));
+}
