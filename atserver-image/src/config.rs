@@ -43,6 +43,10 @@ impl Default for Limits {
     }
 }
 
+/// How long a notification lives when its sender gives no `ttln`: 15 minutes, the reference's
+/// `notification.expiryInMins` default (at_server config.yaml).
+pub const DEFAULT_NOTIFICATION_TTL_MS: i64 = 15 * 60 * 1000;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This server's atSign, normalised (`@alice`).
@@ -96,7 +100,7 @@ impl Config {
             sweep_interval: Duration::from_secs(60),
             tls_reload_interval: Duration::from_secs(30),
             stats_notification_interval: Some(Duration::from_secs(15)),
-            notification_ttl_ms: 24 * 3600 * 1000,
+            notification_ttl_ms: DEFAULT_NOTIFICATION_TTL_MS,
             peer: crate::peer::settings::PeerSettings::default(),
             delivery: crate::delivery::settings::DeliverySettings::default(),
         })

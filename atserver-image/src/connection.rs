@@ -169,8 +169,13 @@ where
         for line in session.pending_lines.drain(..) {
             buf.push_str(&line);
         }
-        if !buf.is_empty() && !write_unless_cancelled(&mut wr, buf.as_bytes(), &cancel).await {
-            break;
+        if !buf.is_empty() {
+            if !write_unless_cancelled(&mut wr, buf.as_bytes(), &cancel).await {
+                break;
+            }
+            // Idle time also counts from the last write, as the reference measures it: a
+            // monitor being fed notifications is not idle.
+            session.conn.touch(session.shared.clock.now_millis());
         }
         if close {
             break;

@@ -96,6 +96,10 @@ struct Args {
         default_value_t = 10_000
     )]
     delivery_quarantine_ms: u64,
+    /// Minutes a notification lives when its sender gives no ttln (the reference's
+    /// notification.expiryInMins).
+    #[arg(long, env = "ATSERVER_NOTIFICATION_EXPIRY_MINS", default_value_t = 15)]
+    notification_expiry_mins: u32,
 }
 
 fn init_logging(format: LogFormat) {
@@ -123,6 +127,7 @@ fn config(args: Args) -> Result<Config> {
     c.http_listen = Some(args.http_listen);
     c.ca_bundle = args.ca_bundle;
     c.root_server = args.root_server;
+    c.notification_ttl_ms = i64::from(args.notification_expiry_mins) * 60 * 1000;
     if let Some(path) = args.cram_secret_file {
         let secret = std::fs::read_to_string(&path)
             .with_context(|| format!("--cram-secret-file: cannot read {}", path.display()))?;

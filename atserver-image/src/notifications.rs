@@ -82,6 +82,17 @@ pub enum Priority {
     High = 3,
 }
 
+impl Priority {
+    /// A command's `priority:` (low when absent).
+    pub fn from_wire(p: Option<at_protocol::command::Priority>) -> Self {
+        match p {
+            Some(at_protocol::command::Priority::High) => Priority::High,
+            Some(at_protocol::command::Priority::Medium) => Priority::Medium,
+            _ => Priority::Low,
+        }
+    }
+}
+
 /// One stored notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {

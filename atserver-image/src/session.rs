@@ -160,6 +160,10 @@ impl Session {
         if reserved || is_reserved_owner_key(key, self.atsign()) {
             return Ok(());
         }
+        // Public data is readable by anyone anyway; the reference lets every enrollment read it.
+        if access == Access::Read && key.starts_with("public:") {
+            return Ok(());
+        }
         if key.contains(".__manage@") {
             return Err(AtError::unauthorized(format!(
                 "Enrollment {} may not access {key}",

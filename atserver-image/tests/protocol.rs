@@ -694,8 +694,23 @@ async fn apkam_enrollment_otp_approve_and_namespace_restriction() {
         code(&dev.send("update:privatekey:at_pkam_publickey x").await),
         "AT0009"
     );
-    // It may not manage enrollments.
-    assert_eq!(code(&dev.send("enroll:list").await), "AT0011");
+    // It may not manage enrollments; enroll:list shows it its own record only (as the
+    // reference does), and approving needs __manage.
+    let own: serde_json::Map<String, Value> =
+        serde_json::from_value(json(&dev.send("enroll:list").await)).unwrap();
+    assert_eq!(
+        own.keys().collect::<Vec<_>>(),
+        [&format!("{id}.new.enrollments.__manage@alice")]
+    );
+    assert_eq!(
+        code(
+            &dev.send(&format!(
+                r#"enroll:approve:{{"enrollmentId":"{first_id}"}}"#
+            ))
+            .await
+        ),
+        "AT0011"
+    );
 
     // Revoke: its live connection is dropped and PKAM is refused.
     let revoked = json(

@@ -45,6 +45,19 @@ async fn alice_shares_with_bob_through_their_servers() {
     assert_eq!(remote["data"], "v1");
     assert_eq!(remote["metaData"]["ttr"], 3600);
     assert_eq!(remote["metaData"]["ivNonce"], "AAAAAAAAAAAAAAAAAAAAAA==");
+    // The owner's metadata as the owner's server has it, not a local rebuild (README,
+    // compatibility: a remote lookup:all returns what the owner sent).
+    let own = json(&send(&mut a, "llookup:all:@bob:phone.wavi@alice").await);
+    assert_eq!(
+        remote["metaData"]["createdAt"],
+        own["metaData"]["createdAt"]
+    );
+    assert_eq!(
+        remote["metaData"]["updatedAt"],
+        own["metaData"]["updatedAt"]
+    );
+    assert_eq!(remote["metaData"]["version"], own["metaData"]["version"]);
+    assert_eq!(remote["metaData"]["createdBy"], "@alice");
     let cached = json(&send(&mut b, "lookup:all:phone.wavi@alice").await);
     assert_eq!(cached["key"], "cached:@bob:phone.wavi@alice", "a cache hit");
     assert_eq!(cached["data"], "v1");

@@ -6,6 +6,7 @@ use at_protocol::KeyKind;
 use crate::error::AtError;
 use crate::keystore::{self, AT_SECRET, AT_SECRET_DELETED};
 use crate::metadata::MetaUpdate;
+use crate::notifications::Priority;
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Access, Session};
 
@@ -44,7 +45,8 @@ pub async fn delete(s: &mut Session, p: DeleteParams) -> CmdResult {
             }
         }
     }
-    let id = keystore::delete(&s.shared, &key).await?;
+    let priority = Priority::from_wire(p.priority);
+    let id = keystore::delete_notifying(&s.shared, &key, priority).await?;
     Ok(Reply::Data(id.to_string()))
 }
 

@@ -26,12 +26,32 @@ pub async fn info(s: &mut Session, kind: InfoKind) -> CmdResult {
             "version": crate::COMPAT_VERSION,
             "uptimeAsWords": format!("{} hours {} minutes {} seconds", secs / 3600, secs / 60 % 60, secs % 60),
             "implementation": concat!("atfleet-atserver ", env!("CARGO_PKG_VERSION")),
+            "features": features(),
         })
     };
     if let Some(en) = s.enrollment() {
         v["apkam_metadata"] = json!({"enrollmentId": en.id, "namespace": en.namespaces});
     }
     Ok(Reply::Data(v.to_string()))
+}
+
+/// The `features` list of a full `info`, in the reference's shape (name, status, description,
+/// syntax) and with the two verbs the reference lists there.
+fn features() -> serde_json::Value {
+    json!([
+        {
+            "name": "noop:",
+            "status": "Beta",
+            "description": "Waits the given number of milliseconds (at most 5000), then answers ok.",
+            "syntax": r"^noop:(?<delayMillis>\d+)$",
+        },
+        {
+            "name": "info:",
+            "status": "Beta",
+            "description": "Describes this server: version, uptime and the features listed here.",
+            "syntax": r"^info(:brief)?$",
+        },
+    ])
 }
 
 pub async fn noop(ms: u64) -> CmdResult {

@@ -2,7 +2,7 @@
 
 use at_protocol::command::{
     MessageType as WireMessageType, NotifyAllParams, NotifyListParams, NotifyOp, NotifyParams,
-    Priority as WirePriority, Strategy,
+    Strategy,
 };
 use serde_json::Value;
 
@@ -75,11 +75,7 @@ pub async fn notify(s: &mut Session, p: NotifyParams) -> CmdResult {
             _ => Operation::Update,
         },
         message_type,
-        priority: match p.priority {
-            Some(WirePriority::High) => Priority::High,
-            Some(WirePriority::Medium) => Priority::Medium,
-            _ => Priority::Low,
-        },
+        priority: Priority::from_wire(p.priority),
         strategy: if p.strategy == Some(Strategy::Latest) {
             "latest".into()
         } else {

@@ -11,7 +11,7 @@ use at_protocol::{AtKey, KeyKind};
 
 use crate::error::AtError;
 use crate::metadata::{MetaUpdate, Metadata};
-use crate::notifications::{Event, Operation};
+use crate::notifications::{Event, Operation, Priority};
 
 use self::notify::auto_notify;
 use crate::context::Shared;
@@ -117,6 +117,7 @@ pub async fn put(
             Operation::Update,
             record.value.clone(),
             Some(record.meta),
+            Priority::Low,
         )
         .await?;
     }
@@ -125,6 +126,16 @@ pub async fn put(
 
 /// Deletes `key`; a delete entry is committed even when the key was absent.
 pub async fn delete(shared: &Shared, key: &str) -> Result<i64, AtError> {
+    delete_notifying(shared, key, Priority::Low).await
+}
+
+/// [`delete`], with the priority of the notification a shared key's recipient gets
+/// (`delete:priority:…`, as the reference's auto-notify of deletes uses it).
+pub async fn delete_notifying(
+    shared: &Shared,
+    key: &str,
+    priority: Priority,
+) -> Result<i64, AtError> {
     let now = shared.clock.now_millis();
     let parsed = AtKey::parse(key).ok();
     let commit = commits(parsed.as_ref());
@@ -140,7 +151,16 @@ pub async fn delete(shared: &Shared, key: &str) -> Result<i64, AtError> {
         });
     }
     if let Some(recipient) = recipient_of(parsed.as_ref()) {
-        auto_notify(shared, recipient, key, Operation::Delete, None, None).await?;
+        auto_notify(
+            shared,
+            recipient,
+            key,
+            Operation::Delete,
+            None,
+            None,
+            priority,
+        )
+        .await?;
     }
     Ok(id)
 }

@@ -4,7 +4,7 @@
 use crate::context::Shared;
 use crate::error::AtError;
 use crate::metadata::Metadata;
-use crate::notifications::{Event, Kind, Notification, Operation};
+use crate::notifications::{Event, Kind, Notification, Operation, Priority};
 
 /// The notification a write of a shared key produces for its recipient (§8.3).
 pub(super) async fn auto_notify(
@@ -14,6 +14,7 @@ pub(super) async fn auto_notify(
     op: Operation,
     value: Option<String>,
     meta: Option<Metadata>,
+    priority: Priority,
 ) -> Result<(), AtError> {
     if recipient == shared.config.atsign {
         return Ok(());
@@ -26,6 +27,7 @@ pub(super) async fn auto_notify(
         value,
         operation: op,
         metadata: meta,
+        priority,
         ..Notification::new(Kind::Sent, me, recipient, key.to_string(), now, ttl)
     };
     store_notification(shared, n).await
