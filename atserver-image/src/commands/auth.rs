@@ -56,7 +56,10 @@ async fn from_peer(s: &mut Session, who: String) -> CmdResult {
         return Err(e);
     }
     let now = s.shared.clock.now_millis();
-    let challenge = uuid::Uuid::new_v4().to_string();
+    // A bound challenge (3.16) names this atSign, so a prover never signs it for another
+    // server; a legacy prover signs it unchanged.
+    let me = AtSign::parse(s.atsign()).map_err(|e| AtError::internal(e.to_string()))?;
+    let challenge = at_protocol::client::bound_challenge(&me, &uuid::Uuid::new_v4().to_string());
     let reply = format!("proof:{}{}:{}", s.session_id, who, challenge);
     s.challenge = Some(Challenge {
         atsign: who,

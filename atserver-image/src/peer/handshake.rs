@@ -55,10 +55,9 @@ async fn authenticate(shared: &Shared, peer: &AtSign) -> Result<AtConnection, Pe
         source,
     };
     let limit = peers.settings.handshake_timeout;
-    if let Err(e) = super::public_key::refresh(shared, &mut conn, peer).await {
-        // A stale key is not a reason to refuse the connection; the next one retries.
-        tracing::debug!(%peer, error = %e, "public key refresh failed");
-    }
+    // `to:@peer` first (3.15), which also refreshes the peer's public key; older peers get the
+    // legacy lookup.
+    super::introduce::introduce(shared, &mut conn, peer).await?;
     let outcome = async {
         let challenge = timed(limit, "from:", async {
             conn.from_peer(&me).await.map_err(wrap)

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod connector;
 pub mod handshake;
+pub mod introduce;
 pub mod metrics;
 pub mod public_key;
 pub mod remote;
