@@ -161,7 +161,9 @@ impl Session {
             return Ok(());
         }
         // Public data is readable by anyone anyway; the reference lets every enrollment read it.
-        if access == Access::Read && key.starts_with("public:") {
+        if access == Access::Read
+            && (key.starts_with("public:") || key.starts_with("cached:public:"))
+        {
             return Ok(());
         }
         if key.contains(".__manage@") {

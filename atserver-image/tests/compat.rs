@@ -144,6 +144,21 @@ async fn an_enrollment_reads_public_keys_outside_its_namespaces() {
         .await
         .starts_with("data:"));
     assert_eq!(dev.send("llookup:public:pic.wavi@alice").await, "data:p");
+    // Cached public data of other atSigns too.
+    let shared = server.handle().shared().clone();
+    atserver::keystore::put(
+        &shared,
+        "cached:public:pic.wavi@bob",
+        Some("b".into()),
+        &atserver::metadata::MetaUpdate::default(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dev.send("llookup:cached:public:pic.wavi@bob").await,
+        "data:b"
+    );
     // Still confined for everything else.
     assert_eq!(code(&dev.send("llookup:secret.wavi@alice").await), "AT0009");
     assert_eq!(
