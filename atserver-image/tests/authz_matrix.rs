@@ -206,7 +206,7 @@ fn rows(verb: Verb) -> Vec<Row> {
             line(
                 "`llookup` public key",
                 "llookup:public:card.wavi@alice",
-                OWNER_NS,
+                OWNER,
             ),
             line(
                 "`llookup` key shared with @carol",
@@ -231,7 +231,10 @@ fn rows(verb: Verb) -> Vec<Row> {
                 [E15, E15, E15, E15, E9, E15, OK, E15],
             ),
         ],
-        Verb::Scan => vec![line("`scan`", "scan", ALL_OK)],
+        Verb::Scan => vec![
+            line("`scan`", "scan", ALL_OK),
+            line("`scan:cl` (commit log)", "scan:cl", OWNER),
+        ],
         Verb::Delete => vec![row(
             "`delete` self key in `wavi`",
             P::Line("delete:gone.wavi@alice"),
@@ -317,7 +320,10 @@ fn rows(verb: Verb) -> Vec<Row> {
             OWNER_NS,
         )],
         Verb::SyncFrom => vec![line("`sync:from`", "sync:from:-1:limit:10", OWNER)],
-        Verb::Info => vec![line("`info`", "info", ALL_OK)],
+        Verb::Info => vec![
+            line("`info`", "info", ALL_OK),
+            line("`info:mtls`", "info:mtls", ALL_OK),
+        ],
         Verb::Noop => vec![line("`noop:0`", "noop:0", ALL_OK)],
         Verb::Enroll => vec![
             row(
@@ -360,7 +366,7 @@ fn rows(verb: Verb) -> Vec<Row> {
                 S::Revoked,
                 MANAGE,
             ),
-            line("`enroll:list`", "enroll:list", MANAGE),
+            line("`enroll:list`", "enroll:list", OWNER),
             row(
                 "`enroll:fetch`",
                 P::Line(r#"enroll:fetch:{"enrollmentId":"{id}"}"#),
