@@ -1,6 +1,7 @@
 //! atfleet's Kubernetes operator: `Atsign` and `AtServerClass` resources reconciled into a
 //! registered, TLS-secured atServer per atSign.
 
+pub mod api_errors;
 pub mod atsign;
 pub mod build;
 pub mod controller;

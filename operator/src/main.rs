@@ -192,8 +192,14 @@ async fn main() -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION")
         )),
     ));
-    let client = kube::Client::try_from(kube_config).context("connecting to Kubernetes")?;
     let metrics = Arc::new(Metrics::new());
+    // Every request through one layer that counts the failed ones.
+    let client = kube::client::ClientBuilder::try_from(kube_config)
+        .context("connecting to Kubernetes")?
+        .with_layer(&atfleet_operator::api_errors::ApiErrorsLayer::new(
+            metrics.clone(),
+        ))
+        .build();
     let config = Config {
         defaults: Defaults {
             image: args.atserver_image,

@@ -5,6 +5,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,6 +38,18 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub operation: String,
     pub result: String,
@@ -51,6 +65,13 @@ pub struct Metrics {
     pub directory_calls: Family<CallLabels, Counter>,
     pub leader: Gauge,
     pub drift_corrections: Family<KindLabels, Counter>,
+    pub api_errors: Family<RequestLabels, Counter>,
+    pub reconcile_outcomes: Family<StepLabels, Counter>,
+    pub queue_depth: Gauge,
+    pub queue_oldest: Gauge<f64, AtomicU64>,
+    pub queue_wait: Histogram,
+    /// Atsigns with a change not yet reconciled, since when.
+    pending: Mutex<HashMap<(String, String), Instant>>,
     phases: Mutex<HashMap<(String, String), Phase>>,
 }
 
@@ -77,6 +98,38 @@ impl Metrics {
         let directory_calls = Family::<CallLabels, Counter>::default();
         let leader = Gauge::default();
         let drift_corrections = Family::<KindLabels, Counter>::default();
+        let api_errors = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_errors",
+            "Kubernetes API requests that failed (status 400 and up but 404, or no answer), by verb and code",
+            api_errors.clone(),
+        );
+        let reconcile_outcomes = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "reconcile_outcomes",
+            "Finished reconciles by the step they ended in and its reason (Ok when all steps ran)",
+            reconcile_outcomes.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "work_queue_depth",
+            "Atsigns with a change (their own or a child's) not yet reconciled",
+            queue_depth.clone(),
+        );
+        let queue_oldest = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "work_queue_oldest_age",
+            "How long the longest-waiting change has waited for its reconcile",
+            prometheus_client::registry::Unit::Seconds,
+            queue_oldest.clone(),
+        );
+        let queue_wait = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register_with_unit(
+            "work_queue_wait",
+            "Time from a change to the start of the reconcile that handles it",
+            prometheus_client::registry::Unit::Seconds,
+            queue_wait.clone(),
+        );
         registry.register(
             "drift_corrections",
             "Children changed by someone else and applied again, by kind",
@@ -131,12 +184,19 @@ impl Metrics {
             directory_calls,
             leader,
             drift_corrections,
+            api_errors,
+            reconcile_outcomes,
+            queue_depth,
+            queue_oldest,
+            queue_wait,
+            pending: Mutex::new(HashMap::new()),
             phases: Mutex::new(HashMap::new()),
         }
     }
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
+        self.refresh_queue_age();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -153,6 +213,55 @@ impl Metrics {
                 reason: reason.into(),
             })
             .inc();
+    }
+
+    pub fn api_error(&self, verb: &str, code: &str) {
+        self.api_errors
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                code: code.into(),
+            })
+            .inc();
+    }
+
+    /// A reconcile ended in `step` (`Done` when every step ran) for `reason`.
+    pub fn reconcile_outcome(&self, step: &str, reason: &str) {
+        self.reconcile_outcomes
+            .get_or_create(&StepLabels {
+                step: step.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// A change arrived for the Atsign `namespace/name`; the first one since its last reconcile
+    /// starts the wait.
+    pub fn enqueued(&self, namespace: &str, name: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .entry((namespace.to_owned(), name.to_owned()))
+            .or_insert_with(Instant::now);
+        self.queue_depth
+            .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+    }
+
+    /// The reconcile of `namespace/name` starts (or the Atsign is gone): its wait ends.
+    pub fn dequeued(&self, namespace: &str, name: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = pending.remove(&(namespace.to_owned(), name.to_owned())) {
+            self.queue_wait.observe(since.elapsed().as_secs_f64());
+        }
+        self.queue_depth
+            .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+    }
+
+    fn refresh_queue_age(&self) {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = pending
+            .values()
+            .map(|t| t.elapsed().as_secs_f64())
+            .fold(0.0, f64::max);
+        self.queue_oldest.set(oldest);
     }
 
     pub fn drift_corrected(&self, kind: &str) {
@@ -205,5 +314,44 @@ impl Metrics {
                 self.certificate_days_left.remove(&labels);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_reports_depth_and_the_oldest_wait() {
+        let m = Metrics::new();
+        m.enqueued("fleet", "alice");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        m.enqueued("fleet", "alice");
+        m.enqueued("fleet", "bob");
+        let text = m.encode();
+        assert!(
+            text.contains("atfleet_operator_work_queue_depth 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("atfleet_operator_work_queue_oldest_age_seconds 3.0"),
+            "{text}"
+        );
+        m.dequeued("fleet", "alice");
+        m.dequeued("fleet", "bob");
+        m.dequeued("fleet", "carol");
+        let text = m.encode();
+        assert!(
+            text.contains("atfleet_operator_work_queue_depth 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("atfleet_operator_work_queue_wait_seconds_count 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("atfleet_operator_work_queue_wait_seconds_sum 3.0"),
+            "{text}"
+        );
     }
 }

@@ -12,6 +12,7 @@ mod orphans;
 mod reconcile;
 mod register;
 mod status;
+mod step;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,6 +231,11 @@ async fn run_scope(
     let (svc_cache, svc_changes) =
         cache::reflect(services, ours.clone(), cache::drop_managed_fields);
     let (secret_cache, secret_changes) = cache::reflect(secrets, ours, cache::drop_managed_fields);
+    // Every change that will trigger a reconcile starts a wait the work-queue metrics report.
+    let metrics = ctx.metrics.clone();
+    let sts_changes = sts_changes.inspect(queued(metrics.clone(), owning_atsign));
+    let svc_changes = svc_changes.inspect(queued(metrics.clone(), owning_atsign));
+    let secret_changes = secret_changes.inspect(queued(metrics.clone(), instance_label));
     let (class_cache, class_changes) = cache::reflect(
         Api::<AtServerClass>::all(client),
         watcher::Config::default().any_semantic(),
@@ -240,7 +246,8 @@ async fn run_scope(
         .default_backoff()
         .modify(cache::drop_managed_fields)
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .inspect(queued(metrics, |m| m.name.clone()));
     let controller = Controller::for_stream(atsign_changes, store.clone());
     let scoped = Arc::new(Scoped {
         ctx,
@@ -252,6 +259,7 @@ async fn run_scope(
         },
     });
     let concurrency = scoped.ctx.config.concurrency;
+    let queue_metrics = scoped.ctx.metrics.clone();
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
         .owns_stream(sts_changes)
@@ -279,21 +287,56 @@ async fn run_scope(
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, scoped)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::warn!(object = %obj, error = %e, "reconcile failed")
+        .for_each(|res| {
+            let queue_metrics = queue_metrics.clone();
+            async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                    Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                        tracing::warn!(object = %obj, error = %e, "reconcile failed")
+                    }
+                    // A child's last change (a StatefulSet or Secret going away with its Atsign) names
+                    // an Atsign that is already gone: the normal end of a deletion, not a problem.
+                    Err(controller::Error::ObjectNotFound(obj)) => {
+                        if let Some(ns) = &obj.namespace {
+                            queue_metrics.dequeued(ns, &obj.name);
+                        }
+                        tracing::debug!(object = %obj, "change for an Atsign that no longer exists")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "controller"),
                 }
-                // A child's last change (a StatefulSet or Secret going away with its Atsign) names
-                // an Atsign that is already gone: the normal end of a deletion, not a problem.
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(object = %obj, "change for an Atsign that no longer exists")
-                }
-                Err(e) => tracing::warn!(error = %e, "controller"),
             }
         })
         .await;
+}
+
+/// A watch-stream hook: a change of `K` starts the wait of the Atsign `atsign` maps it to.
+fn queued<K: kube::Resource>(
+    metrics: Arc<Metrics>,
+    atsign: fn(&kube::api::ObjectMeta) -> Option<String>,
+) -> impl Fn(&Result<K, watcher::Error>) {
+    move |change| {
+        if let Ok(object) = change {
+            let meta = object.meta();
+            if let (Some(ns), Some(name)) = (meta.namespace.as_deref(), atsign(meta)) {
+                metrics.enqueued(ns, &name);
+            }
+        }
+    }
+}
+
+/// The Atsign that controls a child, by its owner reference.
+fn owning_atsign(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "Atsign" && o.controller == Some(true))
+        .map(|o| o.name.clone())
+}
+
+/// The Atsign a Secret belongs to, by its instance label (Secrets have no owner reference).
+fn instance_label(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.labels.as_ref()?.get(LABEL_INSTANCE).cloned()
 }
 
 /// Runs the controller over every watched namespace until `shutdown` is cancelled.

@@ -24,6 +24,7 @@ use super::materials::{self, TlsState};
 use super::orphans::{delete_stale, Optional, Outcome, Owner};
 use super::register::{self, register};
 use super::status::{finish, publish, report_failure};
+use super::step::{Progress, Step};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
 use crate::build::{self, Materials};
 use crate::crd::{AtServerClass, Atsign, RolloutStrategy};
@@ -40,7 +41,12 @@ pub async fn reconcile(
     ctx.metrics.reconciles_in_flight.inc();
     let result = match &obj.0 {
         Ok(atsign) => {
-            let result = reconcile_atsign(atsign, &scoped).await;
+            let (ns, name) = (atsign.namespace().unwrap_or_default(), atsign.name_any());
+            ctx.metrics.dequeued(&ns, &name);
+            let mut progress = Progress::new();
+            let result = reconcile_atsign(atsign, &scoped, &mut progress).await;
+            let (step, reason) = progress.outcome(result.as_ref().err().map(Error::reason));
+            ctx.metrics.reconcile_outcome(step, reason);
             if let (Err(err), None) = (&result, &atsign.meta().deletion_timestamp) {
                 if let Some(ns) = atsign.namespace() {
                     let api: Api<Atsign> = Api::namespaced(ctx.client.clone(), &ns);
@@ -70,6 +76,8 @@ pub async fn reconcile(
                 )
                 .await;
             ctx.metrics.reconcile_failed("MalformedAtsign");
+            ctx.metrics
+                .reconcile_outcome(Step::Validate.as_str(), "MalformedAtsign");
             Ok(Action::await_change())
         }
     };
@@ -78,7 +86,11 @@ pub async fn reconcile(
     result
 }
 
-async fn reconcile_atsign(atsign: &Atsign, scoped: &Scoped) -> Result<Action, Error> {
+async fn reconcile_atsign(
+    atsign: &Atsign,
+    scoped: &Scoped,
+    progress: &mut Progress,
+) -> Result<Action, Error> {
     let ctx = scoped.ctx.as_ref();
     let namespace = atsign
         .namespace()
@@ -86,6 +98,7 @@ async fn reconcile_atsign(atsign: &Atsign, scoped: &Scoped) -> Result<Action, Er
     let api: Api<Atsign> = Api::namespaced(ctx.client.clone(), &namespace);
     if atsign.meta().deletion_timestamp.is_some() {
         if atsign.finalizers().iter().any(|f| f == FINALIZER) {
+            progress.step = Step::Cleanup;
             return cleanup::cleanup(atsign, ctx, &api).await;
         }
         return Ok(Action::await_change());
@@ -98,7 +111,7 @@ async fn reconcile_atsign(atsign: &Atsign, scoped: &Scoped) -> Result<Action, Er
     // Until the caches hold their first listing every lookup would miss; a cache that cannot
     // fill (an API outage) is not waited for forever: misses fall back to reads and applies.
     let _ = tokio::time::timeout(CACHE_WAIT, scoped.caches.ready()).await;
-    apply_atsign(atsign, ctx, &scoped.caches, &api, &namespace).await
+    apply_atsign(atsign, ctx, &scoped.caches, &api, &namespace, progress).await
 }
 
 /// How long a reconcile waits for the watch caches to fill after the controller starts.
@@ -178,6 +191,7 @@ async fn apply_atsign(
     caches: &Caches,
     api: &Api<Atsign>,
     ns: &str,
+    progress: &mut Progress,
 ) -> Result<Action, Error> {
     let now = Timestamp::now();
     let name = atsign.name_any();
@@ -209,6 +223,7 @@ async fn apply_atsign(
                     "ClassNotFound",
                     format!("AtServerClass {class_name:?} does not exist"),
                 ));
+                progress.stopped = Some("ClassNotFound");
                 finish(atsign, ctx, api, &observed).await?;
                 return Ok(Action::requeue(jitter(ctx.config.resync)));
             }
@@ -223,6 +238,7 @@ async fn apply_atsign(
         Ok(r) => r,
         Err(e) => {
             observed.invalid = Some((e.reason(), e.to_string()));
+            progress.stopped = Some(e.reason());
             finish(atsign, ctx, api, &observed).await?;
             // Nothing changes until the spec does.
             return Ok(Action::await_change());
@@ -234,6 +250,7 @@ async fn apply_atsign(
         "BuiltIn"
     };
     let children = Children::new(&ctx.client, ns);
+    progress.step = Step::Gather;
 
     // The Service first: its observed state (node port, balancer address) fixes the endpoint.
     let cram_existing = cached_or_read(
@@ -269,16 +286,12 @@ async fn apply_atsign(
             host: host_hint.clone(),
         },
     );
-    let (service, _) = apply(
-        &children.services,
-        ctx,
-        preliminary.service,
-        svc_existing,
-    )
-    .await?;
+    progress.step = Step::ApplyService;
+    let (service, _) = apply(&children.services, ctx, preliminary.service, svc_existing).await?;
     observed.endpoint = endpoint::published(&resolved, Some(&service));
 
     // TLS material for the published host.
+    progress.step = Step::Certificate;
     let tls = match (&resolved.issuer, &observed.endpoint) {
         (None, Some(ep)) => {
             materials::builtin(
@@ -320,6 +333,7 @@ async fn apply_atsign(
     let unwanted = Optional::unwanted(&desired);
 
     // Apply the rest.
+    progress.step = Step::Apply;
     let sts_existing = cache::lookup(&caches.statefulsets, ns, &build::statefulset_name(&name));
     if cram_created {
         match cram_regenerated(&name, ns, sts_existing.as_ref(), resolved.rollout) {
@@ -353,13 +367,7 @@ async fn apply_atsign(
             }
         }
     }
-    apply(
-        &children.secrets,
-        ctx,
-        desired.cram_secret,
-        cram_existing,
-    )
-    .await?;
+    apply(&children.secrets, ctx, desired.cram_secret, cram_existing).await?;
     let pvc_name = build::pvc_name(&name);
     let pvc_hash = hash_of(&desired.pvc)?;
     // A ready pod is using its claim: there is nothing to re-check until it is not.
@@ -427,6 +435,7 @@ async fn apply_atsign(
         uid: &atsign.uid().unwrap_or_default(),
         route: &build::tls_route_api_resource(),
     };
+    progress.step = Step::DeleteOrphans;
     for kind in unwanted {
         match delete_stale(&owner, &ctx.absent, kind).await? {
             Outcome::None => {}
@@ -457,6 +466,7 @@ async fn apply_atsign(
             }
         }
     }
+    progress.step = Step::Apply;
     if let Some(trust) = desired.trust_config_map.clone() {
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
         let existing = api.get_opt(&trust.name_any()).await?;
@@ -504,6 +514,7 @@ async fn apply_atsign(
     };
 
     // Observe.
+    progress.step = Step::Observe;
     let (ready, rolling) = sts
         .as_ref()
         .map(statefulset_state)
@@ -516,6 +527,7 @@ async fn apply_atsign(
     }
 
     // Register.
+    progress.step = Step::Register;
     observed.registration = match parked {
         Some(state) => state,
         None => register(atsign, ctx, &resolved, &observed).await,
@@ -530,7 +542,9 @@ async fn apply_atsign(
         observed.pod_ready = false;
     }
 
+    progress.step = Step::Status;
     finish(atsign, ctx, api, &observed).await?;
+    progress.step = Step::Done;
     Ok(next_requeue(ctx, &observed, now))
 }
 
