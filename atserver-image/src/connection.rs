@@ -158,7 +158,9 @@ where
                 out = monitor_line(&session, &ev);
             }
             ev = crate::streams::next(&mut session.stream) => {
-                let flow = crate::streams::serve(ev, &mut session.stream, &mut frames, &mut wr, &cancel).await;
+                let (conn, clock) = (&session.conn, &session.shared.clock);
+                let touch = || conn.touch(clock.now_millis());
+                let flow = crate::streams::serve(ev, &mut session.stream, &mut frames, &mut wr, &cancel, &touch).await;
                 if flow == crate::streams::Flow::Close {
                     break;
                 }

@@ -204,13 +204,15 @@ pub enum Flow {
     Close,
 }
 
-/// Acts on `event` for the connection whose reader is `frames` and writer `wr`.
+/// Acts on `event` for the connection whose reader is `frames` and writer `wr`; `touch` marks
+/// the connection active (bytes moving are not idleness, which the reaper would end).
 pub async fn serve<R, D, W>(
     event: LinkEvent,
     link: &mut Option<Link>,
     frames: &mut FramedRead<R, D>,
     wr: &mut W,
     cancel: &CancellationToken,
+    touch: &(dyn Fn() + Sync),
 ) -> Flow
 where
     R: AsyncRead + Unpin,
@@ -232,7 +234,7 @@ where
             let leftover = frames.read_buffer_mut().split();
             let relayed = tokio::select! {
                 _ = cancel.cancelled() => return Flow::Close,
-                r = pump(leftover, frames.get_mut(), length, &sink) => r,
+                r = pump(leftover, frames.get_mut(), length, &sink, touch) => r,
             };
             match relayed {
                 Ok(n) if n == length => Flow::Continue,
@@ -244,7 +246,10 @@ where
             Flow::Close
         }
         LinkEvent::Bytes(bytes) => match write(wr, &bytes).await {
-            Ok(()) => Flow::Continue,
+            Ok(()) => {
+                touch();
+                Flow::Continue
+            }
             Err(_) => Flow::Close,
         },
         LinkEvent::Ended => {
@@ -266,13 +271,15 @@ async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> std::io::Resu
     wr.flush().await
 }
 
-/// Copies `length` bytes (what was buffered first, then the socket) into `sink`; returns how
-/// many were copied before the end of the socket or of the receiver.
+/// Copies `length` bytes (what was buffered first, then the socket) into `sink`, calling
+/// `touch` per chunk; returns how many were copied before the end of the socket or of the
+/// receiver.
 pub async fn pump<R: AsyncRead + Unpin>(
     mut leftover: BytesMut,
     reader: &mut R,
     length: u64,
     sink: &mpsc::Sender<Bytes>,
+    touch: &(dyn Fn() + Sync),
 ) -> std::io::Result<u64> {
     let mut sent: u64 = 0;
     let cap = |sent: u64| usize::try_from(length - sent).unwrap_or(usize::MAX);
@@ -296,6 +303,7 @@ pub async fn pump<R: AsyncRead + Unpin>(
         if sink.send(buf.split().freeze()).await.is_err() {
             break;
         }
+        touch();
     }
     Ok(sent)
 }
@@ -315,9 +323,20 @@ mod tests {
             }
             got
         });
-        let n = pump(BytesMut::from(&b"ab"[..]), &mut reader, 150_002, &tx)
-            .await
-            .unwrap();
+        let touched = std::sync::atomic::AtomicUsize::new(0);
+        let touch = || {
+            touched.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let n = pump(
+            BytesMut::from(&b"ab"[..]),
+            &mut reader,
+            150_002,
+            &tx,
+            &touch,
+        )
+        .await
+        .unwrap();
+        assert!(touched.into_inner() >= 3, "one touch per chunk");
         drop(tx);
         let got = task.await.unwrap();
         assert_eq!(n, 150_002);
