@@ -141,6 +141,8 @@ struct Tally {
     duplicated_notifications: u64,
     unexpected_notifications: u64,
     delivered: usize,
+    /// Reached the peer's store without its monitor seeing them.
+    stored_unseen: u64,
     violations: Vec<String>,
 }
 
@@ -222,7 +224,8 @@ async fn cycles(
         .catch_up(plan.cycles, &mut sync_conn)
         .await
         .map_err(ReliabilityError::Violated)?;
-    await_notifications(&mut t, seen).await;
+    let mut peer_owner = peer.owner(ctx).await?;
+    await_notifications(&mut t, seen, &mut peer_owner).await?;
     server.stop().await;
     check_store(plan.cycles, spec, &mut t)?;
     Ok(t)
@@ -296,8 +299,13 @@ fn check_store(cycle: usize, spec: &ServerSpec, t: &mut Tally) -> Result<(), Rel
 }
 
 /// Waits until every acknowledged notification has reached the peer's monitor (or the wait is
-/// over), then counts lost, duplicated and unexpected ones.
-async fn await_notifications(t: &mut Tally, seen: &Seen) {
+/// over), then counts lost, duplicated and unexpected ones. One the monitor did not see (a lagging
+/// monitor skips) but the peer's store holds has reached the peer.
+async fn await_notifications(
+    t: &mut Tally,
+    seen: &Seen,
+    peer_owner: &mut AtConnection,
+) -> Result<(), ReliabilityError> {
     let deadline = Instant::now() + DELIVERY_WAIT;
     loop {
         let missing = {
@@ -315,16 +323,23 @@ async fn await_notifications(t: &mut Tally, seen: &Seen) {
     }
     // Cut-off notifications may still be on their way; give them a moment beyond the acked ones.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen = lock(seen);
+    let seen = lock(seen).clone();
     t.delivered = seen.len();
     for id in &t.sent.acked {
-        if !seen.contains_key(id) {
-            t.lost_notifications += 1;
-            t.violations.push(format!(
-                "notification {id} was acknowledged but never reached {PEER} ({} s after the last restart)",
-                DELIVERY_WAIT.as_secs()
-            ));
+        if seen.contains_key(id) {
+            continue;
         }
+        let status = peer_owner.send_raw(&format!("notify:status:{id}")).await?;
+        if status == "data:delivered" {
+            t.delivered += 1;
+            t.stored_unseen += 1;
+            continue;
+        }
+        t.lost_notifications += 1;
+        t.violations.push(format!(
+            "notification {id} was acknowledged but never reached {PEER} ({} s after the last restart; its status there: {status:?})",
+            DELIVERY_WAIT.as_secs()
+        ));
     }
     for (id, &n) in seen.iter() {
         if n > 1 {
@@ -339,6 +354,7 @@ async fn await_notifications(t: &mut Tally, seen: &Seen) {
             ));
         }
     }
+    Ok(())
 }
 
 impl Tally {
@@ -419,6 +435,10 @@ impl Tally {
             .figure(Figure::count(
                 "notifications that reached @bob",
                 self.delivered as u64,
+            ))
+            .figure(Figure::count(
+                "of those, in @bob's store but not seen by his monitor",
+                self.stored_unseen,
             ))
             .figure(Figure::count(
                 "acknowledged enrollment requests",
