@@ -34,6 +34,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
+use serde::Deserialize as _;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -1053,4 +1054,184 @@ async fn cleanup(s: &Story) {
         &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", s.database),
     )
     .await;
+}
+
+/// GitOps (issue 14, defect 10): `helm template` with `gitOps.enabled` renders no secret, two renders
+/// are byte-identical, and applying the second after the first (as Argo CD or Flux does on every
+/// sync) changes no object on the real apiserver: no generation, no Secret, no ConfigMap moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_renders_applied_in_a_row_change_nothing() {
+    if let Err(e) = gitops_story().await {
+        panic!("{e:#}");
+    }
+}
+
+async fn gitops_story() -> Result<()> {
+    let shared = SharedCluster::from_env()?;
+    let admin = shared.client().await?;
+    install_crds(&admin).await?;
+    // Pods are simulated: this test is about the objects the chart renders, not about running them.
+    let ns = shared.namespace(&admin, "gitops", true).await?;
+    let release = format!("g{}", &ns[ns.len() - 8..]);
+    let work = tempfile::tempdir()?;
+    let kubectl = kubectl()?;
+    let kube = |args: &[&str]| {
+        let mut c = Command::new(&kubectl);
+        c.env("KUBECONFIG", &shared.kubeconfig).args(args);
+        c
+    };
+
+    // The Secrets GitOps mode requires, made beforehand as an operator of the cluster would.
+    for (name, literals) in [
+        ("atdirectory-api-token", vec!["token=t0ken"]),
+        (
+            "atdirectory-tls",
+            vec!["tls.crt=cert", "tls.key=key", "ca.crt=ca"],
+        ),
+        (
+            "atdirectory-postgres",
+            vec![
+                "user=atdirectory",
+                "password=pw",
+                "database=atdirectory",
+                "database-url=postgres://atdirectory:pw@db:5432/atdirectory",
+            ],
+        ),
+    ] {
+        let mut cmd = kube(&["-n", &ns, "create", "secret", "generic", name]);
+        for l in literals {
+            cmd.arg(format!("--from-literal={l}"));
+        }
+        run(&mut cmd, "kubectl create secret")
+            .await?
+            .ok(&format!("kubectl create secret {name}"))?;
+    }
+
+    let chart = repo_root().join("charts/atfleet");
+    let mut renders = Vec::new();
+    for i in 0..2 {
+        let out = run(
+            Command::new(helm()?)
+                .env("HELM_CACHE_HOME", work.path().join("helm/cache"))
+                .env("HELM_CONFIG_HOME", work.path().join("helm/config"))
+                .env("HELM_DATA_HOME", work.path().join("helm/data"))
+                .args(["template", &release])
+                .arg(&chart)
+                .args(["--namespace", &ns, "-f"])
+                .arg(chart.join("ci/gitops-values.yaml"))
+                // The CRDs and the class are cluster-wide and shared by every test of this cluster.
+                .args([
+                    "--set",
+                    "crds.install=false",
+                    "--set",
+                    "defaultClass.create=false",
+                ]),
+            "helm template",
+        )
+        .await?
+        .ok("helm template (gitOps.enabled)")?;
+        let file = work.path().join(format!("render-{i}.yaml"));
+        std::fs::write(&file, &out)?;
+        renders.push((file, out));
+    }
+    ensure!(
+        renders[0].1 == renders[1].1,
+        "two gitOps renders differ: every sync would change the cluster"
+    );
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&renders[0].1)
+        .map(serde_yaml::Value::deserialize)
+        .collect::<Result<Vec<_>, _>>()?;
+    let kinds: Vec<String> = docs
+        .iter()
+        .filter_map(|d| d.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .collect();
+    ensure!(
+        !kinds.iter().any(|k| k == "Secret"),
+        "a gitOps render generates a Secret: {kinds:?}"
+    );
+
+    // What each object is after an apply: its generation where it has one (status updates by
+    // controllers move resourceVersion but not generation), else its resourceVersion.
+    let observe = |file: PathBuf| {
+        let mut cmd = kube(&["-n", &ns, "get", "-o", "json", "-f"]);
+        cmd.arg(file);
+        async move {
+            let out = run(&mut cmd, "kubectl get -f")
+                .await?
+                .ok("kubectl get -f")?;
+            let list: serde_json::Value = serde_json::from_str(&out)?;
+            let mut seen = BTreeMap::new();
+            for item in list["items"].as_array().cloned().unwrap_or_default() {
+                let key = format!(
+                    "{}/{}",
+                    item["kind"].as_str().unwrap_or(""),
+                    item["metadata"]["name"].as_str().unwrap_or("")
+                );
+                let version = match item["metadata"]["generation"].as_i64() {
+                    Some(g) => format!("generation {g}"),
+                    None => format!(
+                        "resourceVersion {}",
+                        item["metadata"]["resourceVersion"].as_str().unwrap_or("")
+                    ),
+                };
+                seen.insert(key, version);
+            }
+            Ok::<_, anyhow::Error>(seen)
+        }
+    };
+    let apply = |file: &Path| {
+        let mut cmd = kube(&[
+            "-n",
+            &ns,
+            "apply",
+            "--server-side",
+            "--field-manager=gitops-sync",
+            "-f",
+        ]);
+        cmd.arg(file);
+        cmd
+    };
+    run(&mut apply(&renders[0].0), "kubectl apply")
+        .await?
+        .ok("kubectl apply --server-side (first render)")?;
+    let first = observe(renders[0].0.clone()).await?;
+    run(&mut apply(&renders[1].0), "kubectl apply")
+        .await?
+        .ok("kubectl apply --server-side (second render)")?;
+    let second = observe(renders[1].0.clone()).await?;
+    ensure!(
+        first.len() == docs.len(),
+        "kubectl get found {} of the {} rendered objects",
+        first.len(),
+        docs.len()
+    );
+    let changed: Vec<String> = first
+        .iter()
+        .filter(|(k, v)| second.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {v} -> {:?}", second.get(k)))
+        .collect();
+    ensure!(
+        changed.is_empty(),
+        "the second apply of an identical render changed: {changed:?}"
+    );
+    eprintln!(
+        "gitOps: two renders identical ({} objects, no Secret); the second apply changed none",
+        docs.len()
+    );
+
+    // Cluster-scoped objects of this release; the namespace takes the rest with it.
+    for kind in ["clusterrole", "clusterrolebinding"] {
+        let _ = kube(&[
+            "delete",
+            kind,
+            &format!("{release}-atfleet-operator"),
+            "--wait=false",
+        ])
+        .output()
+        .await;
+    }
+    let _ = kube(&["delete", "namespace", &ns, "--wait=false"])
+        .output()
+        .await;
+    Ok(())
 }
