@@ -114,10 +114,11 @@ async fn mldsa65_pkam_and_apkam_with_dilithium_py_keys() {
         format!("data:success\n{ATSIGN}@")
     );
 
-    // APKAM: an enrollment whose apkamPublicKey is an ML-DSA-65 key.
+    // APKAM: an enrollment whose apkamPublicKey is an ML-DSA-65 key, recorded with its
+    // signingAlgo as 3.16 clients send it.
     let apkam_public = keygen(&dir, "apkam").await;
     let r = json(&owner.send(&format!(
-        r#"enroll:request:{{"appName":"pq","deviceName":"lattice","apkamPublicKey":"{apkam_public}","encryptedDefaultEncryptionPrivateKey":"ZW5j","encryptedDefaultSelfEncryptionKey":"c2Vs"}}"#
+        r#"enroll:request:{{"appName":"pq","deviceName":"lattice","apkamPublicKey":"{apkam_public}","signingAlgo":"mldsa65","encryptedDefaultEncryptionPrivateKey":"ZW5j","encryptedDefaultSelfEncryptionKey":"c2Vs"}}"#
     )).await);
     assert_eq!(r["status"], "approved");
     let id = r["enrollmentId"].as_str().unwrap().to_string();
@@ -142,5 +143,39 @@ async fn mldsa65_pkam_and_apkam_with_dilithium_py_keys() {
             .await,
         format!("data:success\n{ATSIGN}@")
     );
+    // The record's algorithm decides, not the command's (3.16): a misstated claim still
+    // verifies as ML-DSA ...
+    let mut again = server.connect().await;
+    let challenge = data(&again.send(&format!("from:{ATSIGN}")).await).to_string();
+    let sig = sign(&dir, "apkam", &challenge).await;
+    assert_eq!(
+        again
+            .send(&format!("pkam:signingAlgo:rsa2048:enrollmentId:{id}:{sig}"))
+            .await,
+        "data:success"
+    );
+    // ... and an ML-DSA key enrolled without its signingAlgo is read as RSA, so it is refused.
+    let unnamed_public = keygen(&dir, "unnamed").await;
+    let r = json(&owner.send(&format!(
+        r#"enroll:request:{{"appName":"pq","deviceName":"unnamed","apkamPublicKey":"{unnamed_public}","encryptedDefaultEncryptionPrivateKey":"ZW5j","encryptedDefaultSelfEncryptionKey":"c2Vs"}}"#
+    )).await);
+    let unnamed = r["enrollmentId"].as_str().unwrap().to_string();
+    let mut c = server.connect().await;
+    let challenge = data(&c.send(&format!("from:{ATSIGN}")).await).to_string();
+    let sig = sign(&dir, "unnamed", &challenge).await;
+    assert_eq!(
+        code(
+            &c.send(&format!(
+                "pkam:signingAlgo:mldsa65:enrollmentId:{unnamed}:{sig}"
+            ))
+            .await
+        ),
+        "AT0401"
+    );
+    // An unknown signingAlgo in a request is refused before anything is stored.
+    let bad = owner
+        .send(r#"enroll:request:{"appName":"x","deviceName":"y","apkamPublicKey":"k","signingAlgo":"dsa"}"#)
+        .await;
+    assert_eq!(code(&bad), "AT0022");
     server.stop().await;
 }

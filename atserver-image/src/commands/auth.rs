@@ -170,25 +170,28 @@ pub async fn pkam(s: &mut Session, p: PkamParams) -> CmdResult {
     let args = pkam_args(&p)?;
     throttle_check(s)?;
     let challenge = take_challenge(s)?;
-    let (public_key, enrollment) = match args.enrollment {
+    // With an enrollment the record's algorithm decides (3.16), so one key blob is never read
+    // under an algorithm its enrollment did not name; legacy PKAM keeps the command's.
+    let (public_key, enrollment, signing) = match args.enrollment {
         Some(id) => {
-            let (key, namespaces) = super::enroll::record::approved_key(s, id).await?;
+            let (key, namespaces, recorded) = super::enroll::record::approved_key(s, id).await?;
             (
                 key,
                 Some(Enrollment {
                     id: id.to_string(),
                     namespaces,
                 }),
+                recorded,
             )
         }
         None => match read(&s.shared, PKAM_PUBLIC_KEY).await? {
-            Read::Active(r) => (r.value.unwrap_or_default(), None),
+            Read::Active(r) => (r.value.unwrap_or_default(), None, args.signing),
             _ => return Err(AtError::not_found(PKAM_PUBLIC_KEY)),
         },
     };
     let sig = p.signature.clone();
     let verified = tokio::task::spawn_blocking(move || {
-        crypto::verify_pkam(&public_key, &challenge, &sig, args.signing, args.hashing)
+        crypto::verify_pkam(&public_key, &challenge, &sig, signing, args.hashing)
     })
     .await
     .map_err(|_| AtError::internal("verification task failed"))?;

@@ -9,6 +9,8 @@ use crate::error::AtError;
 use crate::keystore::{self, Read};
 use crate::metadata::MetaUpdate;
 use crate::session::Session;
+use at_protocol::command::EnrollRequest;
+use at_protocol::crypto::SigningAlgo;
 use at_protocol::ErrorCode;
 
 pub const PENDING_TTL_MS: i64 = 48 * 3600 * 1000;
@@ -95,11 +97,37 @@ pub async fn save(s: &Session, id: &str, st: &Stored, ttl: Option<i64>) -> Resul
     Ok(())
 }
 
-/// The APKAM public key and namespaces of an approved enrollment, or the error pkam answers.
+/// The `signingAlgo` an `enroll:request` or `enroll:update` names for its APKAM key (3.16).
+pub fn requested_signing_algo(p: &EnrollRequest) -> Result<Option<SigningAlgo>, AtError> {
+    match p.other.get("signingAlgo") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                AtError::new(
+                    ErrorCode::IllegalArguments,
+                    format!("unknown signingAlgo {v}"),
+                )
+            }),
+    }
+}
+
+/// The algorithm PKAM verifies an enrollment's key with: the one its record names (3.16: the
+/// record decides, not the `pkam:` command), RSA-2048 for records written without one.
+pub fn recorded_signing_algo(st: &Stored) -> SigningAlgo {
+    st.str("signingAlgo")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(SigningAlgo::Rsa2048)
+}
+
+/// The APKAM public key, namespaces and signing algorithm of an approved enrollment, or the
+/// error pkam answers.
 pub async fn approved_key(
     s: &Session,
     id: &str,
-) -> Result<(String, BTreeMap<String, String>), AtError> {
+) -> Result<(String, BTreeMap<String, String>, SigningAlgo), AtError> {
     let st = load(s, id).await?.ok_or_else(|| {
         AtError::handler(
             ErrorCode::TooManyRequests,
@@ -110,6 +138,7 @@ pub async fn approved_key(
         "approved" => Ok((
             st.str("apkamPublicKey").unwrap_or_default().to_string(),
             st.namespaces(),
+            recorded_signing_algo(&st),
         )),
         "pending" => Err(AtError::handler(
             ErrorCode::ApkamAuthFailed,

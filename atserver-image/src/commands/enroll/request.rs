@@ -57,6 +57,7 @@ pub async fn request(s: &mut Session, p: &EnrollRequest) -> CmdResult {
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "deviceName is mandatory"))?;
     let apkam_key = given(&p.apkam_public_key)
         .ok_or_else(|| AtError::new(ErrorCode::IllegalArguments, "apkamPublicKey is mandatory"))?;
+    let signing_algo = super::record::requested_signing_algo(p)?;
     let now = s.shared.clock.now_millis();
     s.enroll_requests.retain(|t| now - t < ENROLL_WINDOW_MS);
     if s.enroll_requests.len() >= MAX_ENROLL_REQUESTS {
@@ -116,6 +117,10 @@ pub async fn request(s: &mut Session, p: &EnrollRequest) -> CmdResult {
     st.value.insert("deviceName".into(), json!(device));
     st.value.insert("namespaces".into(), json!(namespaces));
     st.value.insert("apkamPublicKey".into(), json!(apkam_key));
+    if let Some(algo) = signing_algo {
+        st.value
+            .insert("signingAlgo".into(), json!(algo.wire_name()));
+    }
     st.value
         .insert("requestType".into(), json!("newEnrollment"));
     st.value.insert(
