@@ -28,7 +28,9 @@ mod tests {
 
     #[test]
     fn compiles_and_refuses() {
-        assert!(compile(r"^phone\.wavi@").unwrap().is_match("phone.wavi@alice"));
+        assert!(compile(r"^phone\.wavi@")
+            .unwrap()
+            .is_match("phone.wavi@alice"));
         assert!(compile("(unclosed").is_err());
         assert!(compile(r"\w{1000}{1000}").is_err());
         assert!(compile_optional(None).unwrap().is_none());
