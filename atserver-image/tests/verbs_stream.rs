@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use at_protocol::command::StreamAnnouncement;
 use common::{TestServer, ATSIGN};
 use rand::RngCore;
 use rustls::pki_types::ServerName;
@@ -74,9 +75,8 @@ async fn ten_mib_move_intact_from_sender_to_receiver() {
         format!("{ATSIGN}:stream_id {ATSIGN}:{id}:ZmlsZS5iaW4=:{LEN}")
     );
     // The receiver takes the id and length from the announcement.
-    let (_, announced) = text.split_once(' ').unwrap();
-    let fields: Vec<&str> = announced.split(':').collect();
-    let (stream_id, length) = (fields[1], fields[3].parse::<usize>().unwrap());
+    let announced = StreamAnnouncement::parse(&text).unwrap();
+    let (stream_id, length) = (announced.stream_id.as_str(), announced.length as usize);
 
     let mut receiver = raw(&server).await;
     assert_eq!(read_exact(&mut receiver, 1).await, b"@");

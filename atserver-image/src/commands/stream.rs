@@ -14,7 +14,8 @@
 //! Unlike the reference, resume needs authentication (it makes this server send a
 //! notification), and `stream:send`, which the reference ignores, gets AT0003.
 
-use at_protocol::command::{StreamOp, StreamParams};
+use at_protocol::command::{StreamAnnouncement, StreamOp, StreamParams};
+use at_protocol::AtSign;
 
 use crate::error::AtError;
 use crate::keystore;
@@ -46,13 +47,12 @@ fn require_auth(s: &Session) -> Result<(), AtError> {
     }
 }
 
-fn receiver_of(p: &StreamParams) -> Result<String, AtError> {
+fn receiver_of(p: &StreamParams) -> Result<AtSign, AtError> {
     let who = p
         .receiver
         .as_deref()
         .ok_or_else(|| AtError::syntax("stream needs @<receiver>"))?;
-    let atsign = at_protocol::AtSign::parse(who).map_err(|e| AtError::syntax(e.to_string()))?;
-    Ok(atsign.as_str().to_string())
+    AtSign::parse(who).map_err(|e| AtError::syntax(e.to_string()))
 }
 
 fn invalid_stream_id() -> AtError {
@@ -74,16 +74,17 @@ async fn init(s: &mut Session, p: StreamParams) -> CmdResult {
         RelayError::InUse => AtError::syntax("stream id already in use"),
         RelayError::Unknown => invalid_stream_id(),
     })?;
-    let stream_key = match p.effective_namespace() {
-        Some(ns) => format!("stream_id.{ns}"),
-        None => "stream_id".to_string(),
-    };
-    let me = s.atsign().to_string();
-    let text = format!(
-        "{receiver}:{stream_key} {me}:{}:{file_name}:{length}",
-        p.stream_id
-    );
-    notify_text(s, &receiver, text).await?;
+    let me = AtSign::parse(s.atsign()).map_err(|e| AtError::internal(e.to_string()))?;
+    let text = StreamAnnouncement {
+        receiver: receiver.clone(),
+        namespace: p.effective_namespace().map(str::to_string),
+        sender: me,
+        stream_id: p.stream_id.clone(),
+        file_name: file_name.to_string(),
+        length,
+    }
+    .to_string();
+    notify_text(s, receiver.as_str(), text).await?;
     s.stream = Some(link);
     Ok(Reply::Silent)
 }
@@ -114,7 +115,7 @@ async fn resume(s: &mut Session, p: StreamParams) -> CmdResult {
     let receiver = receiver_of(&p)?;
     let start = p.start_byte.unwrap_or(0);
     let text = format!("{receiver}:stream_resume {}:{start}", p.stream_id);
-    notify_text(s, &receiver, text).await?;
+    notify_text(s, receiver.as_str(), text).await?;
     Ok(Reply::Silent)
 }
 

@@ -28,7 +28,7 @@ pub use notify::{
     MessageType, MonitorParams, NotifyAllParams, NotifyListParams, NotifyOp, NotifyParams, Strategy,
 };
 pub use route::{route, Verb};
-pub use stream::{StreamOp, StreamParams};
+pub use stream::{StreamAnnouncement, StreamOp, StreamParams};
 pub use sync::{BatchParams, BatchRequest, BatchResponse, BatchResult, SyncFromParams};
 
 use crate::atsign::{AtSign, AtSignError};

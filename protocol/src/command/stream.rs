@@ -11,6 +11,7 @@ use std::fmt;
 
 use super::cursor::{parse_u64, Cursor};
 use super::ParseError;
+use crate::atsign::AtSign;
 
 /// The operation of a `stream:` command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +63,88 @@ impl StreamParams {
     /// The namespace unless absent or the text `null` at_client sends for "none".
     pub fn effective_namespace(&self) -> Option<&str> {
         self.namespace.as_deref().filter(|ns| *ns != "null")
+    }
+
+    /// `stream:init@<receiver> namespace:<ns|null> <id> <fileName> <length>`, as at_client sends it.
+    pub fn init(
+        receiver: &AtSign,
+        namespace: Option<&str>,
+        stream_id: &str,
+        file_name: &str,
+        length: u64,
+    ) -> StreamParams {
+        StreamParams {
+            operation: StreamOp::Init,
+            receiver: Some(receiver.name().to_string()),
+            namespace: Some(namespace.unwrap_or("null").to_string()),
+            start_byte: None,
+            stream_id: stream_id.to_string(),
+            file_name: Some(file_name.to_string()),
+            length: Some(length),
+        }
+    }
+
+    /// `stream:receive <id>` or `stream:done <id>` (what the receiving side sends).
+    pub fn for_id(operation: StreamOp, stream_id: &str) -> StreamParams {
+        StreamParams {
+            operation,
+            receiver: None,
+            namespace: None,
+            start_byte: None,
+            stream_id: stream_id.to_string(),
+            file_name: None,
+            length: None,
+        }
+    }
+}
+
+/// The notification text a sender's atServer sends the receiver for `stream:init`:
+/// `@bob:stream_id[.<ns>] @alice:<id>:<fileName>:<length>` (the receiver then connects to
+/// @alice's server and sends `stream:receive <id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAnnouncement {
+    pub receiver: AtSign,
+    pub namespace: Option<String>,
+    pub sender: AtSign,
+    pub stream_id: String,
+    pub file_name: String,
+    pub length: u64,
+}
+
+impl StreamAnnouncement {
+    /// Parses the notification text; `None` when it is not a stream announcement.
+    pub fn parse(text: &str) -> Option<StreamAnnouncement> {
+        let (head, tail) = text.split_once(' ')?;
+        let (receiver, key) = head.split_once(':')?;
+        let namespace = match key.strip_prefix("stream_id")? {
+            "" => None,
+            rest => Some(rest.strip_prefix('.')?.to_string()),
+        };
+        let (sender, rest) = tail.split_once(':')?;
+        let (stream_id, rest) = rest.split_once(':')?;
+        let (file_name, length) = rest.rsplit_once(':')?;
+        Some(StreamAnnouncement {
+            receiver: AtSign::parse(receiver).ok()?,
+            namespace,
+            sender: AtSign::parse(sender).ok()?,
+            stream_id: stream_id.to_string(),
+            file_name: file_name.to_string(),
+            length: length.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for StreamAnnouncement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:stream_id", self.receiver)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, ".{ns}")?;
+        }
+        write!(
+            f,
+            " {}:{}:{}:{}",
+            self.sender, self.stream_id, self.file_name, self.length
+        )
     }
 }
 
@@ -188,6 +271,31 @@ mod tests {
         let p = parse("stream:resume@alice startByte:512 abc");
         assert_eq!(p.start_byte, Some(512));
         assert_eq!(p.receiver.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn builders_and_announcements_round_trip() {
+        let bob = AtSign::parse("@bob").unwrap();
+        let init = StreamParams::init(&bob, None, "id-1", "ZmlsZQ==", 10);
+        assert_eq!(
+            init.to_string(),
+            "stream:init@bob namespace:null id-1 ZmlsZQ== 10"
+        );
+        assert_eq!(parse(&init.to_string()), init);
+        assert_eq!(
+            StreamParams::for_id(StreamOp::Done, "id-1").to_string(),
+            "stream:done id-1"
+        );
+        for text in [
+            "@bob:stream_id @alice:id-1:ZmlsZQ==:10",
+            "@bob:stream_id.wavi @alice:id-1:my:file:10",
+        ] {
+            let a = StreamAnnouncement::parse(text).unwrap();
+            assert_eq!(a.to_string(), text);
+            assert_eq!(a.length, 10);
+        }
+        assert!(StreamAnnouncement::parse("@bob:stream_resume id:5").is_none());
+        assert!(StreamAnnouncement::parse("@bob:stream_id @alice:id:f:x").is_none());
     }
 
     #[test]
