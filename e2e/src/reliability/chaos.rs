@@ -86,7 +86,7 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
         format!(
             "The upstream control plane (etcd, kube-apiserver, kube-controller-manager, \
              kube-scheduler; controller QPS {CONTROLLER_QPS}), the node agent in simulation mode \
-             (pods scheduled and reported Ready without processes), the release `atdirectory` on a \
+             (pods scheduled and reported Ready without processes), `atdirectory` on a \
              fresh PostgreSQL, and `atfleet-operator` (default flags, one replica; both from --bin-dir) as \
              the chart's ServiceAccount through a fault proxy: {e:.0}% of writes fail with 500 and \
              {c:.0}% with 409, {t:.0}% of all requests get 429, watches are cut after 30 s. \

@@ -81,7 +81,8 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
              alternating replicas, 10 s client timeout) run while the harness stops the primary \
              hard (pg_ctl -m immediate) for {down} s and starts it again, {restarts} time(s), and \
              then stops it hard, waits {down} s, promotes the standby and switches the forwarder; \
-             {settle} s of load before the first fault and after each recovery. A lookup answer is \
+             {settle} s of load before the first fault and after each recovery (longer, up to a \
+             minute, until a registration sent after the recovery is acknowledged). A lookup answer is \
              wrong when it gives an address other than the one registered, or `null` for an Atsign \
              whose registration was acknowledged; refused means no answer (closed, error, or none \
              within 10 s). Lost: acknowledged registrations missing from the promoted standby \
@@ -153,8 +154,10 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
             tokio::time::sleep(plan.down).await;
             pg.start_node(&pg.primary).await?;
             outage.store(false, Ordering::SeqCst);
-            recoveries.push(("restart", Instant::now()));
+            let at = Instant::now();
+            recoveries.push(("restart", at));
             tokio::time::sleep(plan.settle).await;
+            until_resumed(&ledger, at).await;
         }
         outage.store(true, Ordering::SeqCst);
         pg.stop_hard(&pg.primary).await?;
@@ -162,8 +165,10 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
         pg.promote(&pg.standby).await?;
         fwd.switch(pg.standby.addr());
         outage.store(false, Ordering::SeqCst);
-        recoveries.push(("failover", Instant::now()));
+        let at = Instant::now();
+        recoveries.push(("failover", at));
         tokio::time::sleep(plan.settle).await;
+        until_resumed(&ledger, at).await;
         Ok::<_, ReliabilityError>(recoveries)
     }
     .await;
@@ -233,4 +238,14 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
     }
     report.violations = tally.violations;
     Ok(report)
+}
+
+/// Keeps the load running past the settle time until a registration sent after `at` was
+/// acknowledged (or a minute passed), so a slow recovery is measured rather than cut off by the
+/// next fault or the end of the run.
+async fn until_resumed(ledger: &Ledger, at: Instant) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ledger.resumed_after(at).is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
