@@ -49,6 +49,8 @@ struct Plan {
     kill_every: (u64, u64),
     /// Longest a phase (rollout, deletion) may take.
     cap: Duration,
+    /// The operator's leader lease (the chart's 15 s; the shortest allowed in a short run).
+    lease_seconds: u64,
     seed: u64,
 }
 
@@ -58,8 +60,9 @@ impl Plan {
             atsigns: ctx.scale.pick(500, 20),
             kill_every: match ctx.scale {
                 Scale::Full => (10, 30),
-                Scale::Short => (2, 6),
+                Scale::Short => (4, 8),
             },
+            lease_seconds: ctx.scale.pick(15, 3) as u64,
             cap: Duration::from_secs(ctx.scale.pick(1500, 400) as u64),
             seed: std::env::var("ATFLEET_RELIABILITY_SEED")
                 .ok()
@@ -87,7 +90,7 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
             "The upstream control plane (etcd, kube-apiserver, kube-controller-manager, \
              kube-scheduler; controller QPS {CONTROLLER_QPS}), the node agent in simulation mode \
              (pods scheduled and reported Ready without processes), `atdirectory` on a \
-             fresh PostgreSQL, and `atfleet-operator` (default flags, one replica; both from --bin-dir) as \
+             fresh PostgreSQL, and `atfleet-operator` (one replica, default flags plus leader election as the chart enables it, lease {lease} s, a new identity per process; both from --bin-dir) as \
              the chart's ServiceAccount through a fault proxy: {e:.0}% of writes fail with 500 and \
              {c:.0}% with 409, {t:.0}% of all requests get 429, watches are cut after 30 s. \
              {n} Atsigns (storage.retention Delete) are created 16 at a time and then, once all \
@@ -104,6 +107,7 @@ pub async fn run(ctx: &Ctx) -> Result<SectionReport, ReliabilityError> {
             k0 = plan.kill_every.0,
             k1 = plan.kill_every.1,
             seed = plan.seed,
+            lease = plan.lease_seconds,
         ),
     );
     let controlplane_bin =
@@ -186,6 +190,7 @@ async fn chaos(
         kubeconfig,
         dir,
         PathBuf::from(&ctx.log),
+        plan.lease_seconds,
     )?;
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let result = phases(plan, &admin, dir, &mut operator, &mut rng, report).await;

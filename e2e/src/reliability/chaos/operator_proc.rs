@@ -16,6 +16,10 @@ pub struct OperatorProc<'a> {
     kubeconfig: PathBuf,
     directory: &'a Directory,
     log: PathBuf,
+    /// The lease duration each process is started with.
+    lease_seconds: u64,
+    /// Processes started so far; each gets its own identity, as each pod of a Deployment would.
+    started: u64,
     child: Option<Child>,
     /// SIGKILLs sent by the harness.
     pub kills: u64,
@@ -29,12 +33,15 @@ impl<'a> OperatorProc<'a> {
         kubeconfig: PathBuf,
         directory: &'a Directory,
         log: PathBuf,
+        lease_seconds: u64,
     ) -> Result<OperatorProc<'a>, ReliabilityError> {
         let mut p = OperatorProc {
             bin,
             kubeconfig,
             directory,
             log,
+            lease_seconds,
+            started: 0,
             child: None,
             kills: 0,
             exits: Vec::new(),
@@ -44,7 +51,14 @@ impl<'a> OperatorProc<'a> {
     }
 
     fn spawn(&mut self) -> Result<(), ReliabilityError> {
-        let cmd = operator_command(&self.bin, &self.kubeconfig, self.directory);
+        let mut cmd = operator_command(&self.bin, &self.kubeconfig, self.directory);
+        // Leader election on, as the chart deploys it: a restarted operator first waits out the
+        // lease its killed predecessor could not release.
+        self.started += 1;
+        cmd.args(["--leader-election", "--lease-seconds"])
+            .arg(self.lease_seconds.to_string())
+            .arg("--identity")
+            .arg(format!("atfleet-operator-chaos-{}", self.started));
         let spawned = Spawned::start(cmd, "atfleet-operator", &self.log)?;
         self.child = Some(spawned.drain_stdout());
         Ok(())
