@@ -50,6 +50,11 @@ pub struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RotationLabels {
+    pub step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub operation: String,
     pub result: String,
@@ -67,6 +72,7 @@ pub struct Metrics {
     pub drift_corrections: Family<KindLabels, Counter>,
     pub api_errors: Family<RequestLabels, Counter>,
     pub reconcile_outcomes: Family<StepLabels, Counter>,
+    pub ca_rotation_steps: Family<RotationLabels, Counter>,
     pub queue_depth: Gauge,
     pub queue_oldest: Gauge<f64, AtomicU64>,
     pub queue_wait: Histogram,
@@ -109,6 +115,12 @@ impl Metrics {
             "reconcile_outcomes",
             "Finished reconciles by the step they ended in and its reason (Ok when all steps ran)",
             reconcile_outcomes.clone(),
+        );
+        let ca_rotation_steps = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "ca_rotation_steps",
+            "Moves of the built-in CA's rotation made (Begin, Promote, Retire)",
+            ca_rotation_steps.clone(),
         );
         let queue_depth = Gauge::default();
         registry.register(
@@ -186,6 +198,7 @@ impl Metrics {
             drift_corrections,
             api_errors,
             reconcile_outcomes,
+            ca_rotation_steps,
             queue_depth,
             queue_oldest,
             queue_wait,
@@ -262,6 +275,13 @@ impl Metrics {
             .map(|t| t.elapsed().as_secs_f64())
             .fold(0.0, f64::max);
         self.queue_oldest.set(oldest);
+    }
+
+    /// A move of the built-in CA's rotation was made.
+    pub fn ca_rotation(&self, step: &str) {
+        self.ca_rotation_steps
+            .get_or_create(&RotationLabels { step: step.into() })
+            .inc();
     }
 
     pub fn drift_corrected(&self, kind: &str) {

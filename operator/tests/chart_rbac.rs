@@ -76,7 +76,8 @@ const SELF: &[(&str, &str, &[&str], &str)] = &[
         &["get", "create", "update"],
         "",
     ),
-    ("", "secrets", &["get"], "atfleet-ca"),
+    // The built-in CA's rotation patches it (controller/ca_rotation.rs).
+    ("", "secrets", &["get", "patch"], "atfleet-ca"),
     ("", "secrets", &["create"], ""),
 ];
 fn documented(watch: &[&str]) -> BTreeSet<Grant> {
@@ -95,6 +96,15 @@ fn documented(watch: &[&str]) -> BTreeSet<Grant> {
     for (group, resource, verbs) in CLUSTER {
         add("cluster", group, resource, verbs, "");
     }
+    // The chart's default class, which the operator applies at start (server-side apply that
+    // creates it: create too), by name only.
+    add(
+        "cluster",
+        "atfleet.dev",
+        "atserverclasses",
+        &["create", "patch"],
+        "standard",
+    );
     let scopes: Vec<&str> = if watch.is_empty() {
         vec!["cluster"]
     } else {

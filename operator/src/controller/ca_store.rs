@@ -1,5 +1,9 @@
 //! Loads the built-in CA from its Secret, creating the Secret on first use. Creation races
 //! between replicas are settled by the API server: whoever loses reads the winner's CA.
+//!
+//! During a rotation (see [`super::ca_rotation`]) the Secret also holds the incoming CA
+//! (`next.crt`/`next.key`: trusted, not yet issuing) or the outgoing one (`previous.crt`:
+//! trusted until every leaf it issued is replaced).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +19,39 @@ use super::Error;
 use crate::build::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::tls::{BuiltInCa, CA_CERT_KEY, CA_KEY_KEY};
 
+/// Keys of the incoming and outgoing CAs in the CA Secret.
+pub const NEXT_CERT_KEY: &str = "next.crt";
+pub const NEXT_KEY_KEY: &str = "next.key";
+pub const PREVIOUS_CERT_KEY: &str = "previous.crt";
+
+/// The built-in CA as the Secret holds it.
+pub struct CaState {
+    /// The CA that issues leaves now.
+    pub issuing: BuiltInCa,
+    /// Being rotated in: trusted everywhere before it issues.
+    pub next: Option<(String, String)>,
+    /// Rotated out: trusted until no leaf of it is left.
+    pub previous: Option<String>,
+}
+
+impl CaState {
+    /// Every CA an atServer must trust now. Sorted, not issuing first: promoting the incoming
+    /// CA leaves the same two in the bundle, so the same text and no second roll of every pod.
+    pub fn trusted(&self) -> Vec<String> {
+        let mut cas: Vec<String> = std::iter::once(self.issuing.cert_pem().to_owned())
+            .chain(self.next.as_ref().map(|(c, _)| c.clone()))
+            .chain(self.previous.clone())
+            .collect();
+        cas.sort();
+        cas
+    }
+}
+
 pub struct CaStore {
-    api: Api<Secret>,
-    name: String,
+    pub(super) api: Api<Secret>,
+    pub(super) name: String,
     namespace: String,
-    cached: Mutex<Option<Arc<BuiltInCa>>>,
+    cached: Mutex<Option<Arc<CaState>>>,
 }
 
 impl CaStore {
@@ -32,7 +64,7 @@ impl CaStore {
         }
     }
 
-    pub async fn get(&self) -> Result<Arc<BuiltInCa>, Error> {
+    pub async fn get(&self) -> Result<Arc<CaState>, Error> {
         let mut cached = self.cached.lock().await;
         if let Some(ca) = cached.as_ref() {
             return Ok(ca.clone());
@@ -42,7 +74,14 @@ impl CaStore {
         Ok(ca)
     }
 
-    async fn load_or_create(&self) -> Result<BuiltInCa, Error> {
+    /// Replaces the cached state with what `secret` (just written by the rotation) holds.
+    pub async fn set(&self, secret: &Secret) -> Result<Arc<CaState>, Error> {
+        let state = Arc::new(self.parse(secret)?);
+        *self.cached.lock().await = Some(state.clone());
+        Ok(state)
+    }
+
+    async fn load_or_create(&self) -> Result<CaState, Error> {
         if let Some(secret) = self.api.get_opt(&self.name).await? {
             return self.parse(&secret);
         }
@@ -70,7 +109,11 @@ impl CaStore {
         match self.api.create(&PostParams::default(), &secret).await {
             Ok(_) => {
                 tracing::info!(namespace = %self.namespace, name = %self.name, "created the built-in CA");
-                Ok(ca)
+                Ok(CaState {
+                    issuing: ca,
+                    next: None,
+                    previous: None,
+                })
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let secret = self.api.get(&self.name).await?;
@@ -80,16 +123,24 @@ impl CaStore {
         }
     }
 
-    fn parse(&self, secret: &Secret) -> Result<BuiltInCa, Error> {
+    pub(super) fn parse(&self, secret: &Secret) -> Result<CaState, Error> {
         let data = secret.data.as_ref();
-        let field = |k: &str| {
+        let optional = |k: &str| {
             data.and_then(|d| d.get(k))
                 .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                .ok_or_else(|| Error::CaSecret(format!("{}/{}", self.namespace, self.name)))
+                .filter(|s| !s.trim().is_empty())
         };
-        Ok(BuiltInCa::from_pem(
-            &field(CA_CERT_KEY)?,
-            &field(CA_KEY_KEY)?,
-        )?)
+        let field = |k: &str| {
+            optional(k).ok_or_else(|| Error::CaSecret(format!("{}/{}", self.namespace, self.name)))
+        };
+        let next = match (optional(NEXT_CERT_KEY), optional(NEXT_KEY_KEY)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        };
+        Ok(CaState {
+            issuing: BuiltInCa::from_pem(&field(CA_CERT_KEY)?, &field(CA_KEY_KEY)?)?,
+            next,
+            previous: optional(PREVIOUS_CERT_KEY),
+        })
     }
 }

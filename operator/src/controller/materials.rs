@@ -53,7 +53,8 @@ pub async fn builtin(
     now: Timestamp,
     renewal: RenewalPoint,
 ) -> Result<TlsState, Error> {
-    let ca = ctx.ca.get().await?;
+    let state = ctx.ca.get().await?;
+    let ca = &state.issuing;
     let current = existing.and_then(|s| Some((field(s, "tls.crt")?, field(s, "ca.crt")?)));
     let reason = reissue_reason(current, ca.cert_pem().as_bytes(), host, now, renewal);
     let material = match (reason, existing) {
@@ -73,7 +74,7 @@ pub async fn builtin(
     let info = inspect(material.cert_pem.as_bytes()).ok();
     Ok(TlsState {
         present: true,
-        issuer_cas: vec![ca.cert_pem().to_owned()],
+        issuer_cas: state.trusted(),
         material: Some(material),
         info,
         reissued,

@@ -1,6 +1,7 @@
 //! The Atsign controller: watches, the reconcile pipeline, the finalizer and status.
 
 mod apply;
+mod ca_rotation;
 mod ca_store;
 mod cache;
 mod claims;
@@ -35,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::resolve::Defaults;
 use crate::tls::TlsError;
 
+pub use ca_rotation::ROTATE_ANNOTATION;
 pub use conditions::{compute_status, Observed};
 
 /// The finalizer that holds an Atsign until it is deregistered and its pod stopped.
@@ -310,6 +312,20 @@ async fn run_scope(
         .await;
 }
 
+/// Advances the built-in CA's rotation once per resync (see [`ca_rotation`]) until shutdown.
+async fn rotate_ca(ctx: Arc<Context>, shutdown: CancellationToken) {
+    loop {
+        match ca_rotation::advance(&ctx).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "built-in CA rotation"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(jitter(ctx.config.resync)) => {}
+        }
+    }
+}
+
 /// A watch-stream hook: a change of `K` starts the wait of the Atsign `atsign` maps it to.
 fn queued<K: kube::Resource>(
     metrics: Arc<Metrics>,
@@ -354,5 +370,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let tasks = scopes
         .into_iter()
         .map(|scope| run_scope(ctx.clone(), scope, shutdown.clone().cancelled_owned()));
-    futures::future::join_all(tasks).await;
+    let rotation = rotate_ca(ctx.clone(), shutdown.clone());
+    futures::future::join(futures::future::join_all(tasks), rotation).await;
 }

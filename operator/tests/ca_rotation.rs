@@ -1,0 +1,164 @@
+//! Rotation of the built-in CA on the real control plane (the upstream StatefulSet controller
+//! rolls the pods; the node agent reports them Ready without running them): asked for with an
+//! annotation on the CA Secret, it ends with every leaf issued by the new CA and the old one
+//! trusted nowhere, and at no moment is a leaf of the new CA served while some pod runs on a
+//! bundle that lacks it.
+
+mod common;
+
+use std::time::Duration;
+
+use atfleet_operator::build::trust_checksum;
+use common::*;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+
+const NAMES: [&str; 3] = ["rota", "rotb", "rotc"];
+
+fn text(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+}
+
+/// One Atsign's leaf CA, trust bundle, and whether its pod runs on that bundle.
+struct Seen {
+    name: &'static str,
+    leaf_ca: String,
+    trust: String,
+    running_on_trust: bool,
+}
+
+async fn fleet(client: &kube::Client) -> Vec<Seen> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
+    let all = statefulsets
+        .list(&ListParams::default())
+        .await
+        .expect("statefulsets")
+        .items;
+    let mut out = Vec::new();
+    for name in NAMES {
+        let Ok(secret) = secrets.get(&format!("{name}-tls")).await else {
+            continue;
+        };
+        let (Some(leaf_ca), Some(trust)) =
+            (text(&secret, "ca.crt"), text(&secret, "trust-bundle.crt"))
+        else {
+            continue;
+        };
+        let sts = all
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name));
+        let running_on_trust = sts.is_some_and(|s| {
+            let checksum = s
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get("atfleet.dev/trust-checksum"));
+            let settled = s.status.as_ref().is_some_and(|st| {
+                st.observed_generation >= s.metadata.generation
+                    && st.updated_replicas.unwrap_or(0) >= 1
+            });
+            checksum == Some(&trust_checksum(&trust)) && settled
+        });
+        out.push(Seen {
+            name,
+            leaf_ca,
+            trust,
+            running_on_trust,
+        });
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_rotation_trusts_the_new_ca_everywhere_before_it_issues() {
+    let (sim, client) = cluster().await;
+    let (_dir, op) = operated(&client).await;
+    for name in NAMES {
+        create_atsign(&client, name, json!({})).await;
+    }
+    for name in NAMES {
+        wait_condition(&client, name, "Ready", "True").await;
+    }
+    let cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
+    let old = text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt").expect("ca.crt");
+
+    cas.patch(
+        "atfleet-ca",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": {
+            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
+    )
+    .await
+    .expect("ask for a rotation");
+
+    // The bundle each pod was last seen running on (a rolling pod runs on the one before).
+    let running: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<&str, String>>> =
+        Default::default();
+    let mut checks = 0;
+    atfleet_test_support::wait::eventually(
+        "the rotation completes",
+        Duration::from_secs(240),
+        || {
+            let (client, cas, old, running) =
+                (client.clone(), cas.clone(), old.clone(), running.clone());
+            checks += 1;
+            async move {
+                let ca = cas.get("atfleet-ca").await.expect("CA");
+                let current = text(&ca, "ca.crt").unwrap_or_default();
+                let seen = fleet(&client).await;
+                let mut running = running.lock().expect("lock");
+                for s in seen.iter().filter(|s| s.running_on_trust) {
+                    running.insert(s.name, s.trust.clone());
+                }
+                // The invariant: once any leaf of a new CA is served, every pod runs on a
+                // bundle that trusts it.
+                for leaf in seen.iter().filter(|s| s.leaf_ca != old) {
+                    for name in NAMES {
+                        let trust = running.get(name).map(String::as_str).unwrap_or_default();
+                        assert!(
+                            trust.contains(leaf.leaf_ca.trim()),
+                            "{}'s leaf from the new CA is served while {name}'s pod runs on a \
+                             bundle without that CA",
+                            leaf.name
+                        );
+                    }
+                }
+                current != old
+                    && text(&ca, "next.crt").is_none()
+                    && text(&ca, "previous.crt").is_none()
+                    && seen.len() == NAMES.len()
+                    && seen.iter().all(|s| {
+                        s.leaf_ca == current
+                            && !s.trust.contains(old.trim())
+                            && s.trust.contains(current.trim())
+                            && s.running_on_trust
+                    })
+            }
+        },
+    )
+    .await;
+    assert!(checks > 1);
+    for name in NAMES {
+        wait_condition(&client, name, "Ready", "True").await;
+    }
+    let metrics = op.metrics.encode();
+    for step in ["Begin", "Promote", "Retire"] {
+        assert!(
+            metrics.contains(&format!(
+                "atfleet_operator_ca_rotation_steps_total{{step=\"{step}\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
+    teardown(sim, op).await;
+}
