@@ -20,7 +20,7 @@ use at_protocol::AtSign;
 use crate::error::AtError;
 use crate::keystore;
 use crate::metadata::Metadata;
-use crate::notifications::{Kind, MessageType, Notification, Operation, Priority, Status};
+use crate::notifications::{Kind, MessageType, Notification};
 use crate::reply::{CmdResult, Reply};
 use crate::session::{Auth, Session};
 use crate::streams::RelayError;
@@ -124,31 +124,11 @@ async fn notify_text(s: &Session, to: &str, text: String) -> Result<(), AtError>
     let me = s.atsign().to_string();
     let now = s.shared.clock.now_millis();
     let ttl = s.shared.config.notification_ttl_ms;
-    let to_self = to == me;
+    let kind = if to == me { Kind::Received } else { Kind::Sent };
     let n = Notification {
-        id: uuid::Uuid::new_v4().to_string(),
-        from: me.clone(),
-        to: to.to_string(),
-        key: text,
-        value: None,
-        operation: Operation::Update,
         message_type: MessageType::Text,
-        kind: if to_self { Kind::Received } else { Kind::Sent },
-        status: if to_self {
-            Status::Delivered
-        } else {
-            Status::Queued
-        },
-        priority: Priority::Low,
-        strategy: "all".into(),
-        latest_n: 1,
-        notifier: "SYSTEM".into(),
-        retry_count: 0,
-        created_at: now,
-        ttl,
-        expires_at: now + ttl,
-        is_encrypted: false,
         metadata: Some(Metadata::new_record(&me, now)),
+        ..Notification::new(kind, &me, to, text, now, ttl)
     };
     keystore::notify::store_notification(&s.shared, n).await
 }

@@ -72,29 +72,22 @@ pub async fn trim(shared: &Shared, queue: &mut Vec<Notification>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notifications::{Kind, MessageType, Operation, Priority, Status};
+    use crate::notifications::Kind;
 
     fn n(id: &str, at: i64, strategy: &str, notifier: &str, latest_n: i64) -> Notification {
         Notification {
             id: id.into(),
-            from: "@alice".into(),
-            to: "@bob".into(),
-            key: format!("@bob:{id}.wavi@alice"),
-            value: None,
-            operation: Operation::Update,
-            message_type: MessageType::Key,
-            kind: Kind::Sent,
-            status: Status::Queued,
-            priority: Priority::Low,
             strategy: strategy.into(),
             latest_n,
             notifier: notifier.into(),
-            retry_count: 0,
-            created_at: at,
-            ttl: 1000,
-            expires_at: at + 1000,
-            is_encrypted: false,
-            metadata: None,
+            ..Notification::new(
+                Kind::Sent,
+                "@alice",
+                "@bob",
+                format!("@bob:{id}.wavi@alice"),
+                at,
+                1000,
+            )
         }
     }
 
