@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use atfleet_operator::build::{build, Children, Materials, TlsMaterial};
+use atfleet_operator::build::{build, Children, Materials, TlsMaterial, TlsRouteVersion};
 use atfleet_operator::crd::{AtServerClassSpec, Atsign, AtsignSpec};
 use atfleet_operator::endpoint::static_host;
 use atfleet_operator::resolve::{resolve, Defaults};
@@ -43,6 +43,7 @@ fn materials(builtin: bool, host: Option<String>) -> Materials {
         }),
         issuer_cas: vec![if builtin { OPERATOR_CA } else { ISSUER_CA }.into()],
         host,
+        tls_route_version: TlsRouteVersion::V1Alpha2,
     }
 }
 
@@ -180,6 +181,30 @@ fn tls_route_through_a_gateway() {
         },
     }));
     snapshot("tlsroute", &a, None, true);
+}
+
+/// Gateway API 1.5 and later serve TLSRoute as `v1`: the same route under that apiVersion.
+#[test]
+fn tls_route_as_v1_when_the_cluster_serves_it() {
+    let a = atsign(json!({
+        "atSign": "@alice",
+        "exposure": { "mode": "TLSRoute", "domain": "atsign.example.com", "port": 443,
+                      "gateway": { "name": "fleet", "namespace": "gateways" } },
+    }));
+    let r = resolve(&a, None, &Defaults::default()).expect("resolves");
+    let mut m = materials(true, static_host(&r));
+    let alpha = build(&a, &r, &m).tls_route.expect("route");
+    m.tls_route_version = TlsRouteVersion::V1;
+    let v1 = build(&a, &r, &m).tls_route.expect("route");
+    assert_eq!(
+        alpha.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("gateway.networking.k8s.io/v1alpha2")
+    );
+    assert_eq!(
+        v1.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("gateway.networking.k8s.io/v1")
+    );
+    assert_eq!(alpha.data, v1.data, "the spec is the same in both versions");
 }
 
 const DIRECTORY_CA: &str = "-----BEGIN CERTIFICATE-----\nDIRECTORY CA\n-----END CERTIFICATE-----\n";

@@ -676,14 +676,7 @@ async fn a_named_issuer_gets_a_cert_manager_certificate() {
 async fn load_balancer_and_tls_route_publish_the_reachable_address() {
     use kube::api::DynamicObject;
     let (sim, client) = cluster().await;
-    install_open_crd(
-        &client,
-        "gateway.networking.k8s.io",
-        "v1alpha2",
-        "TLSRoute",
-        false,
-    )
-    .await;
+    install_tls_route_crd(&client).await;
     let (dir, op) = operated(&client).await;
 
     // LoadBalancer without a DNS name: the balancer's observed address is published.

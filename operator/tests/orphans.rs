@@ -13,14 +13,7 @@ use serde_json::json;
 async fn children_the_spec_no_longer_wants_are_deleted() {
     let (sim, client) = cluster().await;
     install_open_crd(&client, "cert-manager.io", "v1", "Certificate", true).await;
-    install_open_crd(
-        &client,
-        "gateway.networking.k8s.io",
-        "v1alpha2",
-        "TLSRoute",
-        false,
-    )
-    .await;
+    install_tls_route_crd(&client).await;
     let (_dir, op) = operated(&client).await;
     let certificates: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),

@@ -23,7 +23,7 @@ use crate::crd::Atsign;
 use crate::resolve::Resolved;
 
 pub use certificate::certificate_api_resource;
-pub use service::tls_route_api_resource;
+pub use service::{tls_route_api_resource, TlsRouteVersion};
 pub use trust::trust_bundle;
 
 /// The name of the atProtocol port on the container and the Service.
@@ -89,6 +89,8 @@ pub struct Materials {
     pub issuer_cas: Vec<String>,
     /// The host the certificate must name (for a cert-manager `Certificate`), once known.
     pub host: Option<String>,
+    /// The TLSRoute version the cluster serves.
+    pub tls_route_version: TlsRouteVersion,
 }
 
 /// Every child of one Atsign.
@@ -125,7 +127,7 @@ pub fn build(atsign: &Atsign, r: &Resolved, m: &Materials) -> Children {
         pvc: storage::pvc(r),
         statefulset: statefulset::statefulset(r, &trust, &owner),
         service: service::service(r, &owner),
-        tls_route: service::tls_route(r, m.host.as_deref(), &owner),
+        tls_route: service::tls_route(r, m.host.as_deref(), m.tls_route_version, &owner),
     }
 }
 

@@ -11,8 +11,44 @@ use super::{api_resource, dynamic, meta, selector_labels, service_name, PORT_NAM
 use crate::crd::ExposureMode;
 use crate::resolve::Resolved;
 
+/// The `TLSRoute` version the cluster serves: Gateway API 1.5 moves it to `v1`, 1.6 drops
+/// `v1alpha2`; the reconciler finds out by discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRouteVersion {
+    V1,
+    #[default]
+    V1Alpha2,
+}
+
+impl TlsRouteVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsRouteVersion::V1 => "v1",
+            TlsRouteVersion::V1Alpha2 => "v1alpha2",
+        }
+    }
+
+    pub fn api_resource(self) -> ApiResource {
+        api_resource("gateway.networking.k8s.io", self.as_str(), "TLSRoute")
+    }
+
+    /// `v1` when the cluster serves TLSRoute there, else `v1alpha2`; `served` lists each served
+    /// version of the group with its kinds.
+    pub fn choose<'a>(served: impl IntoIterator<Item = (&'a str, Vec<String>)>) -> Self {
+        let v1 = served
+            .into_iter()
+            .any(|(version, kinds)| version == "v1" && kinds.iter().any(|k| k == "TLSRoute"));
+        if v1 {
+            TlsRouteVersion::V1
+        } else {
+            TlsRouteVersion::V1Alpha2
+        }
+    }
+}
+
+/// The `v1alpha2` TLSRoute resource (clusters before Gateway API 1.5).
 pub fn tls_route_api_resource() -> ApiResource {
-    api_resource("gateway.networking.k8s.io", "v1alpha2", "TLSRoute")
+    TlsRouteVersion::V1Alpha2.api_resource()
 }
 
 pub fn service(r: &Resolved, owner: &OwnerReference) -> Service {
@@ -57,6 +93,7 @@ pub fn service(r: &Resolved, owner: &OwnerReference) -> Service {
 pub fn tls_route(
     r: &Resolved,
     host: Option<&str>,
+    version: TlsRouteVersion,
     owner: &OwnerReference,
 ) -> Option<DynamicObject> {
     if r.exposure.mode != ExposureMode::TLSRoute {
@@ -75,7 +112,7 @@ pub fn tls_route(
         }
     }
     Some(dynamic(
-        &tls_route_api_resource(),
+        &version.api_resource(),
         meta(r.name.clone(), r, Some(owner)),
         json!({
             "spec": {
@@ -85,4 +122,29 @@ pub fn tls_route(
             }
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_when_served_else_v1alpha2() {
+        let kinds = |k: &[&str]| k.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            TlsRouteVersion::choose([
+                ("v1", kinds(&["Gateway", "HTTPRoute", "TLSRoute"])),
+                ("v1alpha2", kinds(&["TLSRoute"])),
+            ]),
+            TlsRouteVersion::V1
+        );
+        assert_eq!(
+            TlsRouteVersion::choose([
+                ("v1", kinds(&["Gateway", "HTTPRoute"])),
+                ("v1alpha2", kinds(&["TLSRoute"])),
+            ]),
+            TlsRouteVersion::V1Alpha2
+        );
+        assert_eq!(TlsRouteVersion::choose([]), TlsRouteVersion::V1Alpha2);
+    }
 }

@@ -12,6 +12,7 @@ mod materials;
 mod orphans;
 mod reconcile;
 mod register;
+mod route_version;
 mod status;
 mod step;
 
@@ -133,6 +134,7 @@ pub struct Context {
     claims: claims::ClaimMemory,
     absent: orphans::Absent,
     drift: drift::DriftMemory,
+    routes: route_version::RouteVersion,
     deregistered: cleanup::Deregistrations,
 }
 
@@ -176,6 +178,7 @@ impl Context {
             claims,
             absent: orphans::Absent::default(),
             drift: drift::DriftMemory::default(),
+            routes: route_version::RouteVersion::default(),
             deregistered: cleanup::Deregistrations::default(),
         })
     }

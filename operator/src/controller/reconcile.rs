@@ -27,7 +27,7 @@ use super::status::{finish, publish, report_failure};
 use super::step::{Progress, Step};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
 use crate::build::{self, Materials};
-use crate::crd::{AtServerClass, Atsign, RolloutStrategy};
+use crate::crd::{AtServerClass, Atsign, ExposureMode, RolloutStrategy};
 use crate::endpoint;
 use crate::resolve::resolve;
 use crate::tls::{CertInfo, ReissueReason, RenewalPoint};
@@ -284,6 +284,7 @@ async fn apply_atsign(
             builtin_tls: None,
             issuer_cas: Vec::new(),
             host: host_hint.clone(),
+            tls_route_version: Default::default(),
         },
     );
     progress.step = Step::ApplyService;
@@ -314,6 +315,14 @@ async fn apply_atsign(
         (Some(_), _) => materials::external(tls_existing.as_ref()),
     };
     observed.cert = tls.info.clone();
+    // Gateway API's served TLSRoute version, only looked up when a route is or was in play.
+    let route_version = if resolved.exposure.mode == ExposureMode::TLSRoute
+        || !ctx.absent.is_absent(ns, &name, Optional::TlsRoute)
+    {
+        ctx.routes.get(&ctx.client).await
+    } else {
+        Default::default()
+    };
     // Another owner holds the atSign: keep the atServer at zero until the record is free.
     let parked = register::still_in_conflict(atsign, ctx, &resolved).await;
     let mut desired = build::build(
@@ -324,6 +333,7 @@ async fn apply_atsign(
             builtin_tls: tls.material.clone(),
             issuer_cas: tls.issuer_cas.clone(),
             host: observed.endpoint.as_ref().map(|e| e.host.clone()),
+            tls_route_version: route_version,
         },
     );
 
@@ -433,7 +443,7 @@ async fn apply_atsign(
         ns,
         name: &name,
         uid: &atsign.uid().unwrap_or_default(),
-        route: &build::tls_route_api_resource(),
+        route: &route_version.api_resource(),
     };
     progress.step = Step::DeleteOrphans;
     for kind in unwanted {
@@ -482,7 +492,7 @@ async fn apply_atsign(
     }
     if let Some(route) = desired.tls_route.clone() {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), ns, &build::tls_route_api_resource());
+            Api::namespaced_with(ctx.client.clone(), ns, &route_version.api_resource());
         let existing = api.get_opt(&name).await?;
         apply(&api, ctx, route, existing).await?;
         ctx.absent.mark_present(ns, &name, Optional::TlsRoute);

@@ -363,16 +363,50 @@ pub async fn install_open_crd(
     kind: &str,
     status: bool,
 ) {
+    install_open_crd_versions(client, group, &[version], kind, status).await;
+}
+
+/// The Gateway API TLSRoute stand-in every test installs: served as `v1` (stored) and
+/// `v1alpha2`, as Gateway API 1.5 does, so tests sharing the cluster agree on it.
+pub async fn install_tls_route_crd(client: &kube::Client) {
+    install_open_crd_versions(
+        client,
+        "gateway.networking.k8s.io",
+        &["v1", "v1alpha2"],
+        "TLSRoute",
+        false,
+    )
+    .await;
+}
+
+/// As [`install_open_crd`], served in each of `versions` (the first is stored).
+pub async fn install_open_crd_versions(
+    client: &kube::Client,
+    group: &str,
+    versions: &[&str],
+    kind: &str,
+    status: bool,
+) {
     let singular = kind.to_lowercase();
     let plural = format!("{singular}s");
     let open = json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
     let mut properties = json!({ "spec": open });
-    let mut served = json!({ "name": version, "served": true, "storage": true });
     if status {
         properties["status"] = open.clone();
-        served["subresources"] = json!({ "status": {} });
     }
-    served["schema"] = json!({ "openAPIV3Schema": { "type": "object", "properties": properties } });
+    let served: Vec<serde_json::Value> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, version)| {
+            let mut v = json!({ "name": version, "served": true, "storage": i == 0 });
+            if status {
+                v["subresources"] = json!({ "status": {} });
+            }
+            v["schema"] =
+                json!({ "openAPIV3Schema": { "type": "object", "properties": properties } });
+            v
+        })
+        .collect();
     let mut metadata = json!({ "name": format!("{plural}.{group}") });
     if group.ends_with(".k8s.io") {
         metadata["annotations"] =
@@ -383,7 +417,7 @@ pub async fn install_open_crd(
         "metadata": metadata,
         "spec": { "group": group, "scope": "Namespaced",
             "names": { "plural": plural, "singular": singular, "kind": kind },
-            "versions": [served] }
+            "versions": served }
     }))
     .expect("crd");
     cluster::apply_crd(client, &crd).await;
