@@ -46,8 +46,9 @@ const PER_NAMESPACE: &[(&str, &str, &[&str])] = &[
         "persistentvolumeclaims",
         &["get", "create", "patch", "delete"],
     ),
-    // The finalizer waits until the atServer's pod is gone.
-    ("", "pods", &["list"]),
+    // The finalizer waits until the atServer's pod is gone; a pod stuck on a broken revision
+    // is read and deleted (controller/rollout.rs).
+    ("", "pods", &["get", "list", "delete"]),
     // Optional children, applied while the spec wants them and deleted once it no longer does:
     // the trust bundle of a cert-manager Atsign, its Certificate, a TLSRoute.
     ("", "configmaps", &["get", "create", "patch", "delete"]),

@@ -12,6 +12,7 @@ mod materials;
 mod orphans;
 mod reconcile;
 mod register;
+mod rollout;
 mod route_version;
 mod status;
 mod step;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret, Service,
 };
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -23,6 +23,7 @@ use super::conditions::{Observed, RegistrationState};
 use super::materials::{self, TlsState};
 use super::orphans::{delete_stale, Optional, Outcome, Owner};
 use super::register::{self, register};
+use super::rollout;
 use super::status::{finish, publish, report_failure};
 use super::step::{Progress, Step};
 use super::{cleanup, jitter, Context, Error, Scoped, FINALIZER};
@@ -381,9 +382,7 @@ async fn apply_atsign(
     let pvc_name = build::pvc_name(&name);
     let pvc_hash = hash_of(&desired.pvc)?;
     // A ready pod is using its claim: there is nothing to re-check until it is not.
-    let serving = sts_existing
-        .as_ref()
-        .is_some_and(|s| statefulset_state(s).0);
+    let serving = sts_existing.as_ref().is_some_and(|s| rollout::state(s).0);
     if !ctx.claims.fresh(ns, &pvc_name, &pvc_hash, serving) {
         let pvc_existing = children.pvcs.get_opt(&pvc_name).await?;
         if let Some(note) = inherited_volume_note(atsign, pvc_existing.as_ref()) {
@@ -525,12 +524,12 @@ async fn apply_atsign(
 
     // Observe.
     progress.step = Step::Observe;
-    let (ready, rolling) = sts
-        .as_ref()
-        .map(statefulset_state)
-        .unwrap_or((false, false));
+    let (ready, rolling) = sts.as_ref().map(rollout::state).unwrap_or((false, false));
     observed.pod_ready = ready && !resolved.suspend && parked.is_none();
     observed.rolling_out = rolling && !resolved.suspend;
+    if let (Some(sts), true, RolloutStrategy::RollingUpdate) = (&sts, rolling, resolved.rollout) {
+        recover_stuck_pod(ctx, atsign, ns, sts, now).await?;
+    }
     if let Some(info) = &observed.cert {
         let days = info.not_after.duration_since(now).as_secs_f64() / 86_400.0;
         ctx.metrics.set_certificate_days_left(ns, &name, Some(days));
@@ -556,6 +555,51 @@ async fn apply_atsign(
     finish(atsign, ctx, api, &observed).await?;
     progress.step = Step::Done;
     Ok(next_requeue(ctx, &observed, now))
+}
+
+/// Deletes the atServer's pod when it is stuck on an older, broken revision (see
+/// [`rollout::stuck`]); the StatefulSet controller recreates it on the current one.
+async fn recover_stuck_pod(
+    ctx: &Context,
+    atsign: &Atsign,
+    ns: &str,
+    sts: &StatefulSet,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let name = format!("{}-0", sts.name_any());
+    let Some(pod) = pods.get_opt(&name).await? else {
+        return Ok(());
+    };
+    if !rollout::stuck(sts, &pod, now.into()) {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: pod.uid().map(|u| kube::api::Preconditions {
+            uid: Some(u),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    publish(
+        ctx,
+        atsign,
+        true,
+        "StuckPodReplaced",
+        "Rollout",
+        format!(
+            "pod {ns}/{name} ran an older revision and was not Ready for {}s; deleted so the \
+             StatefulSet recreates it on the current one",
+            rollout::STUCK_AFTER.as_secs()
+        ),
+    )
+    .await;
+    Ok(())
 }
 
 /// What to do about a CRAM secret generated for an Atsign whose atServer already exists.
@@ -692,20 +736,6 @@ fn keep_pvc_immutables(
     (desired, None)
 }
 
-/// (ready, rolling out) from the StatefulSet's status.
-fn statefulset_state(sts: &StatefulSet) -> (bool, bool) {
-    let Some(status) = &sts.status else {
-        return (false, false);
-    };
-    let observed_current = status.observed_generation >= sts.metadata.generation;
-    let revision_settled = match (&status.current_revision, &status.update_revision) {
-        (Some(c), Some(u)) => c == u,
-        _ => true,
-    };
-    let ready = observed_current && status.ready_replicas.unwrap_or(0) >= 1;
-    (ready, !(observed_current && revision_settled))
-}
-
 fn next_requeue(ctx: &Context, o: &Observed, now: Timestamp) -> Action {
     let settled = o.suspended
         || (o.pod_ready
@@ -838,36 +868,5 @@ mod tests {
         let (fresh, refused) = keep_pvc_immutables(pvc("1Gi", None), None);
         assert_eq!(size(&fresh).as_deref(), Some("1Gi"));
         assert_eq!(refused, None);
-    }
-
-    #[test]
-    fn statefulset_readiness_needs_the_current_generation() {
-        let mut sts = StatefulSet::default();
-        sts.metadata.generation = Some(2);
-        assert_eq!(statefulset_state(&sts), (false, false));
-        sts.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
-            observed_generation: Some(1),
-            ready_replicas: Some(1),
-            ..Default::default()
-        });
-        assert_eq!(
-            statefulset_state(&sts),
-            (false, true),
-            "an old generation is still rolling out"
-        );
-        if let Some(s) = sts.status.as_mut() {
-            s.observed_generation = Some(2);
-            s.current_revision = Some("a".into());
-            s.update_revision = Some("b".into());
-        }
-        assert_eq!(
-            statefulset_state(&sts),
-            (true, true),
-            "ready while the revision rolls"
-        );
-        if let Some(s) = sts.status.as_mut() {
-            s.current_revision = Some("b".into());
-        }
-        assert_eq!(statefulset_state(&sts), (true, false));
     }
 }
