@@ -571,7 +571,7 @@ async fn recover_stuck_pod(
     let Some(pod) = pods.get_opt(&name).await? else {
         return Ok(());
     };
-    if !rollout::stuck(sts, &pod, now.into()) {
+    if !rollout::stuck(sts, &pod, now) {
         return Ok(());
     }
     let params = DeleteParams {
