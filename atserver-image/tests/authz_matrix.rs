@@ -4,11 +4,12 @@
 //! `docs/authorization.md`: with `ATFLEET_BLESS=1` the test rewrites that file, otherwise it fails when
 //! the checked-in file differs from what it observed.
 //!
-//! Rows come from the protocol's verb enum: [`rows`] matches on `Verb` without a wildcard, so a verb
-//! added to the protocol does not compile here until it has its rows, and every operation in
-//! `EnrollOp::ALL` and `StreamOp::ALL` must have one too. Each cell runs on a fresh connection from its own loopback source
-//! address, so one cell's failed authentications never throttle another's, and objects a cell may
-//! change (a key to delete, an enrollment to approve, a notification to remove) are made anew for it.
+//! Rows come from the protocol's verb enum: `verbs!` and [`rows`] match on `Verb` without a wildcard,
+//! so a verb added to the protocol does not compile here until it is listed and has its rows, and
+//! every operation in `EnrollOp::ALL` and `StreamOp::ALL` must have a row too. Each cell runs on a
+//! fresh connection from its own loopback source address, so one cell's failed authentications never
+//! throttle another's, and objects a cell may change (a key to delete, an enrollment to approve, a
+//! notification to remove) are made anew for it.
 //!
 //! Needs PostgreSQL (the fleet's atdirectory): run under `scripts/with-postgres`.
 
@@ -158,7 +159,7 @@ fn rows(verb: Verb) -> Vec<Row> {
     use Setup as S;
     const ALL_OK: [&str; 8] = [OK; 8];
     match verb {
-        Verb::Empty => vec![line("blank line", "", ["AT0003"; 8])],
+        Verb::Empty => vec![line("blank line", "", [E3; 8])],
         Verb::Exit => vec![row("`@exit`", P::Exit, S::None, ["closed"; 8])],
         Verb::From => vec![line("`from:@alice`", "from:@alice", ALL_OK)],
         Verb::Cram => vec![row("`cram:` (right digest)", P::Cram, S::None, ALL_OK)],
@@ -395,7 +396,7 @@ fn rows(verb: Verb) -> Vec<Row> {
             "keys:get:public",
             [E401, E11, E11, OK, OK, OK, E401, E401],
         )],
-        Verb::Unknown => vec![line("unknown verb", "bogus:verb", ["AT0003"; 8])],
+        Verb::Unknown => vec![line("unknown verb", "bogus:verb", [E3; 8])],
     }
 }
 
