@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use crate::crd::{
     AtServerClassSpec, Atsign, ExposureMode, ExposureSpec, GatewayRef, IssuerRef, RetentionPolicy,
-    RolloutStrategy, StorageSpec, TlsSpec,
+    RolloutStrategy, SchedulingSpec, StorageSpec, TlsSpec,
 };
 
 /// The atServer's TLS port inside the pod and the default published port.
@@ -63,7 +63,12 @@ pub struct Resolved {
     pub at_sign: String,
     pub image: String,
     pub image_pull_policy: Option<String>,
-    pub resources: Option<ResourceRequirements>,
+    pub image_pull_secrets: Option<Vec<k8s_openapi::api::core::v1::LocalObjectReference>>,
+    /// The Atsign's, else the class's, else [`default_resources`]: never none, so a pod is never
+    /// BestEffort (first evicted, no memory bound).
+    pub resources: ResourceRequirements,
+    /// The class's placement.
+    pub scheduling: SchedulingSpec,
     pub storage_size: Quantity,
     pub storage_class_name: Option<String>,
     pub retention: RetentionPolicy,
@@ -162,10 +167,13 @@ pub fn resolve(
         image_pull_policy: class
             .and_then(|c| c.image_pull_policy)
             .map(|p| p.as_str().to_owned()),
+        image_pull_secrets: class.and_then(|c| c.image_pull_secrets.clone()),
         resources: pick(
             spec.resources.as_ref(),
             class.and_then(|c| c.resources.as_ref()),
-        ),
+        )
+        .unwrap_or_else(default_resources),
+        scheduling: class.and_then(|c| c.scheduling.clone()).unwrap_or_default(),
         storage_size: size,
         storage_class_name: storage.storage_class_name,
         retention: storage.retention.unwrap_or_default(),
@@ -183,6 +191,23 @@ pub fn resolve(
             .unwrap_or_default(),
         trust_bundle,
     })
+}
+
+/// What an atServer gets when neither its Atsign nor its class says: a request that schedules
+/// it fairly (Burstable, not BestEffort) and a memory limit that bounds a leak. An idle atServer
+/// uses a few MiB; the limit leaves room for a busy one.
+pub fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("10m".into())),
+            ("memory".to_owned(), Quantity("32Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("256Mi".into()),
+        )])),
+        ..ResourceRequirements::default()
+    }
 }
 
 /// The fleet's bundle followed by the extra CAs, each part ending in one newline; blank parts

@@ -320,6 +320,27 @@ fn renewal_changes_the_secret_but_not_the_pod_template() {
     );
 }
 
+/// A class's placement and pull secrets reach the pod spec as they are.
+#[test]
+fn scheduling_knobs_from_the_class() {
+    let class = class(json!({
+        "imagePullSecrets": [{ "name": "registry-creds" }],
+        "scheduling": {
+            "nodeSelector": { "atfleet.dev/pool": "atservers" },
+            "tolerations": [{ "key": "dedicated", "operator": "Equal", "value": "atservers", "effect": "NoSchedule" }],
+            "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{ "matchExpressions": [
+                    { "key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"] }] }] } } },
+            "topologySpreadConstraints": [{ "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": { "matchLabels": { "app.kubernetes.io/name": "atserver" } } }],
+            "priorityClassName": "atservers",
+        },
+    }));
+    let a = atsign(json!({ "atSign": "@alice", "className": "placed" }));
+    snapshot("scheduling-class", &a, Some(&class), true);
+}
+
 #[test]
 fn suspended_with_on_delete_rollout() {
     let class = class(json!({ "rollout": { "strategy": "OnDelete" } }));

@@ -117,6 +117,12 @@ fn pod_spec(r: &Resolved, trusts: bool) -> PodSpec {
         }),
         containers: vec![container(r, trusts)],
         volumes: Some(volumes),
+        image_pull_secrets: r.image_pull_secrets.clone(),
+        node_selector: r.scheduling.node_selector.clone(),
+        tolerations: r.scheduling.tolerations.clone(),
+        affinity: r.scheduling.affinity.clone(),
+        topology_spread_constraints: r.scheduling.topology_spread_constraints.clone(),
+        priority_class_name: r.scheduling.priority_class_name.clone(),
         ..PodSpec::default()
     }
 }
@@ -167,7 +173,7 @@ fn container(r: &Resolved, trusts: bool) -> Container {
                 ..ContainerPort::default()
             },
         ]),
-        resources: r.resources.clone(),
+        resources: Some(r.resources.clone()),
         readiness_probe: Some(http_probe("/readyz", 2, 5)),
         liveness_probe: Some(http_probe("/healthz", 10, 10)),
         security_context: Some(SecurityContext {

@@ -7,6 +7,7 @@ mod common;
 pub use atsign::{Atsign, AtsignSpec, AtsignStatus, CertificateStatus, Phase, RegistrationStatus};
 pub use class::{
     AtServerClass, AtServerClassSpec, ImagePullPolicy, RolloutPolicy, RolloutStrategy,
+    SchedulingSpec,
 };
 pub use common::{
     ExposureMode, ExposureSpec, GatewayRef, IssuerKind, IssuerRef, RetentionPolicy, StorageSpec,
