@@ -130,8 +130,9 @@ impl SyncClient {
     }
 }
 
-/// `key → commit id` of the store's commit log, for keys ending in `suffix`. Opening the file
-/// also recovers its WAL, as the next start would.
+/// `key → commit id` of the store's commit log, for keys ending in `suffix`, read through the
+/// WAL the kill left (SQLite rebuilds only its shared-memory index for that, as the next start
+/// would; the files are left as they were).
 fn store_commits(store: &Path, suffix: &str) -> Result<HashMap<String, i64>, ReliabilityError> {
     let err = |e: rusqlite::Error| {
         ReliabilityError::Violated(format!(
@@ -142,6 +143,13 @@ fn store_commits(store: &Path, suffix: &str) -> Result<HashMap<String, i64>, Rel
     let conn = rusqlite::Connection::open_with_flags(
         store,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    // Closing would checkpoint the WAL into the database and delete it: the next start must meet
+    // the store exactly as the kill left it.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
     )
     .map_err(err)?;
     let mut stmt = conn
