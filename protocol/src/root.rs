@@ -79,7 +79,10 @@ impl RootReply {
         let bad = || RootReplyError(frame.to_string());
         let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.trim().parse().map_err(|_| bad())?;
-        if host.is_empty() || host.contains(char::is_whitespace) {
+        // A directory publishes DNS names and IPv4 addresses only (clients split `host:port` on
+        // its only colon), so a host with a colon is not an address (found by the root fuzz
+        // target: `data:data:null:null:2` was read as host `data:null:null`).
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains(':') {
             return Err(bad());
         }
         Ok(RootReply::Found {

@@ -1,6 +1,6 @@
 //! Inputs the fuzz targets (`fuzz/`) found, kept as ordinary tests so `make test` runs them.
 
-use at_protocol::root::RootRequest;
+use at_protocol::root::{RootReply, RootRequest};
 use at_protocol::{AtSign, Metadata};
 
 /// `metadata` target: a date with nanoseconds, read from JSON, came back different after its own
@@ -30,4 +30,20 @@ fn the_atsign_exit_is_looked_up_by_name() {
     assert_eq!(RootRequest::parse("@exit"), RootRequest::Exit);
     assert_eq!(RootRequest::parse("@EXIT\r\n"), RootRequest::Exit);
     assert_eq!(RootRequest::parse(exit.name()), RootRequest::Lookup(exit));
+}
+
+/// `root` target: `data:data:null:null:2` was read as host `data:null:null`, port 2, which formats
+/// back to a different reply. A host with a colon is no address a directory publishes.
+#[test]
+fn root_replies_with_a_colon_in_the_host_are_refused() {
+    assert!(RootReply::parse("data:data:null:null:2").is_err());
+    assert!(RootReply::parse("[::1]:6464\r\n@").is_err());
+    assert!(RootReply::parse("a:b:64\r\n@").is_err());
+    assert_eq!(
+        RootReply::parse("data:alice.example:6464"),
+        Ok(RootReply::Found {
+            host: "alice.example".into(),
+            port: 6464
+        })
+    );
 }
