@@ -160,7 +160,9 @@ where
             ev = crate::streams::next(&mut session.stream) => {
                 let (conn, clock) = (&session.conn, &session.shared.clock);
                 let touch = || conn.touch(clock.now_millis());
-                let flow = crate::streams::serve(ev, &mut session.stream, &mut frames, &mut wr, &cancel, &touch).await;
+                // Boxed: the relay's state would otherwise be part of every connection's task,
+                // monitors included, though few connections ever stream.
+                let flow = Box::pin(crate::streams::serve(ev, &mut session.stream, &mut frames, &mut wr, &cancel, &touch)).await;
                 if flow == crate::streams::Flow::Close {
                     break;
                 }
