@@ -97,7 +97,8 @@ impl Server {
         );
         let mut metrics = Metrics::new();
         let peer_metrics = PeerMetrics::register(&mut metrics.registry);
-        let peers = Peers::new(&config, config.peer.clone(), peer_metrics);
+        let reloader = CertReloader::new(&config.tls_cert, &config.tls_key)?;
+        let peers = Peers::new(&config, config.peer.clone(), peer_metrics, reloader.clone());
         let engine = Engine::new(config.delivery.clone());
         let shared = Arc::new(Shared {
             throttle,
@@ -118,7 +119,6 @@ impl Server {
             .await
             .map_err(|e| StartError::Init(e.to_string()))?;
 
-        let reloader = CertReloader::new(&shared.config.tls_cert, &shared.config.tls_key)?;
         let tls_config = tls::server_config(reloader.clone(), shared.config.ca_bundle.as_deref())?;
         let acceptor = TlsAcceptor::from(Arc::new(tls_config));
         let listen = shared.config.listen;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::ring::default_provider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
@@ -114,6 +115,22 @@ impl ResolvesServerCert for CertReloader {
     }
 }
 
+/// The same certificate is the one this server presents when it dials a peer or the atDirectory,
+/// so a renewal reaches outgoing connections without a restart too.
+impl ResolvesClientCert for CertReloader {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// Builds the listener's rustls config.
 pub fn server_config(
     resolver: Arc<CertReloader>,
@@ -142,4 +159,58 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
     };
     Ok(builder.with_cert_resolver(resolver))
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    fn leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+        std::fs::write(&c, cert.pem()).expect("write cert");
+        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        (c, k, cert.der().to_vec())
+    }
+
+    fn client_side(r: &CertReloader) -> Vec<u8> {
+        ResolvesClientCert::resolve(r, &[], &[])
+            .expect("a client certificate")
+            .cert[0]
+            .to_vec()
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_presented_to_peers_without_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key, first) = leaf(dir.path(), "alice.example");
+        let reloader = CertReloader::new(&cert, &key).expect("reloader");
+        assert_eq!(client_side(&reloader), first);
+
+        // The files are replaced (a renewal); the modification time must move for the reloader to
+        // notice, which a coarse filesystem clock may not show within the same second.
+        let (_, _, second) = leaf(dir.path(), "alice.example");
+        let later = SystemTime::now() + std::time::Duration::from_secs(2);
+        for f in [&cert, &key] {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .and_then(|file| file.set_modified(later))
+                .expect("set mtime");
+        }
+        assert!(
+            reloader.reload_if_changed(),
+            "the renewal was not picked up"
+        );
+        assert_eq!(
+            client_side(&reloader),
+            second,
+            "peers would still get the old certificate"
+        );
+        assert_ne!(first, second);
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use at_protocol::client::{AtConnection, ClientConfig, ClientError, RootClient, TlsOptions};
 use at_protocol::crypto::RsaPrivateKey;
 use at_protocol::{AtSign, ErrorCode};
+use rustls::client::ResolvesClientCert;
 use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -158,10 +159,18 @@ fn split_host_port(addr: &str) -> Option<(String, u16)> {
 impl Peers {
     /// Builds the outbound side from the server configuration. Without a CA bundle or an
     /// atDirectory address the server still runs; peer operations then fail with a clear error.
-    pub fn new(config: &Config, settings: PeerSettings, metrics: PeerMetrics) -> Self {
+    ///
+    /// `client_cert` is the listener's reloading certificate: peers and the atDirectory see the same
+    /// certificate as clients of this server, renewed without a restart.
+    pub fn new(
+        config: &Config,
+        settings: PeerSettings,
+        metrics: PeerMetrics,
+        client_cert: Arc<dyn ResolvesClientCert>,
+    ) -> Self {
         let client = match &config.ca_bundle {
             Some(ca) => TlsOptions::from_ca_pem_file(ca)
-                .and_then(|t| t.with_client_cert_pem_files(&config.tls_cert, &config.tls_key))
+                .map(|t| t.with_client_cert_resolver(client_cert))
                 .and_then(ClientConfig::new)
                 .map(|c| {
                     c.with_connect_timeout(settings.connect_timeout)

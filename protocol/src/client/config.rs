@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::ResolvesClientCert;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -18,6 +19,9 @@ use super::ClientError;
 pub struct TlsOptions {
     roots: RootCertStore,
     client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Chooses the certificate per handshake instead: a server that renews its certificate
+    /// without restarting presents the new one to peers at once.
+    client_cert_resolver: Option<Arc<dyn ResolvesClientCert>>,
 }
 
 impl Clone for TlsOptions {
@@ -28,6 +32,7 @@ impl Clone for TlsOptions {
                 .client_cert
                 .as_ref()
                 .map(|(chain, key)| (chain.clone(), key.clone_key())),
+            client_cert_resolver: self.client_cert_resolver.clone(),
         }
     }
 }
@@ -38,6 +43,7 @@ impl TlsOptions {
         Self {
             roots,
             client_cert: None,
+            client_cert_resolver: None,
         }
     }
 
@@ -101,6 +107,13 @@ impl TlsOptions {
         self.with_client_cert_pem(&chain, &key)
     }
 
+    /// Presents whatever certificate `resolver` holds at each handshake (it takes precedence over
+    /// [`Self::with_client_cert`]).
+    pub fn with_client_cert_resolver(mut self, resolver: Arc<dyn ResolvesClientCert>) -> Self {
+        self.client_cert_resolver = Some(resolver);
+        self
+    }
+
     fn build(self) -> Result<rustls::ClientConfig, ClientError> {
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -108,6 +121,9 @@ impl TlsOptions {
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::TlsConfig(e.to_string()))?
         .with_root_certificates(self.roots);
+        if let Some(resolver) = self.client_cert_resolver {
+            return Ok(builder.with_client_cert_resolver(resolver));
+        }
         match self.client_cert {
             None => Ok(builder.with_no_client_auth()),
             Some((chain, key)) => builder
