@@ -75,7 +75,12 @@ impl RootReply {
         if t.starts_with("null") || t == "data:null" {
             return Ok(RootReply::NotFound);
         }
-        let t = t.strip_prefix("data:").unwrap_or(t);
+        // The legacy `data:` prefix only when a `host:port` follows it: `data:2` is host `data`
+        // (found by the root fuzz target).
+        let t = match t.strip_prefix("data:") {
+            Some(rest) if rest.contains(':') => rest,
+            _ => t,
+        };
         let bad = || RootReplyError(frame.to_string());
         let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.trim().parse().map_err(|_| bad())?;

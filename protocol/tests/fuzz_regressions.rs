@@ -47,3 +47,16 @@ fn root_replies_with_a_colon_in_the_host_are_refused() {
         })
     );
 }
+
+/// `root` target: `data:data:2` (host `data`, with the legacy `data:` prefix) was read as host
+/// `data`, whose own reply `data:2` then failed to parse: the prefix was stripped even when no
+/// `host:port` followed it.
+#[test]
+fn a_host_named_data_survives_its_own_reply() {
+    let found = RootReply::Found {
+        host: "data".into(),
+        port: 2,
+    };
+    assert_eq!(RootReply::parse("data:data:2"), Ok(found.clone()));
+    assert_eq!(RootReply::parse(&found.to_wire()), Ok(found));
+}
