@@ -102,7 +102,7 @@ pub fn binaries() -> Result<PathBuf, ClusterError> {
     if let Some(dir) = std::env::var_os("ATFLEET_CONTROLPLANE_BIN").filter(|d| !d.is_empty()) {
         return check_binaries(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/controlplane-build");
+    let script = build_script();
     let out = std::process::Command::new(&script)
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -116,6 +116,24 @@ pub fn binaries() -> Result<PathBuf, ClusterError> {
     }
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     check_binaries(PathBuf::from(dir))
+}
+
+/// `scripts/controlplane-build` of the checkout we run in: found from the working directory upwards
+/// (tests run in their crate's directory), else next to the source this was compiled from. The
+/// compiled-in path alone is not enough: a shared target directory may hold this crate as built
+/// from another clone, which may be gone.
+fn build_script() -> PathBuf {
+    const SCRIPT: &str = "scripts/controlplane-build";
+    let from_cwd = std::env::current_dir().ok().and_then(|cwd| {
+        cwd.ancestors()
+            .map(|dir| dir.join(SCRIPT))
+            .find(|candidate| candidate.is_file())
+    });
+    from_cwd.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(SCRIPT)
+    })
 }
 
 const BINARIES: [&str; 4] = [
