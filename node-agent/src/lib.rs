@@ -155,7 +155,13 @@ impl NodeAgent {
             ),
             None => None,
         };
-        let resources = host_resources(&config.state_dir);
+        let resources = match config.mode {
+            Mode::Processes => host_resources(&config.state_dir),
+            // Simulated pods use none of this machine: the Node stands for one big enough for
+            // max_pods of them, or requests (atServers ask 10m CPU each) would cap a fleet-scale
+            // test at this machine's cores (200 pods on 2 cores).
+            Mode::Simulate => node::simulated_resources(&config.state_dir, config.max_pods),
+        };
         let node = node::NodeInfo {
             name: config.node_name.clone(),
             resources,

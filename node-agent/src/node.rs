@@ -56,6 +56,17 @@ pub fn host_resources(state_dir: &Path) -> HostResources {
     }
 }
 
+/// The capacity a simulated node reports: 100m CPU and 256 MiB for each of `max_pods` pods (and
+/// never less than this machine has), so the scheduler's fit decides nothing in a simulation.
+pub fn simulated_resources(state_dir: &Path, max_pods: u32) -> HostResources {
+    let host = host_resources(state_dir);
+    HostResources {
+        cpus: host.cpus.max(max_pods.div_ceil(10)),
+        memory_kib: host.memory_kib.max(u64::from(max_pods) * 256 * 1024),
+        ephemeral_storage_kib: host.ephemeral_storage_kib,
+    }
+}
+
 /// `MemTotal:       24576000 kB` → 24576000.
 fn mem_total_kib(meminfo: &str) -> Option<u64> {
     meminfo.lines().find_map(|l| {
@@ -363,6 +374,17 @@ mod tests {
             kubelet_port: Some(10250),
             taints: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_simulated_node_fits_max_pods_atservers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = host_resources(dir.path());
+        let sim = simulated_resources(dir.path(), 20000);
+        // 20,000 pods at the atServer's default request (10m CPU, 32 MiB) must fit.
+        assert!(u64::from(sim.cpus) * 1000 >= 20000 * 10, "{sim:?}");
+        assert!(sim.memory_kib >= 20000 * 32 * 1024, "{sim:?}");
+        assert!(sim.cpus >= host.cpus && sim.memory_kib >= host.memory_kib);
     }
 
     #[test]
