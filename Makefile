@@ -13,7 +13,7 @@ REGISTRY ?= ghcr.io/atfleet
 TOOLS_ROOT ?= $(HOME)/.cache/atfleet-cargo-tools
 NEXTEST_VERSION ?= 0.9.151
 
-.PHONY: help bench test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind nextest controlplane
+.PHONY: help bench reliability test fmt-check clippy check-chart test-rust python-env fuzz fmt images e2e-kind nextest controlplane
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
