@@ -2,32 +2,17 @@
 //! `atdirectory`: a couple of hundred hostile sessions while honest clients run. Every session
 //! must be ended by the server; no latency is asserted on (the ratio is a figure of the full run).
 
-use std::path::{Path, PathBuf};
-
-use atfleet_e2e::reliability::{hostile, Ctx, Scale};
-
-fn bin_dir() -> PathBuf {
-    // The test runs as <target>/debug/deps/<test>-<hash>; the binaries sit in <target>/debug.
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    for bin in ["atserver", "atdirectory"] {
-        assert!(
-            dir.join(bin).is_file(),
-            "{} is missing: build it first (cargo build -p atserver -p atdirectory; `make test` does)",
-            dir.join(bin).display()
-        );
-    }
-    dir
-}
+use atfleet_e2e::reliability::{self, hostile, Ctx, Scale};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_hostile_section_ends_every_session() {
     let out = tempfile::tempdir().expect("tempdir");
-    let ctx = Ctx::new(bin_dir(), out.path().to_path_buf(), Scale::Short).expect("context");
+    let ctx = Ctx::new(
+        reliability::test_bin_dir(&["atserver", "atdirectory"]).expect("binaries"),
+        out.path().to_path_buf(),
+        Scale::Short,
+    )
+    .expect("context");
     let report = hostile::run(&ctx).await.expect("the hostile section runs");
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     eprintln!("{json}");

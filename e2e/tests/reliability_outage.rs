@@ -3,30 +3,17 @@
 //! lookup and registration load. Asserts the promises (no wrong answer, no cached lookup refused,
 //! no acknowledged registration lost, registrations resumed), never how long anything took.
 
-use std::path::{Path, PathBuf};
-
-use atfleet_e2e::reliability::{outage, Ctx, Scale};
-
-fn debug_bin_dir() -> PathBuf {
-    // The test runs as <target>/debug/deps/<test>-<hash>; the binaries sit in <target>/debug.
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    assert!(
-        dir.join("atdirectory").is_file(),
-        "{} is missing: build it first (cargo build -p atdirectory; `make test` does)",
-        dir.join("atdirectory").display()
-    );
-    dir
-}
+use atfleet_e2e::reliability::{self, outage, Ctx, Scale};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn directory_outages_short() {
     let out = tempfile::tempdir().expect("tempdir");
-    let ctx = Ctx::new(debug_bin_dir(), out.path().to_path_buf(), Scale::Short).expect("context");
+    let ctx = Ctx::new(
+        reliability::test_bin_dir(&["atdirectory"]).expect("binaries"),
+        out.path().to_path_buf(),
+        Scale::Short,
+    )
+    .expect("context");
     let report = outage::run(&ctx).await.expect("the outage section runs");
     for f in &report.figures {
         eprintln!("{}: {} {}", f.name, f.value, f.unit);
