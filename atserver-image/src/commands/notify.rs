@@ -165,17 +165,8 @@ pub async fn status(s: &mut Session, id: &str) -> CmdResult {
 }
 
 pub async fn fetch(s: &mut Session, id: &str) -> CmdResult {
-    let id = id.to_string();
     let now = s.shared.clock.now_millis();
-    let lookup_id = id.clone();
-    let n = s
-        .shared
-        .store
-        .call(move |db| db.get_notification(&lookup_id))
-        .await?;
-    if let Some(n) = &n {
-        visible(s, n)?;
-    }
+    let n = visible_notification(s, id).await?;
     Ok(Reply::Data(match n {
         Some(n) if n.expires_at > now => n.to_fetch_json().to_string(),
         _ => serde_json::json!({"id": id, "notificationStatus": "NotificationStatus.expired"})
@@ -184,8 +175,18 @@ pub async fn fetch(s: &mut Session, id: &str) -> CmdResult {
 }
 
 pub async fn remove(s: &mut Session, id: &str) -> CmdResult {
+    visible_notification(s, id).await?;
     let id = id.to_string();
-    let lookup_id = id.clone();
+    s.shared
+        .store
+        .call(move |db| db.remove_notification(&id))
+        .await?;
+    Ok(Reply::data("success"))
+}
+
+/// The notification `id` when there is one, refused (AT0009) when this connection may not see it.
+async fn visible_notification(s: &Session, id: &str) -> Result<Option<Notification>, AtError> {
+    let lookup_id = id.to_string();
     let n = s
         .shared
         .store
@@ -194,11 +195,7 @@ pub async fn remove(s: &mut Session, id: &str) -> CmdResult {
     if let Some(n) = &n {
         visible(s, n)?;
     }
-    s.shared
-        .store
-        .call(move |db| db.remove_notification(&id))
-        .await?;
-    Ok(Reply::data("success"))
+    Ok(n)
 }
 
 /// An enrollment sees only notifications about keys in its namespaces (and text messages), as

@@ -135,6 +135,15 @@ pub async fn run(ctx: &Ctx) -> Result<Vec<Section>, BenchError> {
 }
 
 /// A running `atdirectory` with its own fresh database.
+/// Whether a started atDirectory keeps its per-source lookup rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Out of the way: the load comes from one address.
+    Lifted,
+    /// As shipped: what hostile clients meet.
+    Shipped,
+}
+
 pub struct Directory {
     pub child: tokio::process::Child,
     pub root_addr: SocketAddr,
@@ -169,6 +178,20 @@ impl Directory {
         log: &std::path::Path,
         extra: &[&str],
     ) -> Result<Directory, BenchError> {
+        Directory::spawn_with(bin, pki, token_file, db_url, log, RateLimit::Lifted, extra).await
+    }
+
+    /// [`Directory::spawn`] with the choice of rate limit: a benchmark lifts it, an abuse test
+    /// keeps the shipped one.
+    pub async fn spawn_with(
+        bin: &std::path::Path,
+        pki: &super::pki::Pki,
+        token_file: &std::path::Path,
+        db_url: &str,
+        log: &std::path::Path,
+        rate_limit: RateLimit,
+        extra: &[&str],
+    ) -> Result<Directory, BenchError> {
         let migrate = tokio::process::Command::new(bin)
             .args(["--database-url", db_url, "migrate"])
             .output()
@@ -196,12 +219,15 @@ impl Directory {
         .args(["--database-url", db_url])
         .arg("--api-token-file")
         .arg(token_file)
-        .args([
-            "--rate-limit-per-second",
-            "1000000",
-            "--rate-limit-burst",
-            "1000000",
-        ])
+        .args(match rate_limit {
+            RateLimit::Lifted => &[
+                "--rate-limit-per-second",
+                "1000000",
+                "--rate-limit-burst",
+                "1000000",
+            ][..],
+            RateLimit::Shipped => &[][..],
+        })
         .args(extra)
         .env("RUST_LOG", "info")
         .env_remove("DATABASE_URL");

@@ -12,7 +12,7 @@ use at_protocol::AtSign;
 use tokio::process::Child;
 
 use super::{Ctx, ReliabilityError};
-use crate::bench::directory::{self, Directory};
+use crate::bench::directory::{self, Directory, RateLimit};
 use crate::bench::process::{self, Spawned};
 use crate::local::postgres::Postgres;
 
@@ -69,53 +69,23 @@ impl DirectoryRun {
 }
 
 /// Migrates `db_url` and starts `atdirectory` on loopback ports with its shipped abuse limits
-/// (the bench harness's starter raises the per-source rate limit out of its way, and a flag may
-/// not be given twice) plus `extra`.
+/// (the bench's starter lifts the rate limit), plus `extra` flags.
 async fn spawn_directory(
     ctx: &Ctx,
     db_url: &str,
     token: &Path,
     extra: &[&str],
 ) -> Result<Directory, ReliabilityError> {
-    let bin = ctx.bin("atdirectory");
-    let migrate = tokio::process::Command::new(&bin)
-        .args(["--database-url", db_url, "migrate"])
-        .output()
-        .await
-        .map_err(|e| ReliabilityError::Setup(format!("atdirectory migrate: {e}")))?;
-    if !migrate.status.success() {
-        return Err(ReliabilityError::Setup(format!(
-            "atdirectory migrate: {}",
-            String::from_utf8_lossy(&migrate.stderr)
-        )));
-    }
-    let mut cmd = tokio::process::Command::new(&bin);
-    cmd.args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .args(["--log-format", "json"])
-        .arg("--tls-cert")
-        .arg(&ctx.pki.cert)
-        .arg("--tls-key")
-        .arg(&ctx.pki.key)
-        .args(["--database-url", db_url])
-        .arg("--api-token-file")
-        .arg(token)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL");
-    let mut p = Spawned::start(cmd, "atdirectory", &ctx.log)?;
-    let (root_addr, http_addr) = p
-        .wait_for(Duration::from_secs(60), |l| {
-            let event: serde_json::Value = serde_json::from_str(l).ok()?;
-            let addr = |f: &str| event.get(f)?.as_str()?.parse::<SocketAddr>().ok();
-            Some((addr("root_addr")?, addr("http_addr")?))
-        })
-        .await?;
-    Ok(Directory {
-        child: p.drain_stdout(),
-        root_addr,
-        http_addr,
-        token_file: token.to_path_buf(),
-    })
+    Ok(Directory::spawn_with(
+        &ctx.bin("atdirectory"),
+        &ctx.pki,
+        token,
+        db_url,
+        &ctx.log,
+        RateLimit::Shipped,
+        extra,
+    )
+    .await?)
 }
 
 /// How to start one atServer; every start of the same spec listens on the same address.
