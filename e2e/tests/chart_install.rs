@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use atfleet_cluster::SharedCluster;
+use atfleet_operator::build::{trust_checksum, TRUST_CHECKSUM_ANNOTATION};
 use atfleet_operator::crd::AtServerClass;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -816,6 +817,9 @@ spec: {{atSign: "@bob", className: {class}}}
         "both atServers rolled onto a bundle with the chart's and the class's extra CAs",
         Duration::from_secs(240),
         || async {
+            // The class patch and the chart upgrade land apart, so an atServer may roll twice:
+            // a pod counts only once it was started on the bundle that holds both CAs.
+            let mut final_checksums = BTreeMap::new();
             for who in ["alice", "bob"] {
                 let trust = s
                     .secret_key(&s.fleet_ns, &format!("{who}-tls"), "trust-bundle.crt")
@@ -824,6 +828,7 @@ spec: {{atSign: "@bob", className: {class}}}
                     trust.contains(chart_ca.trim()) && trust.contains(class_ca.trim()),
                     "{who}'s trust bundle lacks an extra CA yet"
                 );
+                final_checksums.insert(format!("{who}-0"), trust_checksum(&trust));
             }
             let pods = Api::<Pod>::namespaced(s.admin.clone(), &s.fleet_ns)
                 .list(&ListParams::default().labels("app.kubernetes.io/name=atserver"))
@@ -838,6 +843,10 @@ spec: {{atSign: "@bob", className: {class}}}
                 })
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .filter(|p| {
+                    let started_on = p.annotations().get(TRUST_CHECKSUM_ANNOTATION);
+                    started_on.is_some() && started_on == final_checksums.get(&p.name_any())
+                })
+                .filter(|p| {
                     p.status
                         .as_ref()
                         .and_then(|st| st.conditions.as_ref())
@@ -846,7 +855,7 @@ spec: {{atSign: "@bob", className: {class}}}
                 .count();
             ensure!(
                 ready_new == 2,
-                "{ready_new} of 2 atServer pods rolled and Ready"
+                "{ready_new} of 2 atServer pods rolled onto the final bundle and Ready"
             );
             Ok(Some(()))
         },
