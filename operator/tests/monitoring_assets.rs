@@ -2,7 +2,8 @@
 //! really export: atserver, atdirectory (against the Postgres in `DATABASE_URL`, as `make test`
 //! provides through scripts/with-postgres) and the operator (against the real control plane) are started from the
 //! target directory, their `/metrics` scraped, and every metric name in every PromQL expression
-//! must be one of them.
+//! must be one of them. A family with no sample yet is not exported at all, so the test makes
+//! each one count something (the operator's drift corrections: a hand edit of a child).
 
 mod common;
 
@@ -19,6 +20,9 @@ use atfleet_test_support::http::{get_raw as http_get, raw_exchange};
 use atfleet_test_support::net::free_port;
 use common::*;
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
+use kube::Api;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -537,7 +541,8 @@ async fn dashboards_and_alerts_use_only_exported_metrics() {
     drop(idle);
 
     // The operator against the real control plane, through the fault proxy: an Atsign fails to reconcile while the API server fails
-    // every write, then is provisioned and registered with a directory once it recovers.
+    // every write, then is provisioned and registered with a directory once it recovers, and a
+    // hand edit of its Service is put back (a drift correction).
     let (sim, client) = cluster().await;
     let dir = directory(client.clone()).await;
     create_atsign(&client, "mona", serde_json::json!({})).await;
@@ -572,6 +577,28 @@ async fn dashboards_and_alerts_use_only_exported_metrics() {
     })
     .await;
     sim.faults().set(FaultConfig::default());
+    // Someone else edits a child the operator applied: a label of its own on mona's Service. The
+    // operator applies the Service again (and leaves the label, which it does not own).
+    let services: Api<Service> = Api::namespaced(client.clone(), ns());
+    let mut tries = 0;
+    tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            if let Ok(Some(_)) = services.get_opt("mona").await {
+                let edit = serde_json::json!({ "metadata": { "labels": { "edited-by": "monitoring-test" } } });
+                if services
+                    .patch("mona", &PatchParams::default(), &Patch::Merge(&edit))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the operator never made mona's Service ({tries} looks)"));
     exports.insert(
         "atfleet-operator",
         scrape_until(
