@@ -7,7 +7,8 @@ use crate::response::{Prompt, Reply};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use super::{AtConnection, ClientError};
+use super::connection::AtConnection;
+use super::error::ClientError;
 
 /// The `pkam:` command for a signature (§3.4). RSA with SHA-256 and no enrollment is the bare
 /// `pkam:<sig>` every client understands; anything else names its algorithms explicitly.

@@ -9,7 +9,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::ClientError;
+use super::error::ClientError;
 
 /// Which servers to trust and which certificate (if any) to present.
 ///

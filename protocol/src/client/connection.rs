@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::response::{Prompt, Reply};
 
+use super::config::ClientConfig;
+use super::error::ClientError;
 use super::framing::FrameBuffer;
 use super::monitor::MonitorConnection;
 use super::transport::{connect_tls, read_frame, verb_of, write_line, Stream};
-use super::{ClientConfig, ClientError};
 
 /// A TLS connection to an atServer that has received its `@` greeting.
 #[derive(Debug)]

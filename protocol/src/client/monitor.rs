@@ -10,9 +10,10 @@ use tokio::time::timeout;
 use crate::notification::NotificationJson;
 use crate::response::Reply;
 
+use super::config::ClientConfig;
+use super::error::ClientError;
 use super::framing::FrameBuffer;
 use super::transport::{verb_of, write_line, Stream};
-use super::{ClientConfig, ClientError};
 
 /// Notifications buffered before the reader waits for the consumer.
 const NOTIFICATION_BACKLOG: usize = 1024;

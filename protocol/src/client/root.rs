@@ -5,9 +5,10 @@ use tokio::sync::Mutex;
 use crate::atsign::AtSign;
 use crate::root::RootReply;
 
+use super::config::ClientConfig;
+use super::error::ClientError;
 use super::framing::FrameBuffer;
 use super::transport::{connect_tls, read_frame, write_line, Stream};
-use super::{ClientConfig, ClientError};
 
 /// Resolves atSigns to `host:port`. One connection serves every lookup; it is opened on first use and
 /// reopened once if the directory closed it (the reference directory closes after repeated misses).

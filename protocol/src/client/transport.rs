@@ -7,8 +7,9 @@ use tokio::time::{timeout, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::config::ClientConfig;
+use super::error::ClientError;
 use super::framing::FrameBuffer;
-use super::{ClientConfig, ClientError};
 
 pub(crate) type Stream = TlsStream<TcpStream>;
 

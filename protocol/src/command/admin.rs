@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::cursor::{parse_u64, Cursor};
-use super::ParseError;
+use super::error::ParseError;
 
 /// `stats[:<id>[,<id>…]][:<regex>]` (regex only after a lone id 3 or 15).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

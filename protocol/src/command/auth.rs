@@ -5,7 +5,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::cursor::Cursor;
-use super::ParseError;
+use super::error::ParseError;
 use crate::atsign::AtSign;
 
 /// `from:@alice[:clientConfig:{json}]`

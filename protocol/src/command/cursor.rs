@@ -1,6 +1,6 @@
 //! A tiny scanner over the text of one command: case-insensitive literals, values kept as sent.
 
-use super::ParseError;
+use super::error::ParseError;
 
 pub(crate) struct Cursor<'a> {
     rest: &'a str,

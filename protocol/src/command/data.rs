@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::cursor::{is_token, parse_bool, parse_u64, Cursor};
-use super::{ParseError, Priority};
+use super::error::ParseError;
+use super::priority::Priority;
 use crate::atsign::AtSign;
 use crate::key::{AtKey, KeyKind};
 use crate::metadata::Metadata;
@@ -121,13 +122,18 @@ impl UpdateJsonParams {
     }
 }
 
-pub(super) fn parse_update(c: &mut Cursor<'_>) -> Result<super::Command, ParseError> {
+/// An `update:` line is either the plain form or the `update:json:` form; the caller picks the
+/// matching `Command` variant (kept out of here so this module does not depend on the enum).
+pub(super) enum Update {
+    Plain(UpdateParams),
+    Json(UpdateJsonParams),
+}
+
+pub(super) fn parse_update(c: &mut Cursor<'_>) -> Result<Update, ParseError> {
     let no_commit = eat_flag(c, "nc");
     if c.eat(":json:") {
         let raw = c.take_rest();
-        return Ok(super::Command::UpdateJson(UpdateJsonParams::from_json(
-            no_commit, raw,
-        )?));
+        return Ok(Update::Json(UpdateJsonParams::from_json(no_commit, raw)?));
     }
     let mut metadata = Metadata::default();
     take_metadata(c, &mut metadata)?;
@@ -140,7 +146,7 @@ pub(super) fn parse_update(c: &mut Cursor<'_>) -> Result<super::Command, ParseEr
         return Err(ParseError::syntax("update needs a value after a space"));
     }
     let key = parse_scoped_key(key_text, false, &["privatekey:at_pkam_publickey"])?;
-    Ok(super::Command::Update(UpdateParams {
+    Ok(Update::Plain(UpdateParams {
         no_commit,
         metadata,
         key,

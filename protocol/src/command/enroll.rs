@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cursor::Cursor;
-use super::ParseError;
+use super::error::ParseError;
 
 /// The `enroll` operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,8 @@
 use std::fmt;
 
 use super::cursor::{is_token, parse_bool, parse_u64, Cursor};
-use super::{ParseError, Priority};
+use super::error::ParseError;
+use super::priority::Priority;
 use crate::atsign::AtSign;
 use crate::metadata::Metadata;
 

@@ -1,10 +1,11 @@
 //! Routing a command line to its verb without parsing its grammar, in the reference
 //! dispatcher's order (§3.1). Servers gate on the verb (authentication) before the grammar is
-//! checked, as the reference does; [`Command::parse`](super::Command::parse) then applies the
+//! checked, as the reference does; [`Command::parse`] then applies the
 //! grammar. For every line that parses, [`route`] names the parsed command's verb.
 
 use super::cursor::Cursor;
-use super::{normalise, Command};
+use super::normalise::normalise;
+use super::parsed::Command;
 
 /// The verb a command line is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use super::cursor::{parse_u64, Cursor};
-use super::ParseError;
+use super::error::ParseError;
 use crate::atsign::AtSign;
 
 /// The operation of a `stream:` command.

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::cursor::{parse_u64, Cursor};
-use super::ParseError;
+use super::error::ParseError;
 
 /// `sync:from:<commitId|-1>[:limit:<n>][:skipDeletesUntil:<commitId>][:<regex>]`
 /// (`:limit:` is mandatory for 3.0.52 servers, optional from 3.1).

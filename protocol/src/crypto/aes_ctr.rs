@@ -8,7 +8,7 @@ use base64::Engine;
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use rand::RngCore;
 
-use super::CryptoError;
+use super::error::CryptoError;
 
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
 

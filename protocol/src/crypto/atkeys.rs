@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::aes_ctr::{AesKey, Iv};
+use super::error::CryptoError;
 use super::rsa_keys::RsaKeyPair;
-use super::CryptoError;
 
 /// The file exactly as stored. Field order on output follows atsdk's writer; fields this type does not
 /// know (such as Dart's `"@alice"` copy of the self-encryption key) are kept and written back.

@@ -17,7 +17,7 @@ use base64::Engine;
 use ml_dsa::{EncodedVerifyingKey, MlDsa65, Seed, Signature, SigningKey, VerifyingKey};
 use rand::RngCore;
 
-use super::CryptoError;
+use super::error::CryptoError;
 
 /// Length of an encoded ML-DSA-65 public key.
 pub const PUBLIC_KEY_LEN: usize = 1952;

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 
-use super::CryptoError;
+use super::error::CryptoError;
 
 pub fn rsa_encrypt_bytes(key: &RsaPublicKey, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     key.encrypt(&mut rand::rngs::OsRng, Pkcs1v15Encrypt, plaintext)

@@ -12,7 +12,7 @@ use rsa::BigUint;
 
 pub use rsa::{RsaPrivateKey, RsaPublicKey};
 
-use super::CryptoError;
+use super::error::CryptoError;
 
 /// Modulus size every atProtocol client generates.
 const RSA_BITS: usize = 2048;

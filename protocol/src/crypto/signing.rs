@@ -18,9 +18,9 @@ use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Sha256, Sha512};
 
+use super::error::CryptoError;
 use super::mldsa::{MlDsaPublicKey, MlDsaSigner};
 use super::rsa_keys::{private_key_from_b64, public_key_from_b64};
-use super::CryptoError;
 
 pub use p256::ecdsa::{SigningKey as EccSigningKey, VerifyingKey as EccVerifyingKey};
 
