@@ -39,7 +39,7 @@ pub fn only_atsign(dir: &Path) -> Result<AtSign> {
         .unwrap_or_default();
     found.sort();
     match found.as_slice() {
-        [one] => crate::session::parse_atsign(one),
+        [one] => crate::atsign_arg::parse_atsign(one),
         [] => Err(CtlError::usage(format!(
             "no keys file in {}: pass --atsign, or onboard first",
             dir.display()

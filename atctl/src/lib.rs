@@ -1,6 +1,7 @@
 //! atctl: the command line for people and devices. The binary is a thin shell over [`run`]; the
 //! pieces live here so they can be tested.
 
+pub mod atsign_arg;
 pub mod cli;
 pub mod enroll;
 pub mod error;
@@ -58,7 +59,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Cmd::Onboard(args) => onboard::run(&ctx, out, args).await,
         Cmd::Lookup { atsign } => {
-            let atsign = session::parse_atsign(atsign)?;
+            let atsign = atsign_arg::parse_atsign(atsign)?;
             let (host, port) = ctx.lookup(&atsign).await?;
             out.emit(
                 format!("{host}:{port}"),
@@ -68,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Auth(AuthCmd::Check { atsign }) => {
             let me = match atsign {
-                Some(a) => session::parse_atsign(a)?,
+                Some(a) => atsign_arg::parse_atsign(a)?,
                 None => ctx.me(None)?,
             };
             let s = ctx.authenticated(&me).await?;

@@ -7,11 +7,12 @@ use at_protocol::crypto::{pub_key_cs, rsa_decrypt, AesKey, Iv};
 use at_protocol::{AtSign, Command, Metadata, NotificationJson};
 use serde_json::{json, Value};
 
+use crate::atsign_arg::parse_atsign;
 use crate::cli::{MonitorArgs, NotifyArgs};
 use crate::error::{CtlError, Result};
 use crate::keyref::{KeyRef, Scope};
 use crate::output::Output;
-use crate::session::{self, Context, Session};
+use crate::session::{Context, Session};
 use crate::sharing;
 
 pub async fn notify(ctx: &Context, out: Output, args: &NotifyArgs) -> Result<()> {
@@ -22,7 +23,7 @@ pub async fn notify(ctx: &Context, out: Output, args: &NotifyArgs) -> Result<()>
         NotifyOp::Update
     });
     let (me, params) = if args.text {
-        let to = session::parse_atsign(&args.target)?;
+        let to = parse_atsign(&args.target)?;
         let text = args
             .value
             .clone()

@@ -8,6 +8,7 @@ use at_protocol::response::Reply;
 use at_protocol::{AtKey, AtSign, Command, ErrorCode, Metadata};
 use serde_json::{json, Value};
 
+use crate::atsign_arg::parse_atsign;
 use crate::cli::OnboardArgs;
 use crate::error::{Class, CtlError, Result};
 use crate::keysfile::{self, PendingKeys};
@@ -15,7 +16,7 @@ use crate::output::Output;
 use crate::session::{self, Context};
 
 pub async fn run(ctx: &Context, out: Output, args: &OnboardArgs) -> Result<()> {
-    let atsign = session::parse_atsign(&args.atsign)?;
+    let atsign = parse_atsign(&args.atsign)?;
     let dir = ctx.keys_dir()?;
     // Refuse before anything changes on the server.
     let path = keysfile::path_for(&dir, &atsign);

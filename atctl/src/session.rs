@@ -7,6 +7,7 @@ use at_protocol::client::{AtConnection, ClientConfig, RootClient, TlsOptions};
 use at_protocol::crypto::{AtKeys, AtKeysFile, PkamSigner};
 use at_protocol::AtSign;
 
+use crate::atsign_arg::parse_atsign;
 use crate::cli::Global;
 use crate::error::{CtlError, Result};
 use crate::keysfile;
@@ -36,10 +37,6 @@ pub fn split_host_port(text: &str, flag: &str) -> Result<(String, u16)> {
         return Err(CtlError::usage(format!("{flag}: empty host in {text:?}")));
     }
     Ok((host.to_owned(), port))
-}
-
-pub fn parse_atsign(text: &str) -> Result<AtSign> {
-    AtSign::parse(text).map_err(|e| CtlError::usage(format!("invalid atSign {text:?}: {e}")))
 }
 
 impl Context {

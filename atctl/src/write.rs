@@ -123,7 +123,7 @@ pub async fn share(ctx: &Context, out: Output, args: &ShareArgs) -> Result<()> {
         ));
     }
     let me = ctx.me(r.owner.as_ref())?;
-    let with = crate::session::parse_atsign(&args.with)?;
+    let with = crate::atsign_arg::parse_atsign(&args.with)?;
     let own = r.resolve(&me)?;
     owned_by(&own, &me, "share")?;
     let mut s = ctx.authenticated(&me).await?;

@@ -10,12 +10,13 @@ use at_protocol::crypto::{public_key_from_b64, rsa_encrypt, AesKey, AtKeys, Iv, 
 use at_protocol::{AtSign, Command, ErrorCode};
 use serde_json::{json, Value};
 
-use super::{enroll_command, json_reply};
+use super::wire::{enroll_command, json_reply};
+use crate::atsign_arg::parse_atsign;
 use crate::cli::EnrollRequestArgs;
 use crate::error::{CtlError, Result};
 use crate::keysfile::{self, PendingKeys};
 use crate::output::Output;
-use crate::session::{self, Context};
+use crate::session::Context;
 
 /// Pause between checks of whether a pending enrollment was decided.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -41,7 +42,7 @@ fn parse_namespaces(specs: &[String]) -> Result<BTreeMap<String, String>> {
 /// The new device's side: request, wait for a decision, then fetch the shared keys and write the
 /// keys file.
 pub async fn run(ctx: &Context, out: Output, args: &EnrollRequestArgs) -> Result<()> {
-    let atsign = session::parse_atsign(&args.atsign)?;
+    let atsign = parse_atsign(&args.atsign)?;
     let namespaces = parse_namespaces(&args.namespaces)?;
     let dir = ctx.keys_dir()?;
     keysfile::check_writable(&keysfile::path_for(&dir, &atsign), args.force)?;
