@@ -6,7 +6,8 @@ use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use serde_json::json;
 
-use super::{api_resource, dynamic, labels, meta, tls_secret_name};
+use super::names::{labels, tls_secret_name};
+use super::object::{api_resource, dynamic, meta};
 use crate::crd::{IssuerKind, IssuerRef};
 use crate::resolve::Resolved;
 use crate::tls::RenewalPoint;

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 
-use super::{cram_secret_name, meta, tls_secret_name, TlsMaterial, CRAM_KEY, TRUST_BUNDLE_KEY};
+use super::names::{cram_secret_name, tls_secret_name, CRAM_KEY, TRUST_BUNDLE_KEY};
+use super::object::meta;
 use crate::resolve::Resolved;
+use crate::tls::TlsMaterial;
 
 pub fn cram_secret(r: &Resolved, secret: &str) -> Secret {
     Secret {

@@ -7,7 +7,8 @@ use kube::api::DynamicObject;
 use kube::core::ApiResource;
 use serde_json::json;
 
-use super::{api_resource, dynamic, meta, selector_labels, service_name, PORT_NAME};
+use super::names::{selector_labels, service_name, PORT_NAME};
+use super::object::{api_resource, dynamic, meta};
 use crate::crd::ExposureMode;
 use crate::resolve::Resolved;
 

@@ -11,11 +11,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{
-    cram_secret_name, meta, pvc_name, selector_labels, service_name, statefulset_name,
-    tls_secret_name, trust_config_map_name, CRAM_KEY, PORT_NAME, TRUST_BUNDLE_KEY,
-    TRUST_CHECKSUM_ANNOTATION,
+use super::names::{
+    cram_secret_name, pvc_name, selector_labels, service_name, statefulset_name, tls_secret_name,
+    trust_config_map_name, CRAM_KEY, PORT_NAME, TRUST_BUNDLE_KEY, TRUST_CHECKSUM_ANNOTATION,
 };
+use super::object::meta;
 use crate::crd::RolloutStrategy;
 use crate::resolve::{Resolved, ATPROTOCOL_PORT, HTTP_PORT};
 
@@ -29,13 +29,13 @@ const TRUST_DIR: &str = "/etc/atserver/trust";
 
 /// `trust` is the pod's whole trust bundle (see [`super::trust`]); empty, the pod gets none.
 pub fn statefulset(r: &Resolved, trust: &str, owner: &OwnerReference) -> StatefulSet {
-    let mut pod_labels = super::labels(r);
+    let mut pod_labels = super::names::labels(r);
     pod_labels.extend(selector_labels(r));
     // The certificate itself is deliberately absent: the atServer reloads it in place.
     let annotations = (!trust.is_empty()).then(|| {
         BTreeMap::from([(
             TRUST_CHECKSUM_ANNOTATION.to_owned(),
-            super::trust_checksum(trust),
+            super::names::trust_checksum(trust),
         )])
     });
     StatefulSet {

@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 
-use super::{meta, pvc_name};
+use super::names::pvc_name;
+use super::object::meta;
 use crate::resolve::Resolved;
 
 pub fn pvc(r: &Resolved) -> PersistentVolumeClaim {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::{meta, trust_config_map_name, TRUST_BUNDLE_KEY};
+use super::names::{trust_config_map_name, TRUST_BUNDLE_KEY};
+use super::object::meta;
 use crate::resolve::Resolved;
 
 /// The issuing CAs (each ending in one newline), then the rest of the bundle (which already

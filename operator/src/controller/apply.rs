@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::context::{Context, FIELD_MANAGER};
 use super::drift::Seen;
-use super::{Context, Error, FIELD_MANAGER};
+use super::error::Cause;
 
 /// Annotation holding the hash of the last applied configuration.
 pub const APPLIED_HASH_ANNOTATION: &str = "atfleet.dev/applied-hash";
@@ -25,7 +26,7 @@ pub enum Applied {
 }
 
 /// The hash an applied object carries: of its whole serialized desired state.
-pub fn hash_of<K: Serialize>(desired: &K) -> Result<String, Error> {
+pub fn hash_of<K: Serialize>(desired: &K) -> Result<String, Cause> {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(desired)?);
     Ok(hex::encode(&h.finalize()[..12]))
@@ -37,7 +38,7 @@ pub async fn apply<K>(
     ctx: &Context,
     mut desired: K,
     existing: Option<K>,
-) -> Result<(K, Applied), Error>
+) -> Result<(K, Applied), Cause>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {

@@ -21,7 +21,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::ca_store::{CaState, NEXT_CERT_KEY, NEXT_KEY_KEY, PREVIOUS_CERT_KEY};
-use super::{Context, Error};
+use super::context::Context;
+use super::error::Cause;
 use crate::build::{
     managed_selector, trust_checksum, LABEL_INSTANCE, TRUST_BUNDLE_KEY, TRUST_CHECKSUM_ANNOTATION,
 };
@@ -97,7 +98,7 @@ fn aging(state: &CaState, now: Timestamp) -> bool {
 }
 
 /// Reads the fleet, decides, and makes the move. Returns the move made.
-pub async fn advance(ctx: &Context) -> Result<Move, Error> {
+pub async fn advance(ctx: &Context) -> Result<Move, Cause> {
     let Some(secret) = ctx.ca.api.get_opt(&ctx.ca.name).await? else {
         // No built-in CA yet: nothing issued, nothing to rotate.
         return Ok(Move::None);
@@ -158,7 +159,7 @@ fn b64(pem: &str) -> String {
 }
 
 /// Every Atsign whose TLS Secret the built-in CA wrote, in the watched namespaces.
-async fn members(ctx: &Context) -> Result<Vec<Member>, Error> {
+async fn members(ctx: &Context) -> Result<Vec<Member>, Cause> {
     let scopes: Vec<Option<&str>> = if ctx.config.watch_namespaces.is_empty() {
         vec![None]
     } else {

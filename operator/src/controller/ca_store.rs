@@ -15,7 +15,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
 use tokio::sync::Mutex;
 
-use super::Error;
+use super::error::Cause;
 use crate::build::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::tls::{BuiltInCa, CA_CERT_KEY, CA_KEY_KEY};
 
@@ -64,7 +64,7 @@ impl CaStore {
         }
     }
 
-    pub async fn get(&self) -> Result<Arc<CaState>, Error> {
+    pub async fn get(&self) -> Result<Arc<CaState>, Cause> {
         let mut cached = self.cached.lock().await;
         if let Some(ca) = cached.as_ref() {
             return Ok(ca.clone());
@@ -75,13 +75,13 @@ impl CaStore {
     }
 
     /// Replaces the cached state with what `secret` (just written by the rotation) holds.
-    pub async fn set(&self, secret: &Secret) -> Result<Arc<CaState>, Error> {
+    pub async fn set(&self, secret: &Secret) -> Result<Arc<CaState>, Cause> {
         let state = Arc::new(self.parse(secret)?);
         *self.cached.lock().await = Some(state.clone());
         Ok(state)
     }
 
-    async fn load_or_create(&self) -> Result<CaState, Error> {
+    async fn load_or_create(&self) -> Result<CaState, Cause> {
         if let Some(secret) = self.api.get_opt(&self.name).await? {
             return self.parse(&secret);
         }
@@ -123,7 +123,7 @@ impl CaStore {
         }
     }
 
-    pub(super) fn parse(&self, secret: &Secret) -> Result<CaState, Error> {
+    pub(super) fn parse(&self, secret: &Secret) -> Result<CaState, Cause> {
         let data = secret.data.as_ref();
         let optional = |k: &str| {
             data.and_then(|d| d.get(k))
@@ -131,7 +131,7 @@ impl CaStore {
                 .filter(|s| !s.trim().is_empty())
         };
         let field = |k: &str| {
-            optional(k).ok_or_else(|| Error::CaSecret(format!("{}/{}", self.namespace, self.name)))
+            optional(k).ok_or_else(|| Cause::CaSecret(format!("{}/{}", self.namespace, self.name)))
         };
         let next = match (optional(NEXT_CERT_KEY), optional(NEXT_KEY_KEY)) {
             (Some(c), Some(k)) => Some((c, k)),

@@ -8,15 +8,16 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::context::{jitter, Context, FINALIZER, SKIP_DEREGISTER_ANNOTATION};
+use super::error::Cause;
 use super::register::{describe_owner, result_label};
 use super::status::publish;
-use super::{jitter, Context, Error, FINALIZER, SKIP_DEREGISTER_ANNOTATION};
 use crate::build;
 use crate::crd::{AtServerClass, Atsign, RetentionPolicy};
 use crate::directory::{Deregistered, DirectoryError};
 use crate::resolve::resolve;
 
-pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Result<Action, Error> {
+pub async fn cleanup(atsign: &Atsign, ctx: &Context, api: &Api<Atsign>) -> Result<Action, Cause> {
     let name = atsign.name_any();
     let ns = atsign.namespace().unwrap_or_default();
 
@@ -171,7 +172,7 @@ async fn retention(atsign: &Atsign, ctx: &Context) -> RetentionPolicy {
     }
 }
 
-fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
+fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Cause> {
     match r {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -179,7 +180,7 @@ fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
     }
 }
 
-async fn remove_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Error> {
+async fn remove_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Cause> {
     let Some(index) = atsign.finalizers().iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };
@@ -200,55 +201,5 @@ async fn remove_finalizer(atsign: &Atsign, api: &Api<Atsign>) -> Result<(), Erro
         // Already gone: nothing left to release.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The Atsigns (by uid) whose deletion already told the directory, so the finalizer's later passes
-/// (waiting for the pod to stop) do not deregister again. Forgotten when the finalizer is removed;
-/// after an operator restart one more call is harmless.
-#[derive(Debug, Default)]
-pub struct Deregistrations(std::sync::Mutex<std::collections::HashSet<String>>);
-
-impl Deregistrations {
-    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn contains(&self, uid: &str) -> bool {
-        !uid.is_empty() && self.set().contains(uid)
-    }
-
-    pub fn insert(&self, uid: &str) {
-        if !uid.is_empty() {
-            self.set().insert(uid.to_owned());
-        }
-    }
-
-    pub fn forget(&self, uid: &str) {
-        self.set().remove(uid);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_deregistration_per_deletion() {
-        let d = Deregistrations::default();
-        assert!(!d.contains("u1"));
-        d.insert("u1");
-        assert!(
-            d.contains("u1"),
-            "later passes of the finalizer skip the directory"
-        );
-        assert!(!d.contains("u2"));
-        d.forget("u1");
-        assert!(
-            !d.contains("u1"),
-            "a new Atsign with the same uid is impossible, but memory is freed"
-        );
-        d.insert("");
-        assert!(!d.contains(""), "an object without a uid is never skipped");
     }
 }

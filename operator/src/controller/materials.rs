@@ -1,12 +1,14 @@
-//! Gathering what the pure builders need but the spec does not hold: the CRAM secret (made
-//! once, then kept) and the TLS material (issued by the built-in CA, or written by cert-manager).
+//! What the pure builders need but the spec does not hold: the CRAM secret (made once, then
+//! kept) and, in the Certificate step, the TLS material (kept, issued by the built-in CA, or
+//! written by cert-manager). No API calls: the Gather step read everything these decide on.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 
-use super::{Context, Error};
+use super::ca_store::CaState;
 use crate::build::{TlsMaterial, CRAM_KEY};
-use crate::tls::{inspect, reissue_reason, CertInfo, ReissueReason, RenewalPoint};
+use crate::endpoint::Endpoint;
+use crate::tls::{inspect, reissue_reason, CertInfo, ReissueReason, RenewalPoint, TlsError};
 
 /// The existing CRAM secret, or a fresh one: 64 random bytes as lower-case hex, the shape the
 /// atServer and the SDKs expect.
@@ -43,17 +45,40 @@ pub struct TlsState {
     pub reissued: Option<ReissueReason>,
 }
 
+/// The Certificate step: the TLS state for the published endpoint. The built-in CA (`ca`, when
+/// no issuer is named) keeps the stored certificate while it is valid and not due, else issues
+/// one; cert-manager's is read as it wrote it. Without an endpoint there is nothing to issue for.
+pub fn for_endpoint(
+    ca: Option<&CaState>,
+    existing: Option<&Secret>,
+    endpoint: Option<&Endpoint>,
+    lifetime_hours: i64,
+    now: Timestamp,
+    renewal: RenewalPoint,
+) -> Result<TlsState, TlsError> {
+    match (ca, endpoint) {
+        (Some(ca), Some(ep)) => builtin(ca, existing, &ep.host, lifetime_hours, now, renewal),
+        (Some(_), None) => Ok(TlsState {
+            material: None,
+            present: false,
+            issuer_cas: Vec::new(),
+            info: None,
+            reissued: None,
+        }),
+        (None, _) => Ok(external(existing)),
+    }
+}
+
 /// Built-in CA: reuse the stored certificate while it is valid for `host` and not due, else
 /// issue a new one.
-pub async fn builtin(
-    ctx: &Context,
+fn builtin(
+    state: &CaState,
     existing: Option<&Secret>,
     host: &str,
     lifetime_hours: i64,
     now: Timestamp,
     renewal: RenewalPoint,
-) -> Result<TlsState, Error> {
-    let state = ctx.ca.get().await?;
+) -> Result<TlsState, TlsError> {
     let ca = &state.issuing;
     let current = existing.and_then(|s| Some((field(s, "tls.crt")?, field(s, "ca.crt")?)));
     let reason = reissue_reason(current, ca.cert_pem().as_bytes(), host, now, renewal);
@@ -79,6 +104,22 @@ pub async fn builtin(
         info,
         reissued,
     })
+}
+
+/// The `CertificateIssued` Event's note: the host, the expiry, and why in words.
+pub fn certificate_issued_note(reason: ReissueReason, info: &CertInfo) -> String {
+    let why = match reason {
+        ReissueReason::Missing => "there was none yet",
+        ReissueReason::Unreadable => "the stored one could not be read",
+        ReissueReason::HostChanged => "the published host changed",
+        ReissueReason::IssuerChanged => "the built-in CA changed",
+        ReissueReason::DueForRenewal => "the previous one was due for renewal",
+    };
+    format!(
+        "the built-in CA issued a certificate for {} valid until {} ({why})",
+        info.names.join(", "),
+        info.not_after
+    )
 }
 
 fn stored_material(secret: &Secret) -> Option<TlsMaterial> {

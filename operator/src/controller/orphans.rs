@@ -1,15 +1,8 @@
-//! The "delete orphans" step: an optional child the current spec no longer wants (the trust
+//! The DeleteOrphans step: an optional child the current spec no longer wants (the trust
 //! ConfigMap and the Certificate after the issuer is dropped, the TLSRoute after the exposure
 //! mode changes) is deleted, if it is this Atsign's (its controller owner reference carries the
 //! Atsign's uid). Finalizer cleanup is not needed for these: the garbage collector removes owned
-//! children with their Atsign.
-//!
-//! These kinds are not watched, so whether one exists is remembered per Atsign: the first
-//! reconcile after a start reads it once, and a child is known absent from then on until the
-//! operator applies it again. A settled fleet makes no requests here.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
+//! children with their Atsign. Which kinds an Atsign is known not to have is in [`super::absent`].
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, DynamicObject};
@@ -17,84 +10,12 @@ use kube::core::ApiResource;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::build::{self, Children};
-
-/// An optional child kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Optional {
-    TrustConfigMap,
-    Certificate,
-    TlsRoute,
-}
-
-impl Optional {
-    pub const ALL: [Optional; 3] = [
-        Optional::TrustConfigMap,
-        Optional::Certificate,
-        Optional::TlsRoute,
-    ];
-
-    pub fn kind(self) -> &'static str {
-        match self {
-            Optional::TrustConfigMap => "ConfigMap",
-            Optional::Certificate => "Certificate",
-            Optional::TlsRoute => "TLSRoute",
-        }
-    }
-
-    /// The child's name for the Atsign `name`.
-    pub fn child_name(self, name: &str) -> String {
-        match self {
-            Optional::TrustConfigMap => build::trust_config_map_name(name),
-            Optional::Certificate | Optional::TlsRoute => name.to_owned(),
-        }
-    }
-
-    /// Whether `desired` has one.
-    pub fn wanted(self, desired: &Children) -> bool {
-        match self {
-            Optional::TrustConfigMap => desired.trust_config_map.is_some(),
-            Optional::Certificate => desired.certificate.is_some(),
-            Optional::TlsRoute => desired.tls_route.is_some(),
-        }
-    }
-
-    /// The kinds `desired` has none of.
-    pub fn unwanted(desired: &Children) -> Vec<Optional> {
-        Self::ALL
-            .into_iter()
-            .filter(|k| !k.wanted(desired))
-            .collect()
-    }
-}
-
-type Key = (String, String, Optional);
-
-/// Optional children known not to exist.
-#[derive(Default)]
-pub struct Absent(Mutex<HashSet<Key>>);
-
-impl Absent {
-    fn key(ns: &str, name: &str, kind: Optional) -> Key {
-        (ns.to_owned(), name.to_owned(), kind)
-    }
-
-    pub fn is_absent(&self, ns: &str, name: &str, kind: Optional) -> bool {
-        let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.contains(&Self::key(ns, name, kind))
-    }
-
-    pub fn mark_absent(&self, ns: &str, name: &str, kind: Optional) {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(Self::key(ns, name, kind));
-    }
-
-    /// The operator applied it: it exists now.
-    pub fn mark_present(&self, ns: &str, name: &str, kind: Optional) {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.remove(&Self::key(ns, name, kind));
-    }
-}
+use super::absent::{Absent, Optional};
+use super::context::Context;
+use super::error::OrphanError;
+use super::status::publish;
+use crate::build;
+use crate::crd::Atsign;
 
 /// What the step did to one kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,16 +26,6 @@ pub enum Outcome {
     Deleted(&'static str, String),
     /// A child of that name belongs to someone else: left alone.
     NotOurs(&'static str, String),
-}
-
-/// The orphan step's failure: the kind whose read or delete failed.
-#[derive(Debug, thiserror::Error)]
-#[error("deleting the stale {kind} {name}: {source}")]
-pub struct OrphanError {
-    pub kind: &'static str,
-    pub name: String,
-    #[source]
-    pub source: kube::Error,
 }
 
 /// The Atsign whose children are looked at.
@@ -172,6 +83,35 @@ pub async fn delete_stale(
     })
 }
 
+/// The DeleteOrphans step: each kind in `unwanted` that `owner` still has is deleted, with an
+/// Event saying so (or that a child of that name is someone else's and was left alone).
+pub async fn delete_orphans(
+    ctx: &Context,
+    atsign: &Atsign,
+    owner: &Owner<'_>,
+    unwanted: &[Optional],
+) -> Result<(), OrphanError> {
+    let ns = owner.ns;
+    for kind in unwanted {
+        match delete_stale(owner, &ctx.absent, *kind).await? {
+            Outcome::None => {}
+            Outcome::Deleted(kind, child) => {
+                let note =
+                    format!("deleted the {kind} {ns}/{child}: the spec no longer asks for it");
+                publish(ctx, atsign, false, "StaleChildDeleted", "Provision", note).await;
+            }
+            Outcome::NotOurs(kind, child) => {
+                let note = format!(
+                    "the {kind} {ns}/{child} is not this Atsign's (no owner reference to it): \
+                     left as it is"
+                );
+                publish(ctx, atsign, true, "StaleChildNotOurs", "Provision", note).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 enum Deletion {
     Deleted,
     NotOurs,
@@ -211,29 +151,5 @@ where
         Ok(_) => Ok(Deletion::Deleted),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(Deletion::Gone),
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absence_is_per_atsign_and_kind_and_cleared_by_an_apply() {
-        let a = Absent::default();
-        assert!(!a.is_absent("ns", "alice", Optional::Certificate));
-        a.mark_absent("ns", "alice", Optional::Certificate);
-        assert!(a.is_absent("ns", "alice", Optional::Certificate));
-        assert!(!a.is_absent("ns", "alice", Optional::TlsRoute));
-        assert!(!a.is_absent("other", "alice", Optional::Certificate));
-        a.mark_present("ns", "alice", Optional::Certificate);
-        assert!(!a.is_absent("ns", "alice", Optional::Certificate));
-    }
-
-    #[test]
-    fn child_names() {
-        assert_eq!(Optional::TrustConfigMap.child_name("alice"), "alice-trust");
-        assert_eq!(Optional::Certificate.child_name("alice"), "alice");
-        assert_eq!(Optional::TlsRoute.child_name("alice"), "alice");
     }
 }

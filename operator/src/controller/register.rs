@@ -1,19 +1,53 @@
 //! Directory registration: only once the pod is ready and the certificate valid, again when
 //! the address changes, withdrawn while suspended.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::Api;
+
+use super::apply::apply;
 use super::conditions::{Observed, RegistrationState};
+use super::context::Context;
+use super::error::Cause;
 use super::status::publish;
-use super::Context;
 use crate::crd::Atsign;
 use crate::directory::DirectoryError;
 use crate::resolve::Resolved;
 
-pub(super) async fn register(
+/// The Register step: the directory record, or the state it was parked in (`parked`, from
+/// [`still_in_conflict`]) while another owner holds the atSign.
+pub(super) async fn registration(
     atsign: &Atsign,
     ctx: &Context,
     r: &Resolved,
     o: &Observed,
+    parked: Option<RegistrationState>,
 ) -> RegistrationState {
+    match parked {
+        Some(state) => state,
+        None => register(atsign, ctx, r, o).await,
+    }
+}
+
+/// The registration was refused because another owner holds the atSign.
+pub(super) fn lost_the_atsign(state: &RegistrationState) -> bool {
+    matches!(state, RegistrationState::Failed(reason, _) if *reason == OWNER_CONFLICT)
+}
+
+/// Scales the atServer to zero (`desired` with no replicas): found out just now that another
+/// owner holds its atSign, and a server nobody can reach is not left running.
+pub(super) async fn park(
+    ctx: &Context,
+    r: &Resolved,
+    mut desired: StatefulSet,
+    current: Option<StatefulSet>,
+) -> Result<(), Cause> {
+    desired.spec.replicas = Some(0);
+    let api = Api::namespaced(ctx.client.clone(), &r.namespace);
+    apply(&api, ctx, desired, current).await?;
+    Ok(())
+}
+
+async fn register(atsign: &Atsign, ctx: &Context, r: &Resolved, o: &Observed) -> RegistrationState {
     let Some(directory) = &ctx.directory else {
         return RegistrationState::Disabled;
     };

@@ -8,7 +8,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{compute_status, Observed};
-use super::{Context, Error};
+use super::context::Context;
+use super::error::{Cause, Error};
 use crate::crd::{Atsign, AtsignStatus, Phase};
 
 fn reference(atsign: &Atsign) -> ObjectReference {
@@ -34,7 +35,7 @@ pub(super) async fn finish(
     ctx: &Context,
     api: &Api<Atsign>,
     observed: &Observed,
-) -> Result<(), Error> {
+) -> Result<(), Cause> {
     let previous = atsign.status.as_ref();
     let status = compute_status(previous, observed);
     let ns = atsign.namespace().unwrap_or_default();
@@ -54,7 +55,7 @@ pub(super) async fn finish(
     write_status(api, &atsign.name_any(), &status).await
 }
 
-async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> Result<(), Error> {
+async fn write_status(api: &Api<Atsign>, name: &str, status: &AtsignStatus) -> Result<(), Cause> {
     // A merge patch leaves out what is absent: fields that went away must be nulled explicitly.
     let mut value = serde_json::to_value(status)?;
     if let Some(map) = value.as_object_mut() {

@@ -1,18 +1,18 @@
-//! The steps of one reconcile, in order. The step a reconcile ended in labels its outcome in
-//! `atfleet_operator_reconcile_outcomes_total`, so a failure says where it happened as well as
-//! why.
+//! The steps of one reconcile, in order, and how a reconcile ended. The step it ended in labels
+//! its outcome in `atfleet_operator_reconcile_outcomes_total`, so a failure says where it
+//! happened as well as why.
+
+use kube::runtime::controller::Action;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// The finalizer, the class and the spec.
     Validate,
-    /// The Secrets and the Service as they are.
+    /// The current children, the CRAM secret, the built-in CA, the TLSRoute version.
     Gather,
-    /// The Service, whose observed state fixes the published endpoint.
-    ApplyService,
-    /// The certificate for that endpoint (issued by the built-in CA or read from cert-manager's).
+    /// The certificate for the published endpoint (kept, or issued by the built-in CA).
     Certificate,
-    /// The other children, each on its own.
+    /// Every child, each on its own (builders are pure and cannot fail).
     Apply,
     /// Children the spec no longer wants.
     DeleteOrphans,
@@ -33,7 +33,6 @@ impl Step {
         match self {
             Step::Validate => "Validate",
             Step::Gather => "Gather",
-            Step::ApplyService => "ApplyService",
             Step::Certificate => "Certificate",
             Step::Apply => "Apply",
             Step::DeleteOrphans => "DeleteOrphans",
@@ -46,45 +45,39 @@ impl Step {
     }
 }
 
-/// Where a reconcile is, and why it stopped early without an error (an invalid spec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
+/// How a reconcile that did not fail ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub action: Action,
+    /// The last step it ran.
     pub step: Step,
+    /// Why the pipeline stopped early without an error (an invalid spec).
     pub stopped: Option<&'static str>,
 }
 
-impl Progress {
-    pub fn new() -> Self {
+impl Finished {
+    pub fn done(action: Action) -> Self {
         Self {
-            step: Step::Validate,
+            action,
+            step: Step::Done,
             stopped: None,
         }
     }
 
-    /// The outcome's labels: the step, and the error's reason, the reason the pipeline stopped,
-    /// or `Ok`.
-    pub fn outcome(self, error: Option<&'static str>) -> (&'static str, &'static str) {
-        (self.step.as_str(), error.or(self.stopped).unwrap_or("Ok"))
+    /// Stopped after validation: the spec or its class is unusable.
+    pub fn invalid(reason: &'static str, action: Action) -> Self {
+        Self {
+            action,
+            step: Step::Validate,
+            stopped: Some(reason),
+        }
     }
-}
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcome_labels() {
-        let mut p = Progress::new();
-        assert_eq!(p.outcome(None), ("Validate", "Ok"));
-        p.stopped = Some("ClassNotFound");
-        assert_eq!(p.outcome(None), ("Validate", "ClassNotFound"));
-        p.step = Step::Register;
-        assert_eq!(p.outcome(Some("Conflict")), ("Register", "Conflict"));
+    pub fn at(step: Step, action: Action) -> Self {
+        Self {
+            action,
+            step,
+            stopped: None,
+        }
     }
 }

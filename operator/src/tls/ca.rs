@@ -8,9 +8,15 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
-use super::TlsError;
-use crate::build::TlsMaterial;
+use super::error::TlsError;
 
+/// Certificate and key for the built-in CA path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsMaterial {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
 /// Keys of the CA Secret.
 pub const CA_CERT_KEY: &str = "ca.crt";
 pub const CA_KEY_KEY: &str = "ca.key";

@@ -4,15 +4,9 @@ use jiff::Timestamp;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
-use super::{RenewalPoint, TlsError};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
-    pub not_before: Timestamp,
-    pub not_after: Timestamp,
-    /// DNS names and IP addresses (as text) in the subjectAltName.
-    pub names: Vec<String>,
-}
+use super::cert_info::CertInfo;
+use super::error::TlsError;
+use super::renewal::RenewalPoint;
 
 /// Parses the first certificate of a PEM chain.
 pub fn inspect(pem: &[u8]) -> Result<CertInfo, TlsError> {

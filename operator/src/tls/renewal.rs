@@ -6,7 +6,7 @@
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::CertInfo;
+use super::cert_info::CertInfo;
 
 /// Earliest and latest renewal point, in thousandths of the lifetime.
 const EARLIEST: u32 = 600;
