@@ -268,6 +268,14 @@ impl Metrics {
             .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
     }
 
+    /// The controller stopped (leadership lost): nothing waits in its queue any more.
+    pub fn queue_cleared(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.clear();
+        self.queue_depth.set(0);
+        self.queue_oldest.set(0.0);
+    }
+
     fn refresh_queue_age(&self) {
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let oldest = pending

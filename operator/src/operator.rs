@@ -64,6 +64,8 @@ pub async fn run(
             }
         }
         ctx.metrics.leader.set(0);
+        // A standby reconciles nothing: its queue figures would only grow stale.
+        ctx.metrics.queue_cleared();
         match held {
             Held::Stopped => {
                 if let Err(e) = elector.release().await {
