@@ -9,7 +9,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::{validate, ApiState, OPENAPI};
+use super::openapi::OPENAPI;
+use super::state::ApiState;
+use super::validate;
 use crate::cache::Address;
 use crate::db::{DeleteOutcome, PutOutcome, Registration};
 

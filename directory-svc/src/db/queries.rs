@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
-use super::DbError;
+use super::error::DbError;
 
 /// One row of the `atsigns` table. `name` is the atSign without `@`.
 #[derive(Debug, Clone, PartialEq, Eq)]
