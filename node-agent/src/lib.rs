@@ -25,6 +25,7 @@
 //! `Always`, hostPath volumes, ClusterIP Services and cluster DNS (a process reaches only
 //! loopback ports and NodePorts).
 
+mod downward;
 mod endpoints;
 mod env;
 mod error;

@@ -224,7 +224,7 @@ fn downward_files(
         .iter()
         .map(|item| {
             let value = match (&item.field_ref, &item.resource_field_ref) {
-                (Some(f), _) => super::env::field(pod, &f.field_path)?,
+                (Some(f), _) => super::downward::field(pod, &f.field_path)?,
                 (None, Some(r)) => {
                     return Err(AgentError::Unsupported(format!(
                         "downward API resourceFieldRef {}",
