@@ -53,7 +53,8 @@ pub struct Challenge {
 
 #[derive(Debug, Clone)]
 pub struct MonitorSpec {
-    pub regex: regex::Regex,
+    /// Shared with every monitor on the same pattern (see `commands::monitor`).
+    pub regex: Arc<regex::Regex>,
     pub self_notifications: bool,
 }
 
