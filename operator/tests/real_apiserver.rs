@@ -5,6 +5,7 @@ mod common;
 
 use atfleet_operator::crd::Atsign;
 use common::*;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
@@ -63,6 +64,73 @@ async fn a_missing_grant_is_refused_and_reported_on_the_atsign() {
             .iter()
             .any(|l| l.method == "PATCH" && l.uri.contains("/statefulsets/rita")),
         "the apiserver refused the StatefulSet apply: {refused:?}"
+    );
+    op.stop().await;
+    cluster.shutdown().await;
+}
+
+/// Children are applied each on its own: a refused Service (no `create` grant) does not hold up
+/// the CRAM Secret and the data volume's claim, and the failure is reported as the Apply step's,
+/// naming the child, on the Atsign and in the outcome metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_child_does_not_hold_up_the_others() {
+    let (cluster, client) = cluster_with(Setup {
+        rbac: RbacEdit {
+            drop_verb: Some(("services", "create")),
+        },
+        ..Setup::default()
+    })
+    .await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "ulla", json!({})).await;
+
+    eventually("Degraded=True Forbidden", || async {
+        condition(&client, "ulla", "Degraded").await == Some(("True".into(), "Forbidden".into()))
+    })
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    eventually(
+        "the claim and the CRAM Secret applied despite the Service",
+        || async {
+            claims.get_opt("ulla-data").await.ok().flatten().is_some()
+                && secrets.get_opt("ulla-cram").await.ok().flatten().is_some()
+        },
+    )
+    .await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let status = atsigns
+        .get("ulla")
+        .await
+        .expect("ulla")
+        .status
+        .expect("status");
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert!(
+        degraded
+            .message
+            .contains(&format!("applying the Service {}/ulla", ns())),
+        "the message names the refused child: {}",
+        degraded.message
+    );
+    let outcome = op
+        .metrics
+        .encode()
+        .lines()
+        .find(|l| {
+            l.starts_with("atfleet_operator_reconcile_outcomes_total{")
+                && l.contains(r#"step="Apply""#)
+                && l.contains(r#"reason="Forbidden""#)
+        })
+        .map(str::to_owned);
+    assert!(
+        outcome.is_some(),
+        "the outcome metric counts the Apply step's refusal:\n{}",
+        op.metrics.encode()
     );
     op.stop().await;
     cluster.shutdown().await;
