@@ -1,7 +1,8 @@
 //! Acceptance run (issue 14, acceptance 3), ignored by default for its size: a fleet of
 //! `ATFLEET_FLEET_SIZE` (100) Atsigns on the real control plane (pods simulated by the node
 //! agent) renews every certificate without a single pod replaced or restarted, then completes a
-//! rotation of the built-in CA. Prints the figures.
+//! rotation of the built-in CA. Prints the figures. Whether that rotation fails a
+//! server-to-server handshake needs real atServers: `tests/ca_rotation_fleet.rs`.
 //!
 //!   scripts/with-controlplane -- cargo nextest run -p atfleet-operator --test fleet_renewal \
 //!     --run-ignored ignored-only --no-capture

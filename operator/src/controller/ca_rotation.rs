@@ -6,9 +6,15 @@
 //!    Atsign's trust bundle gains it; the changed bundle rolls each pod.
 //! 2. **Promote**, once every built-in-CA Atsign's pod runs on a bundle holding the new CA: it
 //!    becomes the issuing CA and the old one moves to `previous.crt` (still trusted). Each leaf is
-//!    re-issued from the new CA at its next reconcile (`IssuerChanged`), reloaded in place.
-//! 3. **Retire**, once no TLS Secret holds a leaf of the old CA: `previous.crt` goes, and the
-//!    bundles shrink back to one built-in CA.
+//!    re-issued from the new CA at its next reconcile (`IssuerChanged`), in the same Secret write
+//!    as the bundle, whose order changes (issuing CA first), so the pod rolls onto it.
+//! 3. **Retire**, once every TLS Secret holds a leaf of the new CA *and* every pod runs on that
+//!    Secret's bundle, i.e. was started with the new leaf: `previous.crt` goes, and the bundles
+//!    shrink back to one built-in CA. A leaf written to the Secret is not yet a leaf served: the
+//!    running atServer sees it only once the kubelet has refreshed the Secret volume and its own
+//!    30 s poll has run, and a pod already rolled onto the bundle without the old CA refuses a
+//!    peer still presenting an old leaf (the failed handshakes `tests/ca_rotation_fleet.rs`
+//!    measured when Retire waited for the Secrets alone).
 //!
 //! The fleet is read (Secrets and StatefulSets by the managed-by label) once per resync, by the
 //! leader only.
@@ -75,8 +81,14 @@ pub fn decide(state: &CaState, requested: bool, now: Timestamp, fleet: &[Member]
     }
     if state.previous.is_some() {
         let issuing = state.issuing.cert_pem();
-        let replaced = fleet.iter().all(|m| m.leaf_ca.trim() == issuing.trim());
-        return if replaced { Move::Retire } else { Move::None };
+        let serving_new = fleet
+            .iter()
+            .all(|m| m.leaf_ca.trim() == issuing.trim() && m.running_on_trust);
+        return if serving_new {
+            Move::Retire
+        } else {
+            Move::None
+        };
     }
     if requested || aging(state, now) {
         Move::Begin
@@ -283,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn retire_only_once_no_leaf_of_the_old_ca_is_left() {
+    fn retire_only_once_every_pod_started_with_a_leaf_of_the_new_ca() {
         let (old, new) = (ca(), ca());
         let state = CaState {
             issuing: BuiltInCa::from_pem(new.cert_pem(), &new.key_pem()).expect("ca"),
@@ -294,8 +306,14 @@ mod tests {
         let both = [new.cert_pem(), old.cert_pem()];
         let renewed = member(&both, new.cert_pem(), true);
         let waiting = member(&both, old.cert_pem(), true);
+        // Re-issued in the Secret, but the pod still runs the process started with the old leaf.
+        let rolling = member(&both, new.cert_pem(), false);
         assert_eq!(
             decide(&state, false, now, &[renewed.clone(), waiting]),
+            Move::None
+        );
+        assert_eq!(
+            decide(&state, false, now, &[renewed.clone(), rolling]),
             Move::None
         );
         assert_eq!(decide(&state, false, now, &[renewed]), Move::Retire);

@@ -35,15 +35,17 @@ pub struct CaState {
 }
 
 impl CaState {
-    /// Every CA an atServer must trust now. Sorted, not issuing first: promoting the incoming
-    /// CA leaves the same two in the bundle, so the same text and no second roll of every pod.
+    /// Every CA an atServer must trust now, the issuing one first. Promoting the incoming CA
+    /// therefore changes the bundle's text (the same two CAs, the other one first), which rolls
+    /// every pod in the same Secret write that re-issues its leaf: each atServer then serves a
+    /// leaf of the new CA before [`super::ca_rotation`] retires the old one, whether or not the
+    /// running process has reloaded the re-issued files yet (the kubelet refreshes Secret
+    /// volumes only after a delay, and the atServer polls its files every 30 s).
     pub fn trusted(&self) -> Vec<String> {
-        let mut cas: Vec<String> = std::iter::once(self.issuing.cert_pem().to_owned())
+        std::iter::once(self.issuing.cert_pem().to_owned())
             .chain(self.next.as_ref().map(|(c, _)| c.clone()))
             .chain(self.previous.clone())
-            .collect();
-        cas.sort();
-        cas
+            .collect()
     }
 }
 
