@@ -7,41 +7,47 @@ use atfleet_operator::crd::Atsign;
 use common::*;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
 use serde_json::json;
+
+/// A cluster whose operator may not `create` `resource`, and the Atsign `name` once the refusal
+/// shows on it as `Degraded=True` with reason `Forbidden` (that condition is returned, with the
+/// directory and the operator replica, which must outlive the test).
+async fn refused_create(
+    resource: &str,
+    name: &str,
+) -> (TestCluster, kube::Client, Directory, Replica, Condition) {
+    let (cluster, client) = cluster_with(Setup {
+        rbac: RbacEdit {
+            drop_verb: Some((resource, "create")),
+        },
+        ..Setup::default()
+    })
+    .await;
+    let (dir, op) = operated(&client).await;
+    create_atsign(&client, name, json!({})).await;
+    eventually("Degraded=True Forbidden", || async {
+        condition(&client, name, "Degraded").await == Some(("True".into(), "Forbidden".into()))
+    })
+    .await;
+    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
+    let status = atsigns.get(name).await.expect(name).status.expect("status");
+    let degraded = status
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    (cluster, client, dir, op, degraded)
+}
 
 /// Without `create` on StatefulSets the first apply of an Atsign's StatefulSet is refused; the
 /// operator says so on the Atsign (Degraded=True, reason Forbidden) and in a Warning Event, not
 /// only in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_grant_is_refused_and_reported_on_the_atsign() {
-    let (cluster, client) = cluster_with(Setup {
-        rbac: RbacEdit {
-            drop_verb: Some(("statefulsets", "create")),
-        },
-        ..Setup::default()
-    })
-    .await;
-    let (_dir, op) = operated(&client).await;
-    create_atsign(&client, "rita", json!({})).await;
-
-    eventually("Degraded=True Forbidden", || async {
-        condition(&client, "rita", "Degraded").await == Some(("True".into(), "Forbidden".into()))
-    })
-    .await;
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
-    let status = atsigns
-        .get("rita")
-        .await
-        .expect("rita")
-        .status
-        .expect("status");
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Degraded")
-        .expect("Degraded");
+    let (cluster, client, _dir, op, degraded) = refused_create("statefulsets", "rita").await;
     assert!(
         degraded.message.contains("statefulsets") && degraded.message.contains("forbidden"),
         "the message names what was refused: {}",
@@ -74,20 +80,7 @@ async fn a_missing_grant_is_refused_and_reported_on_the_atsign() {
 /// naming the child, on the Atsign and in the outcome metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_child_does_not_hold_up_the_others() {
-    let (cluster, client) = cluster_with(Setup {
-        rbac: RbacEdit {
-            drop_verb: Some(("services", "create")),
-        },
-        ..Setup::default()
-    })
-    .await;
-    let (_dir, op) = operated(&client).await;
-    create_atsign(&client, "ulla", json!({})).await;
-
-    eventually("Degraded=True Forbidden", || async {
-        condition(&client, "ulla", "Degraded").await == Some(("True".into(), "Forbidden".into()))
-    })
-    .await;
+    let (cluster, client, _dir, op, degraded) = refused_create("services", "ulla").await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
     eventually(
@@ -98,18 +91,6 @@ async fn a_refused_child_does_not_hold_up_the_others() {
         },
     )
     .await;
-    let atsigns: Api<Atsign> = Api::namespaced(client.clone(), ns());
-    let status = atsigns
-        .get("ulla")
-        .await
-        .expect("ulla")
-        .status
-        .expect("status");
-    let degraded = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Degraded")
-        .expect("Degraded");
     assert!(
         degraded
             .message
