@@ -12,7 +12,8 @@ use k8s_openapi::ByteString;
 use kube::api::PostParams;
 use kube::Api;
 
-use super::{LocalError, SYSTEM_NAMESPACE};
+use super::error::LocalError;
+use super::names::SYSTEM_NAMESPACE;
 
 pub struct DirectoryTls {
     pub ca: PathBuf,

@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::LocalError;
+use super::error::LocalError;
 
 /// The repository's root (the chart and the scripts are read from there).
 pub fn repo_root() -> PathBuf {

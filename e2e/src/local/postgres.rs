@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{free_port, LocalError};
+use super::error::LocalError;
+use super::net::free_port;
 
 pub struct Postgres {
     pub url: String,
