@@ -10,12 +10,14 @@ use at_protocol::AtSign;
 use futures::{StreamExt, TryStreamExt};
 use tokio::process::Child;
 
+use super::context::Ctx;
 use super::echo::{self, EchoConn};
+use super::error::BenchError;
 use super::load::{self, Amount, Exchange};
 use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::{latency_percentiles, Summary};
-use super::{plot, sqlite, BenchError, Ctx};
+use super::{plot, sqlite};
 
 pub(crate) const ATSIGN: &str = "@alice";
 /// The CRAM secret the benchmark server is seeded with.

@@ -13,12 +13,13 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::context::Ctx;
 use super::echo::{self, EchoConn, EchoFresh};
+use super::error::BenchError;
 use super::load::{self, Exchange};
 use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::Summary;
-use super::{BenchError, Ctx};
 
 const CONNECTIONS: usize = 16;
 const TOKEN: &str = "atfleet-bench-directory-token";

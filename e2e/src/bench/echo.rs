@@ -11,9 +11,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::context::Ctx;
+use super::error::BenchError;
 use super::load::Exchange;
 use super::process::Spawned;
-use super::{BenchError, Ctx};
 
 /// Serves until killed; prints `listening <addr>` once bound.
 pub async fn serve(cert: &Path, key: &Path) -> Result<(), BenchError> {

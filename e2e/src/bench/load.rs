@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::BenchError;
+use super::error::BenchError;
 
 /// One connection (or connection factory) that can do one request/response exchange.
 pub trait Exchange: Send + 'static {

@@ -4,13 +4,15 @@
 use std::time::{Duration, Instant};
 
 use super::atserver::{ms, AtServer, Node};
+use super::context::Ctx;
 use super::directory::{register_one, Directory};
 use super::echo::{self, EchoConn};
+use super::error::BenchError;
 use super::load;
+use super::plot;
 use super::process;
 use super::report::{Figure, Section, Target};
 use super::stats::{latency_percentiles, Summary};
-use super::{plot, BenchError, Ctx};
 
 const REFERENCE_LATENCY: &str = "4–15 ms end-to-end, encrypted message between two Atsigns";
 /// Longest wait for one notification before the run is called broken.

@@ -19,11 +19,12 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::Api;
 use serde_json::json;
 
+use super::context::Ctx;
 use super::directory::Directory;
+use super::error::BenchError;
 use super::process::{self, Spawned};
 use super::report::{Figure, Section, Target};
 use super::stats::Summary;
-use super::{BenchError, Ctx};
 use crate::local::identity;
 
 pub(crate) const NAMESPACE: &str = "fleet";

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::error::BenchError;
 use super::stats::percentile_sorted;
-use super::BenchError;
 
 const BINS: usize = 60;
 

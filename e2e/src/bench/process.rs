@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-use super::BenchError;
+use super::error::BenchError;
 
 pub struct Spawned {
     pub child: Child,

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::error::BenchError;
 use super::stats::Summary;
-use super::BenchError;
 
 /// How a figure is judged against its first target.
 #[derive(Debug, Clone, Serialize)]

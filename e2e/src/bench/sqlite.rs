@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use super::BenchError;
+use super::error::BenchError;
 
 /// The atserver store's backstop checkpoint threshold (pages).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
