@@ -23,8 +23,10 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use self::operator_proc::OperatorProc;
+use super::context::Ctx;
+use super::error::ReliabilityError;
+use super::options::Scale;
 use super::report::{Figure, Must, SectionReport};
-use super::{Ctx, ReliabilityError, Scale};
 use crate::bench::directory::{self, Directory};
 use crate::bench::operator::{install, is_ready, CONTROLLER_QPS, NAMESPACE, SYSTEM_NAMESPACE};
 use crate::bench::process;

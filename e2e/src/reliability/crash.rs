@@ -17,9 +17,11 @@ use at_protocol::client::{AtConnection, MonitorConnection};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::context::Ctx;
+use super::error::ReliabilityError;
+use super::options::Scale;
 use super::report::{Figure, Must, SectionReport};
 use super::servers::{store_file, DirectoryRun, Server, ServerSpec};
-use super::{Ctx, ReliabilityError, Scale};
 use crate::bench::stats::percentile_sorted;
 use ledger::{Ledger, State};
 use load::{Enrollments, Seen, Sent, PEER, SUFFIX};

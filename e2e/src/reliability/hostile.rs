@@ -19,9 +19,11 @@ use futures::StreamExt;
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
+use super::context::Ctx;
+use super::error::ReliabilityError;
+use super::options::Scale;
 use super::report::{Figure, Must, SectionReport};
 use super::servers::{DirectoryRun, Server, ServerSpec};
-use super::{Ctx, ReliabilityError, Scale};
 use crate::bench::stats::percentile_sorted;
 use attack::{Ending, Kind, Limits, Target, Victim};
 use honest::{Samples, Work};

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use self::forwarder::Forwarder;
 use self::ledger::{Ledger, Tally};
 use self::pg_pair::PgPair;
+use super::context::Ctx;
+use super::error::ReliabilityError;
 use super::report::{Figure, Must, SectionReport};
-use super::{Ctx, ReliabilityError};
 use crate::bench::directory::{self, Directory};
 use crate::bench::process;
 

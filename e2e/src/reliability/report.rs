@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{ReliabilityError, Scale};
+use super::error::ReliabilityError;
+use super::options::Scale;
 use crate::bench::report::Machine;
 
 /// What a figure must be for its section to pass.

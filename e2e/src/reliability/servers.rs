@@ -11,7 +11,8 @@ use at_protocol::client::AtConnection;
 use at_protocol::AtSign;
 use tokio::process::Child;
 
-use super::{Ctx, ReliabilityError};
+use super::context::Ctx;
+use super::error::ReliabilityError;
 use crate::bench::directory::{self, Directory, RateLimit};
 use crate::bench::process::{self, Spawned};
 use crate::local::postgres::Postgres;

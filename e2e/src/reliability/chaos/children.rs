@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Resource, ResourceExt};
 
-use crate::reliability::ReliabilityError;
+use crate::reliability::error::ReliabilityError;
 
 fn kube_err(e: kube::Error) -> ReliabilityError {
     ReliabilityError::Setup(format!("kubernetes API: {e}"))

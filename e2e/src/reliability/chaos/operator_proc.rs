@@ -9,7 +9,7 @@ use tokio::process::Child;
 use crate::bench::directory::Directory;
 use crate::bench::operator::operator_command;
 use crate::bench::process::{self, Spawned};
-use crate::reliability::ReliabilityError;
+use crate::reliability::error::ReliabilityError;
 
 pub struct OperatorProc<'a> {
     bin: PathBuf,

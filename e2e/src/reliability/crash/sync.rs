@@ -15,7 +15,7 @@ use std::path::Path;
 use at_protocol::client::AtConnection;
 use serde_json::Value;
 
-use crate::reliability::ReliabilityError;
+use crate::reliability::error::ReliabilityError;
 
 /// Entries per `sync:from` page (the server's cap is 25).
 const PAGE: usize = 25;

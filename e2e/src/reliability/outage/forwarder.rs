@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::super::ReliabilityError;
+use super::super::error::ReliabilityError;
 
 pub struct Forwarder {
     pub addr: SocketAddr,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::ledger::{Kind, Ledger, Tally};
 use crate::bench::directory;
-use crate::reliability::ReliabilityError;
+use crate::reliability::error::ReliabilityError;
 
 /// A lookup or registration not answered within this counts as refused.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);

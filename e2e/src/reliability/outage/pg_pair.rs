@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use super::super::ReliabilityError;
+use super::super::error::ReliabilityError;
 use crate::local::free_port;
 use crate::local::postgres::pg_bin;
 
