@@ -31,7 +31,7 @@ fmt: ## Format the code
 
 clippy: ## Lint every crate and target with warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	scripts/check-module-cycles atctl/src atserver-image/src cluster/src directory-svc/src node-agent/src operator/src protocol/src test-support/src
+	scripts/check-module-cycles atctl/src atserver-image/src cluster/src directory-svc/src e2e/src node-agent/src operator/src protocol/src test-support/src
 
 python-env: ## Create the Python virtualenv with Atsign's SDK (atsdk) used by interop tests
 	@scripts/python-env >/dev/null
