@@ -33,6 +33,9 @@ pub struct FaultConfig {
     pub cut_watches_after: Option<Duration>,
     /// Added before every request is forwarded.
     pub latency: Duration,
+    /// When set, only requests whose path contains this are subject to the faults above (to
+    /// refuse the writes of one object and no other).
+    pub only_paths_containing: Option<String>,
 }
 
 /// One request that reached the proxy.
@@ -164,7 +167,12 @@ fn status_body(code: StatusCode, reason: &str, message: &str) -> Response {
 }
 
 /// What the dice say for this request, if anything.
-fn injected_fault(faults: &FaultConfig, method: &Method) -> Option<Response> {
+fn injected_fault(faults: &FaultConfig, method: &Method, uri: &str) -> Option<Response> {
+    if let Some(part) = &faults.only_paths_containing {
+        if !uri.split('?').next().unwrap_or_default().contains(part.as_str()) {
+            return None;
+        }
+    }
     let write = matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -216,7 +224,7 @@ async fn forward(State(state): State<ProxyState>, req: Request) -> Response {
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    if let Some(response) = injected_fault(&faults, &method) {
+    if let Some(response) = injected_fault(&faults, &method, &uri) {
         record(response.status().as_u16(), true);
         return response;
     }

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use atfleet_cluster::FaultConfig;
 use atfleet_operator::build::trust_checksum;
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -160,5 +161,79 @@ async fn a_ca_rotation_trusts_the_new_ca_everywhere_before_it_issues() {
             "{metrics}"
         );
     }
+    teardown(sim, op).await;
+}
+
+/// The trust-bundle checksum of `name`'s pod template.
+async fn template_checksum(client: &kube::Client, name: &str) -> Option<String> {
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns());
+    statefulsets
+        .get_opt(name)
+        .await
+        .expect("statefulset")?
+        .spec
+        .template
+        .metadata?
+        .annotations?
+        .remove("atfleet.dev/trust-checksum")
+}
+
+/// The rotation judges "this pod runs on the new bundle" by the pod template's checksum, so the
+/// template may only name a bundle the TLS Secret really holds. While the Secret cannot be
+/// written, the changed bundle of a rotation's first move must not reach the StatefulSet; once
+/// it can, both move together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_names_only_a_bundle_its_secret_holds() {
+    let (sim, client) = cluster().await;
+    let (_dir, op) = operated(&client).await;
+    create_atsign(&client, "tina", json!({})).await;
+    wait_condition(&client, "tina", "Ready", "True").await;
+    let before = template_checksum(&client, "tina").await.expect("checksum");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
+    let stored = || async {
+        let secret = secrets.get("tina-tls").await.expect("tina-tls");
+        text(&secret, "trust-bundle.crt").expect("trust-bundle.crt")
+    };
+    assert_eq!(before, trust_checksum(&stored().await));
+
+    sim.faults().set(FaultConfig {
+        error_rate: 1.0,
+        only_paths_containing: Some("/secrets/tina-tls".into()),
+        ..FaultConfig::default()
+    });
+    let cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
+    cas.patch(
+        "atfleet-ca",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": {
+            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
+    )
+    .await
+    .expect("ask for a rotation");
+    let refused = format!("applying the Secret {}/tina-tls", ns());
+    eventually("the refused TLS Secret reported on tina", || async {
+        let atsigns: Api<atfleet_operator::crd::Atsign> = Api::namespaced(client.clone(), ns());
+        let status = atsigns.get("tina").await.expect("tina").status;
+        status.is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Degraded" && c.status == "True" && c.message.contains(&refused)
+            })
+        })
+    })
+    .await;
+    assert_eq!(
+        template_checksum(&client, "tina").await.as_deref(),
+        Some(before.as_str()),
+        "the template moved to a bundle its Secret does not hold"
+    );
+    assert_eq!(before, trust_checksum(&stored().await));
+
+    sim.faults().set(FaultConfig::default());
+    eventually("the Secret and the template on the new bundle", || async {
+        let trust = stored().await;
+        let now = template_checksum(&client, "tina").await;
+        now.as_deref() == Some(trust_checksum(&trust).as_str()) && now.as_deref() != Some(&before)
+    })
+    .await;
     teardown(sim, op).await;
 }

@@ -42,6 +42,7 @@ fn faults() -> FaultConfig {
         throttle_rate: 0.02,
         cut_watches_after: Some(Duration::from_secs(30)),
         latency: Duration::ZERO,
+        only_paths_containing: None,
     }
 }
 

@@ -64,7 +64,11 @@ pub async fn apply_children(
 
     let cram_name = at(&build::cram_secret_name(name));
     let cram = cram_secret(ctx, atsign, g, desired.cram_secret).await;
-    failed.note("Secret", cram_name, cram);
+    // The StatefulSet's template names what the pod mounts (the trust bundle's checksum): it is
+    // applied only once the Secrets and the ConfigMap it mounts hold exactly that, or a pod could
+    // start on the old contents under the new checksum, which the CA rotation reads as "started
+    // on the new bundle".
+    let mut mounts_written = failed.note("Secret", cram_name, cram).is_some();
 
     let service = apply(
         &Api::namespaced(ctx.client.clone(), ns),
@@ -82,7 +86,6 @@ pub async fn apply_children(
         .flatten();
 
     // The pod mounts the TLS Secret: it starts only once there is one.
-    let mut mountable = tls.present;
     if let Some(secret) = desired.tls_secret {
         let written = apply(
             &Api::<Secret>::namespaced(ctx.client.clone(), ns),
@@ -92,7 +95,7 @@ pub async fn apply_children(
         )
         .await;
         let written = failed.note("Secret", at(&build::tls_secret_name(name)), written);
-        mountable &= written.is_some() || g.tls_secret.is_some();
+        mounts_written &= written.is_some();
         if let (Some(_), Some(reason), Some(info)) = (written, tls.reissued, &tls.info) {
             let note = certificate_issued_note(reason, info);
             publish(ctx, atsign, false, "CertificateIssued", "Certificate", note).await;
@@ -103,7 +106,7 @@ pub async fn apply_children(
         let child = at(&trust.name_any());
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
         let result = optional(ctx, &api, trust, g, Optional::TrustConfigMap).await;
-        failed.note("ConfigMap", child, result);
+        mounts_written &= failed.note("ConfigMap", child, result).is_some();
     }
     if let Some(cert) = desired.certificate {
         let api = dynamic(ctx, ns, &build::certificate_api_resource());
@@ -116,7 +119,7 @@ pub async fn apply_children(
         failed.note("TLSRoute", at(name), result);
     }
 
-    let statefulset = if mountable {
+    let statefulset = if tls.present && mounts_written {
         let applied = statefulset(ctx, g, desired.statefulset).await;
         failed
             .note("StatefulSet", at(&build::statefulset_name(name)), applied)
