@@ -13,19 +13,11 @@ use atfleet_operator::build::trust_checksum;
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::Api;
 use serde_json::json;
 
 const NAMES: [&str; 3] = ["rota", "rotb", "rotc"];
-
-fn text(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()?
-        .get(key)
-        .and_then(|b| String::from_utf8(b.0.clone()).ok())
-}
 
 /// One Atsign's leaf CA, trust bundle, and whether its pod runs on that bundle.
 struct Seen {
@@ -48,9 +40,10 @@ async fn fleet(client: &kube::Client) -> Vec<Seen> {
         let Ok(secret) = secrets.get(&format!("{name}-tls")).await else {
             continue;
         };
-        let (Some(leaf_ca), Some(trust)) =
-            (text(&secret, "ca.crt"), text(&secret, "trust-bundle.crt"))
-        else {
+        let (Some(leaf_ca), Some(trust)) = (
+            secret_text(&secret, "ca.crt"),
+            secret_text(&secret, "trust-bundle.crt"),
+        ) else {
             continue;
         };
         let sts = all
@@ -91,16 +84,9 @@ async fn a_ca_rotation_trusts_the_new_ca_everywhere_before_it_issues() {
         wait_condition(&client, name, "Ready", "True").await;
     }
     let cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
-    let old = text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt").expect("ca.crt");
+    let old = secret_text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt").expect("ca.crt");
 
-    cas.patch(
-        "atfleet-ca",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "annotations": {
-            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
-    )
-    .await
-    .expect("ask for a rotation");
+    request_ca_rotation(&client).await;
 
     // The bundle each pod was last seen running on (a rolling pod runs on the one before).
     let running: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<&str, String>>> =
@@ -115,7 +101,7 @@ async fn a_ca_rotation_trusts_the_new_ca_everywhere_before_it_issues() {
             checks += 1;
             async move {
                 let ca = cas.get("atfleet-ca").await.expect("CA");
-                let current = text(&ca, "ca.crt").unwrap_or_default();
+                let current = secret_text(&ca, "ca.crt").unwrap_or_default();
                 let seen = fleet(&client).await;
                 let mut running = running.lock().expect("lock");
                 for s in seen.iter().filter(|s| s.running_on_trust) {
@@ -135,8 +121,8 @@ async fn a_ca_rotation_trusts_the_new_ca_everywhere_before_it_issues() {
                     }
                 }
                 current != old
-                    && text(&ca, "next.crt").is_none()
-                    && text(&ca, "previous.crt").is_none()
+                    && secret_text(&ca, "next.crt").is_none()
+                    && secret_text(&ca, "previous.crt").is_none()
                     && seen.len() == NAMES.len()
                     && seen.iter().all(|s| {
                         s.leaf_ca == current
@@ -192,7 +178,7 @@ async fn the_template_names_only_a_bundle_its_secret_holds() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns());
     let stored = || async {
         let secret = secrets.get("tina-tls").await.expect("tina-tls");
-        text(&secret, "trust-bundle.crt").expect("trust-bundle.crt")
+        secret_text(&secret, "trust-bundle.crt").expect("trust-bundle.crt")
     };
     assert_eq!(before, trust_checksum(&stored().await));
 
@@ -201,15 +187,8 @@ async fn the_template_names_only_a_bundle_its_secret_holds() {
         only_paths_containing: Some("/secrets/tina-tls".into()),
         ..FaultConfig::default()
     });
-    let cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
-    cas.patch(
-        "atfleet-ca",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "annotations": {
-            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
-    )
-    .await
-    .expect("ask for a rotation");
+    let _cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
+    request_ca_rotation(&client).await;
     let refused = format!("applying the Secret {}/tina-tls", ns());
     eventually("the refused TLS Secret reported on tina", || async {
         let atsigns: Api<atfleet_operator::crd::Atsign> = Api::namespaced(client.clone(), ns());

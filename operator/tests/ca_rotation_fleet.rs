@@ -40,17 +40,15 @@ use std::time::{Duration, Instant};
 
 use at_protocol::client::{AtConnection, ClientConfig, TlsOptions};
 use at_protocol::{AtSign, Reply};
-use atfleet_operator::controller::ROTATE_ANNOTATION;
 use atfleet_operator::crd::AtServerClass;
 use atfleet_operator::directory::DirectoryClient;
-use atfleet_operator::metrics::Metrics;
 use atfleet_test_support::bins::workspace_bin;
 use atfleet_test_support::pki::TestCa;
 use clap::Parser;
 use common::*;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::Api;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -117,15 +115,6 @@ fn classify(message: &str) -> Kind {
     } else {
         Kind::Other
     }
-}
-
-fn text(secret: &Secret, key: &str) -> String {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .unwrap_or_default()
 }
 
 fn probe_value(name: &str) -> String {
@@ -416,30 +405,11 @@ fn start_operator(directory: &atdirectory::Running, directory_ca: &str) -> Repli
     )
     .expect("directory client")
     .with_timeout(Duration::from_secs(5));
-    let metrics = Arc::new(Metrics::new());
     let mut cfg = config();
     cfg.defaults.root_server = format!("127.0.0.1:{}", directory.root_addr.port());
     cfg.defaults.storage_size = "64Mi".into();
     cfg.defaults.trust_bundle = directory_ca.to_owned();
-    let ctx = atfleet_operator::controller::Context::new(
-        operator_client(),
-        cfg,
-        Some(dir),
-        metrics.clone(),
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(atfleet_operator::operator::run(
-        ctx.clone(),
-        None,
-        Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        stop.clone(),
-    ));
-    Replica {
-        ctx,
-        metrics,
-        stop,
-        task,
-    }
+    start_replica(cfg, Some(dir), None)
 }
 
 /// Whether the atServer at `endpoint` serves a leaf that `ca` alone verifies.
@@ -488,9 +458,9 @@ async fn rotation_done(
         return false;
     };
     let (current, next, previous) = (
-        text(&ca, "ca.crt"),
-        text(&ca, "next.crt"),
-        text(&ca, "previous.crt"),
+        secret_text(&ca, "ca.crt").unwrap_or_default(),
+        secret_text(&ca, "next.crt").unwrap_or_default(),
+        secret_text(&ca, "previous.crt").unwrap_or_default(),
     );
     let phase = if current == old_ca {
         u8::from(!next.is_empty())
@@ -529,7 +499,10 @@ async fn rotation_done(
         .collect();
     tls.len() == size
         && tls.iter().all(|s| {
-            text(s, "ca.crt") == current && !text(s, "trust-bundle.crt").contains(old_ca.trim())
+            secret_text(s, "ca.crt").unwrap_or_default() == current
+                && !secret_text(s, "trust-bundle.crt")
+                    .unwrap_or_default()
+                    .contains(old_ca.trim())
         })
 }
 
@@ -703,7 +676,8 @@ async fn rotate_under_probes(size: usize, patience: Duration) {
     let all_ready = || fleet_ready(&client, &names);
     atfleet_test_support::wait::eventually("the fleet Ready and Registered", patience, all_ready)
         .await;
-    let old_ca = text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt");
+    let old_ca =
+        secret_text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt").unwrap_or_default();
     println!(
         "{size} real atServers Ready and Registered in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -715,10 +689,11 @@ async fn rotate_under_probes(size: usize, patience: Duration) {
         let a = atsigns.get(name).await.expect("Atsign");
         let ep = a.status.and_then(|s| s.endpoint).expect("status.endpoint");
         let (host, port) = ep.rsplit_once(':').expect("host:port");
-        let cram = text(
+        let cram = secret_text(
             &secrets.get(&format!("{name}-cram")).await.expect("cram"),
             "cramSecret",
-        );
+        )
+        .unwrap_or_default();
         members.push(Member {
             name: name.clone(),
             atsign: AtSign::parse(&format!("@{name}")).expect("atSign"),
@@ -770,13 +745,7 @@ async fn rotate_under_probes(size: usize, patience: Duration) {
     );
 
     // Rotate.
-    cas.patch(
-        "atfleet-ca",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "annotations": { ROTATE_ANNOTATION: "requested" } } })),
-    )
-    .await
-    .expect("ask for a rotation");
+    request_ca_rotation(&client).await;
     let rotating = Instant::now();
     let mut phase_times = vec![(0u8, probers.started.elapsed())];
     let mut new_ca = String::new();

@@ -21,15 +21,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
 
-fn text(secret: &Secret, key: &str) -> String {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .unwrap_or_default()
-}
-
 async fn pod_uids(client: &kube::Client) -> BTreeMap<String, (String, i32)> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns());
     pods.list(&ListParams::default())
@@ -93,13 +84,16 @@ async fn a_fleet_renews_without_restarts_and_rotates_its_ca() {
         .get("atfleet-ca")
         .await
         .expect("CA");
-    let ca =
-        BuiltInCa::from_pem(&text(&ca_secret, "ca.crt"), &text(&ca_secret, "ca.key")).expect("CA");
+    let ca = BuiltInCa::from_pem(
+        &secret_text(&ca_secret, "ca.crt").unwrap_or_default(),
+        &secret_text(&ca_secret, "ca.key").unwrap_or_default(),
+    )
+    .expect("CA");
     let now = Timestamp::now();
     let renewing = Instant::now();
     for name in &names {
         let tls = secrets.get(&format!("{name}-tls")).await.expect("tls");
-        let host = inspect(text(&tls, "tls.crt").as_bytes())
+        let host = inspect(secret_text(&tls, "tls.crt").unwrap_or_default().as_bytes())
             .expect("cert")
             .names[0]
             .clone();
@@ -138,7 +132,7 @@ async fn a_fleet_renews_without_restarts_and_rotates_its_ca() {
                         .is_some_and(|n| n.ends_with("-tls"))
                 })
                 .filter(|s| {
-                    inspect(text(s, "tls.crt").as_bytes())
+                    inspect(secret_text(s, "tls.crt").unwrap_or_default().as_bytes())
                         .is_ok_and(|c| c.not_after > now + SignedDuration::from_hours(24))
                 })
                 .count();
@@ -160,25 +154,20 @@ async fn a_fleet_renews_without_restarts_and_rotates_its_ca() {
 
     // Rotate the built-in CA.
     let cas: Api<Secret> = Api::namespaced(client.clone(), system_ns());
-    let old = text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt");
-    cas.patch(
-        "atfleet-ca",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "metadata": { "annotations": {
-            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
-    )
-    .await
-    .expect("rotate");
+    let old = secret_text(&cas.get("atfleet-ca").await.expect("CA"), "ca.crt").unwrap_or_default();
+    request_ca_rotation(&client).await;
     let rotating = Instant::now();
     atfleet_test_support::wait::eventually(
         "the rotation completes",
         Duration::from_secs(1200),
         || async {
             let ca = cas.get("atfleet-ca").await.expect("CA");
-            let current = text(&ca, "ca.crt");
+            let current = secret_text(&ca, "ca.crt").unwrap_or_default();
             if current == old
-                || !text(&ca, "previous.crt").is_empty()
-                || !text(&ca, "next.crt").is_empty()
+                || !secret_text(&ca, "previous.crt")
+                    .unwrap_or_default()
+                    .is_empty()
+                || !secret_text(&ca, "next.crt").unwrap_or_default().is_empty()
             {
                 return false;
             }
@@ -192,8 +181,10 @@ async fn a_fleet_renews_without_restarts_and_rotates_its_ca() {
                         .is_some_and(|n| n.ends_with("-tls"))
                 })
                 .all(|s| {
-                    text(s, "ca.crt") == current
-                        && !text(s, "trust-bundle.crt").contains(old.trim())
+                    secret_text(s, "ca.crt").unwrap_or_default() == current
+                        && !secret_text(s, "trust-bundle.crt")
+                            .unwrap_or_default()
+                            .contains(old.trim())
                 })
         },
     )

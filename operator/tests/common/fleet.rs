@@ -3,8 +3,6 @@
 //! in-process operator whose atServers resolve through that directory.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use at_protocol::client::{AtConnection, ClientConfig, RootClient, TlsOptions};
@@ -12,16 +10,14 @@ use at_protocol::AtSign;
 use atfleet_operator::controller::Config;
 use atfleet_operator::crd::Atsign;
 use atfleet_operator::directory::DirectoryClient;
-use atfleet_operator::metrics::Metrics;
 use atfleet_operator::tls::CA_CERT_KEY;
 use atfleet_test_support::bins::workspace_bin;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use tokio_util::sync::CancellationToken;
 
 use super::{
-    cluster_with, config, ns, operator_client, system_ns, Replica, Setup, TestCluster, TOKEN,
+    cluster_with, config, ns, start_replica, system_ns, Replica, Setup, TestCluster, TOKEN,
 };
 
 /// Upper bound for anything in a real fleet to happen on a loaded 2-core machine.
@@ -183,29 +179,10 @@ impl Fleet {
         let dir = DirectoryClient::new(&self.directory.http_url, Some(TOKEN.into()), None)
             .expect("directory client")
             .with_timeout(Duration::from_secs(2));
-        let metrics = Arc::new(Metrics::new());
         let mut cfg: Config = config();
         cfg.defaults.root_server = format!("127.0.0.1:{}", self.directory.root_port);
         cfg.defaults.storage_size = "64Mi".into();
-        let ctx = atfleet_operator::controller::Context::new(
-            operator_client(),
-            cfg,
-            Some(dir),
-            metrics.clone(),
-        );
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(atfleet_operator::operator::run(
-            ctx.clone(),
-            None,
-            Arc::new(AtomicBool::new(false)),
-            stop.clone(),
-        ));
-        Replica {
-            ctx,
-            metrics,
-            stop,
-            task,
-        }
+        start_replica(cfg, Some(dir), None)
     }
 
     /// The Atsign spec fields every fleet test uses: reachable on 127.0.0.1 through the kubelet's

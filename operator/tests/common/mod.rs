@@ -263,10 +263,8 @@ pub fn operator(directory: Option<&Directory>, identity: Option<&str>) -> Replic
             .expect("directory client")
             .with_timeout(Duration::from_secs(2))
     });
-    let metrics = Arc::new(Metrics::new());
     let mut cfg = config();
     cfg.instance = identity.map(str::to_owned);
-    let ctx = Context::new(client.clone(), cfg, dir, metrics.clone());
     let elector = identity.map(|id| {
         LeaderElector::new(
             client.clone(),
@@ -279,6 +277,17 @@ pub fn operator(directory: Option<&Directory>, identity: Option<&str>) -> Replic
             },
         )
     });
+    start_replica(cfg, dir, elector)
+}
+
+/// Starts an operator replica with `cfg`, as the chart's ServiceAccount through the fault proxy.
+pub fn start_replica(
+    cfg: Config,
+    directory: Option<DirectoryClient>,
+    elector: Option<LeaderElector>,
+) -> Replica {
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Context::new(operator_client(), cfg, directory, metrics.clone());
     let stop = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(atfleet_operator::operator::run(
@@ -294,6 +303,28 @@ pub fn operator(directory: Option<&Directory>, identity: Option<&str>) -> Replic
         stop,
         task,
     }
+}
+
+/// A key of a Secret as text.
+pub fn secret_text(secret: &k8s_openapi::api::core::v1::Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+}
+
+/// Asks for a rotation of the built-in CA, as a user does: the annotation on its Secret.
+pub async fn request_ca_rotation(client: &kube::Client) {
+    let cas: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), system_ns());
+    cas.patch(
+        "atfleet-ca",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({ "metadata": { "annotations": {
+            atfleet_operator::controller::ROTATE_ANNOTATION: "requested" } } })),
+    )
+    .await
+    .expect("ask for a rotation");
 }
 
 pub async fn create_atsign(client: &kube::Client, name: &str, spec: serde_json::Value) -> Atsign {
