@@ -169,7 +169,12 @@ fn status_body(code: StatusCode, reason: &str, message: &str) -> Response {
 /// What the dice say for this request, if anything.
 fn injected_fault(faults: &FaultConfig, method: &Method, uri: &str) -> Option<Response> {
     if let Some(part) = &faults.only_paths_containing {
-        if !uri.split('?').next().unwrap_or_default().contains(part.as_str()) {
+        if !uri
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .contains(part.as_str())
+        {
             return None;
         }
     }
