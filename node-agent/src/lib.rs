@@ -6,9 +6,11 @@
 //! - runs the pods the scheduler binds to the node (a watch on `spec.nodeName=<node>`):
 //!   [`Mode::Processes`] starts one process per container (the image mapped to a local binary by
 //!   [`ImageMap`], volumes as local directories, mount paths and listen addresses in args and env
-//!   rewritten to them, readiness probes, restarts with backoff); [`Mode::Simulate`] starts
-//!   nothing and reports the pod Ready at once, as does process mode for pods whose namespace
-//!   carries the label [`SIMULATE_LABEL`]`=true`;
+//!   rewritten to them, readiness probes, restarts with backoff; Secret and ConfigMap volumes
+//!   in the kubelet's atomic `..data` layout, rewritten while the pod runs when their object
+//!   changes, `subPath` mounts of them copied at each container start and never refreshed);
+//!   [`Mode::Simulate`] starts nothing and reports the pod Ready at once, as does process mode
+//!   for pods whose namespace carries the label [`SIMULATE_LABEL`]`=true`;
 //! - reports pod status (phase, conditions, container statuses, pod and host IP 127.0.0.1);
 //! - honours deletion: SIGTERM, SIGKILL after `deletionGracePeriodSeconds`, then deletes the pod
 //!   object with grace 0 and a uid precondition, as the real kubelet does;
@@ -20,11 +22,13 @@
 //!   (in place of kube-proxy);
 //! - optionally serves the kubelet's `containerLogs` API for `kubectl logs`.
 //!
-//! Not done: liveness and startup probes, exec probes (counted as passing), init containers,
-//! resource limits, `runAsUser` (processes run as the caller), `restartPolicy` other than
-//! `Always`, hostPath volumes, ClusterIP Services and cluster DNS (a process reaches only
-//! loopback ports and NodePorts).
+//! Not done: refreshing projected and downward API volumes (written once at the pod's start,
+//! service-account tokens apart), liveness and startup probes, exec probes (counted as
+//! passing), init containers, resource limits, `runAsUser` (processes run as the caller),
+//! `restartPolicy` other than `Always`, hostPath volumes, ClusterIP Services and cluster DNS (a
+//! process reaches only loopback ports and NodePorts).
 
+mod atomic;
 mod downward;
 mod endpoints;
 mod env;
@@ -36,6 +40,7 @@ mod node;
 mod pods;
 mod probe;
 mod provisioner;
+mod refresh;
 mod services;
 mod state;
 mod tokens;
@@ -139,6 +144,8 @@ pub(crate) struct Settings {
     backoff_base: Duration,
     backoff_cap: Duration,
     max_probe_period: Duration,
+    /// Secret and ConfigMap watches for the namespaces of running process pods.
+    watches: refresh::Watches,
 }
 
 pub struct NodeAgent;
@@ -190,6 +197,7 @@ impl NodeAgent {
             backoff_base: config.backoff_base,
             backoff_cap: config.backoff_cap,
             max_probe_period: config.max_probe_period,
+            watches: refresh::Watches::new(client.clone(), stop.clone()),
         });
         let mut tasks = Vec::new();
         let node_task = tokio::spawn(node::heartbeat(

@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::{Api, ResourceExt};
 
+use super::atomic;
 use super::error::{io, AgentError};
 use super::tokens::{self, AccountFiles, TokenFile};
 
@@ -26,6 +27,66 @@ pub struct Prepared {
     pub volumes: Volumes,
     pub tokens: Vec<TokenFile>,
     pub accounts: BTreeMap<String, AccountFiles>,
+    /// The Secret and ConfigMap volumes, kept current while the pod runs.
+    pub mounted: Vec<Mounted>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Secret,
+    ConfigMap,
+}
+
+/// What a Secret or ConfigMap volume shows.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub kind: SourceKind,
+    pub name: String,
+    pub optional: Option<bool>,
+    pub items: Option<Vec<KeyToPath>>,
+    pub default_mode: Option<i32>,
+}
+
+impl Source {
+    /// The object's `resourceVersion` and data (empty when it is optional and absent).
+    pub async fn fetch(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+    ) -> Result<(Option<String>, BTreeMap<String, Vec<u8>>), AgentError> {
+        match self.kind {
+            SourceKind::Secret => secret_data(client, namespace, &self.name, self.optional).await,
+            SourceKind::ConfigMap => {
+                config_map_data(client, namespace, &self.name, self.optional).await
+            }
+        }
+    }
+
+    /// The files the volume holds for `data`.
+    pub fn payload(&self, data: &BTreeMap<String, Vec<u8>>) -> Result<atomic::Payload, AgentError> {
+        let mut out = atomic::Payload::new();
+        for (key, rel, mode) in selected(data, self.items.as_deref()) {
+            let Some(bytes) = data.get(key) else { continue };
+            check_relative(rel)?;
+            if rel.starts_with("..") {
+                return Err(AgentError::Unsupported(format!("volume path {rel:?}")));
+            }
+            out.insert(
+                rel.to_owned(),
+                (bytes.clone(), file_mode(mode, self.default_mode)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// A Secret or ConfigMap volume as last written: where, from what, and which version.
+#[derive(Debug, Clone)]
+pub struct Mounted {
+    pub dir: PathBuf,
+    pub source: Source,
+    pub version: Option<String>,
+    pub data: BTreeMap<String, Vec<u8>>,
 }
 
 /// Materialises every volume of `pod` under `pod_dir`.
@@ -40,13 +101,33 @@ pub async fn prepare(
     let mut out = Prepared::default();
     for v in spec.volumes.iter().flatten() {
         let dir = pod_dir.join("volumes").join(&v.name);
-        if let Some(s) = &v.secret {
-            let name = s.secret_name.clone().unwrap_or_default();
-            let data = secret_data(client, namespace, &name, s.optional).await?;
-            write_files(&dir, &data, s.items.as_deref(), s.default_mode)?;
-        } else if let Some(c) = &v.config_map {
-            let data = config_map_data(client, namespace, &c.name, c.optional).await?;
-            write_files(&dir, &data, c.items.as_deref(), c.default_mode)?;
+        let source = if let Some(s) = &v.secret {
+            Some(Source {
+                kind: SourceKind::Secret,
+                name: s.secret_name.clone().unwrap_or_default(),
+                optional: s.optional,
+                items: s.items.clone(),
+                default_mode: s.default_mode,
+            })
+        } else {
+            v.config_map.as_ref().map(|c| Source {
+                kind: SourceKind::ConfigMap,
+                name: c.name.clone(),
+                optional: c.optional,
+                items: c.items.clone(),
+                default_mode: c.default_mode,
+            })
+        };
+        if let Some(source) = source {
+            // In the kubelet's atomic layout, so a later refresh never shows half a write.
+            let (version, data) = source.fetch(client, namespace).await?;
+            atomic::write(&dir, &source.payload(&data)?)?;
+            out.mounted.push(Mounted {
+                dir: dir.clone(),
+                source,
+                version,
+                data,
+            });
         } else if let Some(d) = &v.downward_api {
             let data = downward_files(pod, d.items.as_deref().unwrap_or_default())?;
             write_downward(&dir, &data, d.default_mode)?;
@@ -57,10 +138,10 @@ pub async fn prepare(
             };
             for source in p.sources.iter().flatten() {
                 if let Some(s) = &source.secret {
-                    let data = secret_data(client, namespace, &s.name, s.optional).await?;
+                    let (_, data) = secret_data(client, namespace, &s.name, s.optional).await?;
                     write_files(&dir, &data, s.items.as_deref(), p.default_mode)?;
                 } else if let Some(c) = &source.config_map {
-                    let data = config_map_data(client, namespace, &c.name, c.optional).await?;
+                    let (_, data) = config_map_data(client, namespace, &c.name, c.optional).await?;
                     write_files(&dir, &data, c.items.as_deref(), p.default_mode)?;
                     let ca_path = match &c.items {
                         Some(items) => items
@@ -173,16 +254,19 @@ async fn secret_data(
     namespace: &str,
     name: &str,
     optional: Option<bool>,
-) -> Result<BTreeMap<String, Vec<u8>>, AgentError> {
+) -> Result<(Option<String>, BTreeMap<String, Vec<u8>>), AgentError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await? {
-        Some(secret) => Ok(secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect()),
-        None if optional == Some(true) => Ok(BTreeMap::new()),
+        Some(secret) => Ok((
+            secret.metadata.resource_version,
+            secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+        )),
+        None if optional == Some(true) => Ok((None, BTreeMap::new())),
         None => Err(missing("Secret", namespace, name)),
     }
 }
@@ -192,10 +276,11 @@ async fn config_map_data(
     namespace: &str,
     name: &str,
     optional: Option<bool>,
-) -> Result<BTreeMap<String, Vec<u8>>, AgentError> {
+) -> Result<(Option<String>, BTreeMap<String, Vec<u8>>), AgentError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await? {
         Some(cm) => {
+            let version = cm.metadata.resource_version;
             let mut data: BTreeMap<String, Vec<u8>> = cm
                 .data
                 .unwrap_or_default()
@@ -208,9 +293,9 @@ async fn config_map_data(
                     .into_iter()
                     .map(|(k, v)| (k, v.0)),
             );
-            Ok(data)
+            Ok((version, data))
         }
-        None if optional == Some(true) => Ok(BTreeMap::new()),
+        None if optional == Some(true) => Ok((None, BTreeMap::new())),
         None => Err(missing("ConfigMap", namespace, name)),
     }
 }
@@ -283,14 +368,12 @@ fn file_mode(mode: Option<i32>, default_mode: Option<i32>) -> u32 {
     u32::try_from(mode).unwrap_or(0o644) | 0o400
 }
 
-fn write_files(
-    dir: &Path,
-    data: &BTreeMap<String, Vec<u8>>,
-    items: Option<&[KeyToPath]>,
-    default_mode: Option<i32>,
-) -> Result<(), AgentError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let files: Vec<(&str, &str, Option<i32>)> = match items {
+/// (key, relative path, mode) of each file: the items when listed, else every key.
+fn selected<'a>(
+    data: &'a BTreeMap<String, Vec<u8>>,
+    items: Option<&'a [KeyToPath]>,
+) -> Vec<(&'a str, &'a str, Option<i32>)> {
+    match items {
         Some(items) => items
             .iter()
             .map(|i| (i.key.as_str(), i.path.as_str(), i.mode))
@@ -299,8 +382,18 @@ fn write_files(
             .keys()
             .map(|k| (k.as_str(), k.as_str(), None))
             .collect(),
-    };
-    for (key, rel, mode) in files {
+    }
+}
+
+/// Plain files (projected and downward API volumes, written once at the pod's start).
+fn write_files(
+    dir: &Path,
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    default_mode: Option<i32>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for (key, rel, mode) in selected(data, items) {
         let Some(bytes) = data.get(key) else { continue };
         check_relative(rel)?;
         let path = dir.join(rel);
@@ -327,18 +420,30 @@ pub struct Rewrites {
 }
 
 impl Rewrites {
+    /// `sub_paths` is this container's directory for `subPath` mounts of refreshed volumes.
     pub fn new(
         container: &Container,
         volumes: &Volumes,
         ports: Vec<(i32, u16)>,
+        sub_paths: &Path,
     ) -> Result<Self, AgentError> {
         let mut paths = Vec::new();
-        for m in container.volume_mounts.iter().flatten() {
+        for (i, m) in container.volume_mounts.iter().flatten().enumerate() {
             let dir = volumes.get(&m.name).ok_or_else(|| {
                 AgentError::Unsupported(format!("mount of unknown volume {}", m.name))
             })?;
             let local = match m.sub_path.as_deref() {
-                Some(sub) if !sub.is_empty() => dir.join(sub),
+                Some(sub) if !sub.is_empty() => {
+                    check_relative(sub)?;
+                    if atomic::is_atomic(dir) {
+                        // The kubelet never refreshes a subPath mount: a copy as of this start.
+                        let pinned = sub_paths.join(&m.name).join(i.to_string());
+                        atomic::pin(&dir.join(sub), &pinned)?;
+                        pinned
+                    } else {
+                        dir.join(sub)
+                    }
+                }
                 _ => dir.clone(),
             };
             paths.push((m.mount_path.trim_end_matches('/').to_owned(), local));

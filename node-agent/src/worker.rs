@@ -20,7 +20,7 @@ use super::error::{io, AgentError};
 use super::state::{ContainerState, PodState};
 use super::tokens::{self, SERVICE_ACCOUNT_MOUNT};
 use super::volumes::{self, Rewrites};
-use super::{env, probe, Settings};
+use super::{env, probe, refresh, Settings};
 
 /// A running pod worker; dropping it does not stop the pod (call [`PodWorker::stop`]).
 pub struct PodWorker {
@@ -123,8 +123,19 @@ async fn run(
         .join("pods")
         .join(&ns)
         .join(format!("{name}-{uid}"));
+    // Subscribed before the volumes are first read, so no change between the two is missed.
+    let subscription = mounts_sources(&pod).then(|| settings.watches.subscribe(&ns));
     if let Some(prepared) = prepare_volumes(&settings, &pod, &pod_dir, &state, &stop).await {
         let kubeconfig = write_kubeconfig(&settings, &pod, &pod_dir, &prepared);
+        let volume_refresher = subscription.map(|sub| {
+            tokio::spawn(refresh::keep_current(
+                settings.client.clone(),
+                ns.clone(),
+                sub,
+                prepared.mounted.clone(),
+                stop.clone(),
+            ))
+        });
         let refresher = tokio::spawn(tokens::keep_fresh(
             settings.client.clone(),
             pod.clone(),
@@ -171,6 +182,9 @@ async fn run(
             let _ = t.await;
         }
         let _ = refresher.await;
+        if let Some(r) = volume_refresher {
+            let _ = r.await;
+        }
     }
     endpoints.remove(&ns, &name, &uid);
     if let Err(e) = std::fs::remove_dir_all(&pod_dir) {
@@ -179,6 +193,14 @@ async fn run(
         }
     }
     reporter.abort();
+}
+
+/// Whether the pod has Secret or ConfigMap volumes (kept current while it runs).
+fn mounts_sources(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(|v| v.secret.is_some() || v.config_map.is_some())
 }
 
 /// Whether `container` mounts volume `volume` at the service-account path.
@@ -356,6 +378,10 @@ impl Supervisor {
             &self.container,
             &self.volumes,
             ports.iter().map(|(c, _, l)| (*c, *l)).collect(),
+            &self
+                .pod_dir
+                .join("volume-subpaths")
+                .join(&self.container.name),
         )?;
         let env =
             env::resolve(&self.settings.client, &self.pod, &self.container, &rewrites).await?;

@@ -1,8 +1,9 @@
 //! The node agent against the upstream control plane: the StatefulSet controller makes the pods,
 //! the scheduler binds them to the agent's node, the agent runs them as processes (Secret volume,
 //! env, a service-account kubeconfig that authenticates, a provisioned claim), honours deletion
-//! grace, provisions, expands and reclaims local-path volumes, simulates labelled namespaces, and
-//! serves `kubectl logs`.
+//! grace, provisions, expands and reclaims local-path volumes, simulates labelled namespaces,
+//! serves `kubectl logs`, and rewrites a running pod's Secret and ConfigMap volumes when their
+//! objects change.
 //!
 //! Uses the shared cluster of `scripts/with-controlplane` (`ATFLEET_KUBECONFIG`) when set, else
 //! starts a control plane of its own. Every test registers its own tainted node (so no other
@@ -18,7 +19,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret,
+    ServiceAccount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, LogParams, Patch, PatchParams, PostParams};
@@ -523,6 +525,134 @@ async fn deletion_waits_for_the_grace_period_then_kills() {
         "SIGTERM first"
     );
     println!("deletion with a 3 s grace took {took:?}: SIGTERM, then SIGKILL");
+    tc.finish().await;
+}
+
+/// A running pod sees its Secret and ConfigMap change, as with the kubelet: the volume is
+/// rewritten in the `..data` layout while the process keeps running; a `subPath` mount keeps
+/// what it had at the container's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_and_config_map_volumes_follow_their_objects_without_a_restart() {
+    let tc = TestCluster::start("refresh", false, |_| {}).await;
+    let out = tc.state.path().join("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds", "namespace": tc.namespace},
+        "stringData": {"token": "one"},
+    }))
+    .expect("secret");
+    tc.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "conf", "namespace": tc.namespace},
+        "data": {"greeting": "hello"},
+    }))
+    .expect("configmap");
+    tc.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("configmap");
+    // Copies what it reads through the in-container paths, over and over.
+    let script = r#"echo $$ > "$OUT/pid"; while true; do for f in token:$CREDS/token greeting:$CONF/greeting pinned:$PINNED; do cat "${f#*:}" > "$OUT/${f%%:*}.tmp" && mv "$OUT/${f%%:*}.tmp" "$OUT/${f%%:*}"; done; sleep 0.1; done"#;
+    let mut spec = json!({
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{
+            "name": "c", "image": "example.com/sh:1", "command": ["sh", "-c", script],
+            "env": [
+                {"name": "OUT", "value": out.display().to_string()},
+                {"name": "CREDS", "value": "/etc/creds"},
+                {"name": "CONF", "value": "/etc/conf"},
+                {"name": "PINNED", "value": "/etc/pinned"},
+            ],
+            "volumeMounts": [
+                {"name": "creds", "mountPath": "/etc/creds", "readOnly": true},
+                {"name": "conf", "mountPath": "/etc/conf", "readOnly": true},
+                {"name": "creds", "mountPath": "/etc/pinned", "subPath": "token", "readOnly": true},
+            ],
+        }],
+        "volumes": [
+            {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o440}},
+            {"name": "conf", "configMap": {"name": "conf"}},
+        ],
+    });
+    for (k, v) in tc.placement().as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "reader", "namespace": tc.namespace},
+        "spec": spec,
+    }))
+    .expect("pod");
+    let pods: Api<Pod> = tc.api();
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+    eventually("the pod ready and reading", || async {
+        pods.get("reader").await.is_ok_and(|p| pod_ready(&p)) && read("pinned") == "one"
+    })
+    .await;
+    assert_eq!(read("token"), "one");
+    assert_eq!(read("greeting"), "hello");
+    let pid = read("pid");
+    let before = pods.get("reader").await.expect("pod");
+    let uid = before.uid().expect("uid");
+    let volume = tc
+        .state
+        .path()
+        .join("node/pods")
+        .join(&tc.namespace)
+        .join(format!("reader-{uid}"))
+        .join("volumes/creds");
+    let version = std::fs::read_link(volume.join("..data")).expect("the ..data link");
+    assert_eq!(
+        std::fs::read_link(volume.join("token")).expect("the key is a link"),
+        PathBuf::from("..data/token")
+    );
+
+    let changed = Instant::now();
+    tc.api::<Secret>()
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"token": "two"}})),
+        )
+        .await
+        .expect("patch secret");
+    tc.api::<ConfigMap>()
+        .patch(
+            "conf",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"greeting": "hello again"}})),
+        )
+        .await
+        .expect("patch configmap");
+    eventually("the process reads the new Secret and ConfigMap", || async {
+        read("token") == "two" && read("greeting") == "hello again"
+    })
+    .await;
+    println!(
+        "the running process read the changed Secret and ConfigMap {:?} after the change",
+        changed.elapsed()
+    );
+    assert_ne!(
+        std::fs::read_link(volume.join("..data")).expect("the ..data link"),
+        version,
+        "a new version directory"
+    );
+    assert_eq!(read("pinned"), "one", "a subPath mount is not refreshed");
+    let after = pods.get("reader").await.expect("pod");
+    let restarts = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count).sum::<i32>())
+    };
+    assert_eq!(after.uid(), Some(uid));
+    assert_eq!(restarts(&after), Some(0));
+    assert_eq!(read("pid"), pid, "the same process");
     tc.finish().await;
 }
 
