@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod fleet;
+pub mod renewal;
 
 #[allow(unused_imports)]
 pub use cluster::{
