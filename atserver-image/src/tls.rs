@@ -27,6 +27,8 @@ pub enum TlsError {
     NoKey(PathBuf),
     #[error("invalid CA bundle {0}")]
     Ca(PathBuf),
+    #[error("the key in {key} does not belong to the certificate in {cert}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -54,7 +56,19 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
         .key_provider
         .load_private_key(key_der)
         .map_err(|_| TlsError::NoKey(key.to_path_buf()))?;
-    Ok(CertifiedKey::new(chain, signing))
+    let certified = CertifiedKey::new(chain, signing);
+    // The two files are read one after the other: a renewal swapped in between pairs the old
+    // certificate with the new key, which would fail every handshake until the next reload.
+    // (`Unknown`: the key type cannot tell; the pair is taken as it is.)
+    match certified.keys_match() {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::KeyMismatch {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            })
+        }
+        _ => Ok(certified),
+    }
 }
 
 /// Serves the current certificate; [`CertReloader::reload_if_changed`] swaps it.
@@ -212,5 +226,31 @@ mod reload_tests {
             "peers would still get the old certificate"
         );
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn a_certificate_and_a_key_from_two_renewals_are_not_installed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key, first) = leaf(dir.path(), "alice.example");
+        let reloader = CertReloader::new(&cert, &key).expect("reloader");
+        // Caught mid-swap: the next certificate beside the previous key.
+        let other = tempfile::tempdir().expect("tempdir");
+        let (next_cert, _, _) = leaf(other.path(), "alice.example");
+        std::fs::copy(&next_cert, &cert).expect("copy");
+        let later = SystemTime::now() + std::time::Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&cert)
+            .and_then(|file| file.set_modified(later))
+            .expect("set mtime");
+        assert!(matches!(
+            load_certified_key(&cert, &key),
+            Err(TlsError::KeyMismatch { .. })
+        ));
+        assert!(
+            !reloader.reload_if_changed(),
+            "a mismatched pair was installed"
+        );
+        assert_eq!(client_side(&reloader), first, "the working pair is kept");
     }
 }

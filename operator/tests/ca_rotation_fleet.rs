@@ -17,10 +17,11 @@
 //! The last Atsign's class rolls `OnDelete`, and the test replaces its pod by hand only after the
 //! rest of the fleet has rolled and some probes met it in that state. Before the fix in
 //! `ca_rotation.rs`, Retire came as soon as the TLS Secrets held leaves of the new CA, while the
-//! running atServers still served the old ones (the node agent writes a Secret volume only when
-//! its pod starts; a kubelet refreshes it only at its next sync): every pod rolled onto the bundle
-//! without the old CA then refused its peers (`BadSignature`, `DecryptError`), in this test every
-//! time.
+//! running atServers still served the old ones (the node agent, like a kubelet, refreshes the
+//! Secret volume, but the atServer reloads its leaf only at its next 30 s check): every pod rolled
+//! onto the bundle without the old CA then refused its peers (`BadSignature`, `DecryptError`), in
+//! this test every time (checked again with the refreshing node agent: 23 TLS failures of 386
+//! probes with the fix reverted).
 //!
 //! Here rather than in `e2e/` because it needs what `tests/common` gives: the operator in-process
 //! with a 2 s resync, as the chart's ServiceAccount under the RBAC the chart renders.
