@@ -144,6 +144,23 @@ impl TestCluster {
         })
     }
 
+    /// Creates the pod `name` with `spec`, pinned to this test's node.
+    async fn create_pod(&self, name: &str, mut spec: Value) -> Api<Pod> {
+        for (k, v) in self.placement().as_object().into_iter().flatten() {
+            spec[k] = v.clone();
+        }
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        }))
+        .expect("pod");
+        let pods: Api<Pod> = self.api();
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+        pods
+    }
+
     /// A StatefulSet `web` with `containers`, `volumes` and claim templates, pinned here.
     fn statefulset(
         &self,
@@ -476,22 +493,10 @@ async fn deletion_waits_for_the_grace_period_then_kills() {
         r#"trap 'echo term >> {0}/signals' TERM; echo $$ > {0}/pid; while true; do sleep 0.1; done"#,
         out.display()
     );
-    let mut spec = json!({
+    let pods = tc.create_pod("stubborn", json!({
         "terminationGracePeriodSeconds": 3,
         "containers": [{"name": "c", "image": "example.com/sh:1", "command": ["sh", "-c", script]}],
-    });
-    for (k, v) in tc.placement().as_object().into_iter().flatten() {
-        spec[k] = v.clone();
-    }
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "stubborn", "namespace": tc.namespace},
-        "spec": spec,
-    }))
-    .expect("pod");
-    let pods: Api<Pod> = tc.api();
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .expect("create");
+    })).await;
     eventually("the pod ready", || async {
         pods.get("stubborn").await.is_ok_and(|p| pod_ready(&p)) && out.join("pid").exists()
     })
@@ -556,7 +561,7 @@ async fn secret_and_config_map_volumes_follow_their_objects_without_a_restart() 
         .expect("configmap");
     // Copies what it reads through the in-container paths, over and over.
     let script = r#"echo $$ > "$OUT/pid"; while true; do for f in token:$CREDS/token greeting:$CONF/greeting pinned:$PINNED; do cat "${f#*:}" > "$OUT/${f%%:*}.tmp" && mv "$OUT/${f%%:*}.tmp" "$OUT/${f%%:*}"; done; sleep 0.1; done"#;
-    let mut spec = json!({
+    let pods = tc.create_pod("reader", json!({
         "terminationGracePeriodSeconds": 1,
         "containers": [{
             "name": "c", "image": "example.com/sh:1", "command": ["sh", "-c", script],
@@ -576,19 +581,7 @@ async fn secret_and_config_map_volumes_follow_their_objects_without_a_restart() 
             {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o440}},
             {"name": "conf", "configMap": {"name": "conf"}},
         ],
-    });
-    for (k, v) in tc.placement().as_object().into_iter().flatten() {
-        spec[k] = v.clone();
-    }
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "reader", "namespace": tc.namespace},
-        "spec": spec,
-    }))
-    .expect("pod");
-    let pods: Api<Pod> = tc.api();
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .expect("create");
+    })).await;
     let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
     eventually("the pod ready and reading", || async {
         pods.get("reader").await.is_ok_and(|p| pod_ready(&p)) && read("pinned") == "one"
@@ -767,21 +760,15 @@ async fn claims_expand_and_retain_keeps_directory_and_volume() {
         .create(&PostParams::default(), &claim)
         .await
         .expect("claim");
-    let mut spec = json!({
-        "containers": [{"name": "c", "image": "example.com/none:1"}],
-        "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "keep"}}],
-    });
-    for (k, v) in tc.placement().as_object().into_iter().flatten() {
-        spec[k] = v.clone();
-    }
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "user", "namespace": tc.namespace}, "spec": spec,
-    }))
-    .expect("pod");
-    let pods: Api<Pod> = tc.api();
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .expect("pod");
+    let pods = tc
+        .create_pod(
+            "user",
+            json!({
+                "containers": [{"name": "c", "image": "example.com/none:1"}],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "keep"}}],
+            }),
+        )
+        .await;
     let (pv_name, dir) = claim_dir(&tc, "keep").await;
     assert!(dir.is_dir(), "{} made", dir.display());
     std::fs::write(dir.join("data"), "kept").expect("write into the volume");
@@ -841,14 +828,14 @@ async fn claims_expand_and_retain_keeps_directory_and_volume() {
         .create(&PostParams::default(), &later)
         .await
         .expect("later claim");
-    spec["volumes"] = json!([{"name": "v", "persistentVolumeClaim": {"claimName": "later"}}]);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "user2", "namespace": tc.namespace}, "spec": spec,
-    }))
-    .expect("pod");
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .expect("pod");
+    tc.create_pod(
+        "user2",
+        json!({
+            "containers": [{"name": "c", "image": "example.com/none:1"}],
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "later"}}],
+        }),
+    )
+    .await;
     let (later_pv, _) = claim_dir(&tc, "later").await;
     let kept = pvs.get_opt(&pv_name).await.expect("get pv");
     assert!(kept.is_some(), "a Retain PV stays");

@@ -12,26 +12,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::renewal::{age_certificates, pod_restarts, renewed_count, replaced_or_restarted};
+use common::renewal::{
+    age_certificates, all_ready, pod_restarts, renewed_count, replaced_or_restarted,
+};
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::Api;
 use serde_json::json;
-
-async fn all_ready(client: &kube::Client, names: &[String]) -> bool {
-    for name in names {
-        if condition(client, name, "Ready")
-            .await
-            .map(|c| c.0)
-            .as_deref()
-            != Some("True")
-        {
-            return false;
-        }
-    }
-    true
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "acceptance run: 100 Atsigns, minutes"]

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use atfleet_operator::tls::inspect;
 use common::fleet::Fleet;
-use common::renewal::{age_certificates, pod_restarts, renewed_count, replaced_or_restarted};
+use common::renewal::{
+    age_certificates, all_ready, pod_restarts, renewed_count, replaced_or_restarted,
+};
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -107,20 +109,6 @@ async fn serving_their_secret(
         }
     }
     serving
-}
-
-async fn all_ready(client: &kube::Client, names: &[String]) -> bool {
-    for name in names {
-        if condition(client, name, "Ready")
-            .await
-            .map(|c| c.0)
-            .as_deref()
-            != Some("True")
-        {
-            return false;
-        }
-    }
-    true
 }
 
 async fn renew_and_serve(size: usize, patience: Duration) {

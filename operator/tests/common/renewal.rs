@@ -12,7 +12,22 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
 
-use super::{ns, secret_text, system_ns};
+use super::{condition, ns, secret_text, system_ns};
+
+/// Every Atsign in `names` has `Ready=True`.
+pub async fn all_ready(client: &kube::Client, names: &[String]) -> bool {
+    for name in names {
+        if condition(client, name, "Ready")
+            .await
+            .map(|c| c.0)
+            .as_deref()
+            != Some("True")
+        {
+            return false;
+        }
+    }
+    true
+}
 
 /// Pod name → (uid, restarts summed over its containers) in the test's namespace.
 pub async fn pod_restarts(client: &kube::Client) -> BTreeMap<String, (String, i32)> {
